@@ -1,0 +1,140 @@
+import { z } from "zod";
+
+export const ROLES = ["api", "worker"] as const;
+export type Role = (typeof ROLES)[number];
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+const url = (protocols: string[]) =>
+  z.url().refine((value) => protocols.some((p) => value.startsWith(`${p}://`)), {
+    message: `must be a ${protocols.join(" or ")} URL`,
+  });
+
+const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+
+const schema = z.object({
+  NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
+  PORT: z.coerce.number().int().min(0).max(65535).default(4000),
+  MONGO_URL: url(["mongodb", "mongodb+srv"]),
+  REDIS_URL: url(["redis", "rediss"]),
+  JWT_SECRET: z.string().min(32, "must be at least 32 characters"),
+  JWT_TTL_SECONDS: positiveInt(7 * 24 * 3600),
+  SERVICE_API_KEY: z.string().min(16, "must be at least 16 characters"),
+  ROLES: z
+    .string()
+    .default("api,worker")
+    .transform((value) => value.split(",").map((r) => r.trim()).filter(Boolean))
+    .pipe(z.array(z.enum(ROLES)).nonempty("must name at least one of api, worker")),
+  LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
+  PUBLIC_URL: url(["http", "https"]).default("http://localhost:4000"),
+  SMTP_URL: url(["smtp", "smtps"]).optional(),
+  EMAIL_MAX_ATTEMPTS: positiveInt(5),
+  EMAIL_RETRY_DELAY_MS: positiveInt(1000),
+  /** Off only to measure polling against the Redis notification channel (benchmarks). */
+  AGENDA_NOTIFICATIONS: z.enum(["on", "off"]).default("on"),
+  AGENDA_PROCESS_EVERY_MS: positiveInt(5000),
+  WORKER_CONCURRENCY: positiveInt(20),
+  SHUTDOWN_TIMEOUT_MS: positiveInt(15000),
+  INSTANCE_NAME: z.string().optional(),
+});
+
+type Env = z.infer<typeof schema>;
+
+export interface Config {
+  readonly env: Env["NODE_ENV"];
+  readonly port: number;
+  readonly mongoUrl: string;
+  readonly redisUrl: string;
+  readonly jwt: { readonly secret: string; readonly ttlSeconds: number };
+  readonly serviceApiKey: string;
+  readonly roles: readonly Role[];
+  readonly logLevel: Env["LOG_LEVEL"];
+  readonly publicUrl: string;
+  readonly smtpUrl: string | undefined;
+  readonly email: { readonly maxAttempts: number; readonly retryDelayMs: number };
+  readonly agenda: {
+    readonly notifications: boolean;
+    readonly processEveryMs: number;
+    readonly concurrency: number;
+  };
+  readonly shutdownTimeoutMs: number;
+  readonly instanceName: string | undefined;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "ConfigError";
+  }
+}
+
+/** The only reader of process.env. Values are never echoed back: secrets stay out of messages. */
+export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = schema.safeParse(emptyAsMissing(source));
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => `${issue.path.join(".") || "(environment)"}: ${describe(issue)}`),
+    );
+  }
+  const env = parsed.data;
+  return deepFreeze({
+    env: env.NODE_ENV,
+    port: env.PORT,
+    mongoUrl: env.MONGO_URL,
+    redisUrl: env.REDIS_URL,
+    jwt: { secret: env.JWT_SECRET, ttlSeconds: env.JWT_TTL_SECONDS },
+    serviceApiKey: env.SERVICE_API_KEY,
+    roles: [...new Set(env.ROLES)],
+    logLevel: env.LOG_LEVEL,
+    publicUrl: env.PUBLIC_URL.replace(/\/+$/, ""),
+    smtpUrl: env.SMTP_URL,
+    email: { maxAttempts: env.EMAIL_MAX_ATTEMPTS, retryDelayMs: env.EMAIL_RETRY_DELAY_MS },
+    agenda: {
+      notifications: env.AGENDA_NOTIFICATIONS === "on",
+      processEveryMs: env.AGENDA_PROCESS_EVERY_MS,
+      concurrency: env.WORKER_CONCURRENCY,
+    },
+    shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+    instanceName: env.INSTANCE_NAME,
+  });
+}
+
+/** What the logs may say about the configuration: no secrets, no credentials inside URLs. */
+export function describeConfig(config: Config): Record<string, unknown> {
+  return {
+    env: config.env,
+    port: config.port,
+    roles: config.roles,
+    mongoUrl: redactUrl(config.mongoUrl),
+    redisUrl: redactUrl(config.redisUrl),
+    smtpUrl: config.smtpUrl === undefined ? undefined : redactUrl(config.smtpUrl),
+    publicUrl: config.publicUrl,
+    agenda: config.agenda,
+  };
+}
+
+export function redactUrl(value: string): string {
+  try {
+    const parsed = new URL(value);
+    if (parsed.password) parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return "(unparsable URL)";
+  }
+}
+
+function describe(issue: z.core.$ZodIssue): string {
+  if (issue.code === "invalid_type" && issue.input === undefined) return "is required";
+  return issue.message;
+}
+
+function emptyAsMissing(source: NodeJS.ProcessEnv): Record<string, string | undefined> {
+  return Object.fromEntries(Object.entries(source).map(([k, v]) => [k, v === "" ? undefined : v]));
+}
+
+function deepFreeze<T extends object>(value: T): T {
+  for (const child of Object.values(value)) {
+    if (child !== null && typeof child === "object") deepFreeze(child as object);
+  }
+  return Object.freeze(value);
+}

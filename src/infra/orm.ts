@@ -1,0 +1,62 @@
+import { MikroORM, type EntityManager } from "@mikro-orm/mongodb";
+import { ReflectMetadataProvider } from "@mikro-orm/decorators/legacy";
+import type { Db } from "mongodb";
+import type { Logger } from "./logger.js";
+
+export type { EntityManager, MikroORM };
+
+export interface Orm {
+  readonly orm: MikroORM;
+  /** The driver's database handle, shared with Agenda so both use one connection pool. */
+  readonly db: Db;
+  /** FerretDB v1 speaks the wire protocol but has no transactions; see STACK.md. */
+  readonly isFerretDb: boolean;
+  close(): Promise<void>;
+}
+
+export async function createOrm(options: {
+  mongoUrl: string;
+  entities: Function[];
+  logger: Logger;
+  ensureIndexes: boolean;
+}): Promise<Orm> {
+  const orm = await MikroORM.init({
+    clientUrl: options.mongoUrl,
+    entities: options.entities,
+    metadataProvider: ReflectMetadataProvider,
+    discovery: { warnWhenNoEntities: true },
+    // Herald never needs a multi-document transaction: every write is one document or an
+    // idempotent batch. Real MongoDB (standalone) would refuse them too.
+    implicitTransactions: false,
+    debug: false,
+    allowGlobalContext: false,
+  });
+  const db = orm.em.getConnection().getDb();
+  const isFerretDb = await detectFerretDb(db);
+  if (isFerretDb) orm.config.set("disableTransactions", true);
+  if (options.ensureIndexes) await orm.schema.ensureIndexes();
+  options.logger.info({ isFerretDb, database: db.databaseName }, "connected to MongoDB");
+  return { orm, db, isFerretDb, close: () => orm.close(true) };
+}
+
+async function detectFerretDb(db: Db): Promise<boolean> {
+  const info = await db.admin().command({ buildInfo: 1 });
+  return "ferretdbVersion" in info || "ferretdbFeatures" in info;
+}
+
+export async function pingMongo(db: Db): Promise<void> {
+  await db.command({ ping: 1 });
+}
+
+/** Duplicate-key errors, from the driver (code 11000) or MikroORM's translation of them. */
+export function isDuplicateKeyError(err: unknown): boolean {
+  if (err === null || typeof err !== "object") return false;
+  if ("code" in err && (err.code === 11000 || err.code === 11001)) return true;
+  if (err.constructor.name === "UniqueConstraintViolationException") return true;
+  return "cause" in err && isDuplicateKeyError(err.cause);
+}
+
+/** A fresh unit of work: one per GraphQL operation, subscription event and job. */
+export function fork(orm: MikroORM): EntityManager {
+  return orm.em.fork();
+}

@@ -1,0 +1,59 @@
+import { RedisPubSub } from "graphql-redis-subscriptions";
+import type { PubSub } from "type-graphql";
+import type { Redis } from "./redis.js";
+
+/**
+ * The channel layer: any process publishes, every API instance's subscribers receive. Each topic
+ * is per user (`KEY:userId`), so an instance subscribes in Redis only to the users it serves
+ * instead of filtering everybody's events.
+ */
+export interface TopicPublisher<Topics extends Record<string, unknown>> {
+  publish<K extends keyof Topics & string>(topic: K, id: string, payload: Topics[K]): Promise<void>;
+}
+
+export interface PubSubBridge<Topics extends Record<string, unknown>> extends TopicPublisher<Topics> {
+  /** The shape type-graphql's `@Subscription({ topics, topicId })` consumes. */
+  readonly graphql: PubSub;
+  close(): Promise<void>;
+}
+
+export function channelName(topic: string, id: string): string {
+  return `${topic}:${id}`;
+}
+
+const ISO_DATE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
+
+/** JSON through Redis turns Dates into strings; fields named `…At` come back as Dates. */
+export function reviveDates(key: unknown, value: unknown): unknown {
+  if (typeof key === "string" && key.endsWith("At") && typeof value === "string" && ISO_DATE.test(value)) {
+    return new Date(value);
+  }
+  return value;
+}
+
+export function createPubSub<Topics extends Record<string, unknown>>(clients: {
+  publisher: Redis;
+  subscriber: Redis;
+}): PubSubBridge<Topics> {
+  const redis = new RedisPubSub({
+    publisher: clients.publisher,
+    subscriber: clients.subscriber,
+    reviver: reviveDates,
+  });
+  return {
+    publish: (topic, id, payload) => redis.publish(channelName(topic, id), payload),
+    graphql: {
+      publish: () => {
+        // Herald publishes through the typed `publish` above, never through type-graphql.
+        throw new Error("publish through PubSubBridge.publish");
+      },
+      subscribe: (routingKey: string, dynamicId?: unknown) =>
+        redis.asyncIterableIterator(
+          dynamicId === undefined ? routingKey : channelName(routingKey, String(dynamicId)),
+        ) as AsyncIterable<unknown>,
+    },
+    close: async () => {
+      await redis.close();
+    },
+  };
+}

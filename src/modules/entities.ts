@@ -1,0 +1,7 @@
+import { ActivityEntry } from "./activity/activity.entity.js";
+import { Delivery, Notification } from "./notification/notification.entity.js";
+import { NotificationRequest } from "./notification/notification-request.entity.js";
+import { User } from "./user/user.entity.js";
+
+/** Every persisted class, listed explicitly: MikroORM does no folder discovery here. */
+export const ENTITIES = [User, Notification, Delivery, NotificationRequest, ActivityEntry];

@@ -1,0 +1,109 @@
+import { ObjectId } from "@mikro-orm/mongodb";
+import {
+  Embeddable,
+  Embedded,
+  Entity,
+  Enum,
+  Index,
+  PrimaryKey,
+  Property,
+  SerializedPrimaryKey,
+  Unique,
+} from "@mikro-orm/decorators/legacy";
+import { DeliveryStatus, NotificationChannel, NotificationKind } from "./notification.enums.js";
+
+@Embeddable()
+export class Delivery {
+  @Enum(() => NotificationChannel)
+  channel: NotificationChannel;
+
+  @Enum(() => DeliveryStatus)
+  status: DeliveryStatus;
+
+  @Property()
+  attempts = 0;
+
+  @Property({ nullable: true })
+  lastError?: string | null;
+
+  @Property({ nullable: true })
+  deliveredAt?: Date | null;
+
+  constructor(channel: NotificationChannel, status: DeliveryStatus) {
+    this.channel = channel;
+    this.status = status;
+  }
+}
+
+/**
+ * One notification for one recipient. Written only by jobs, which may run more than once:
+ * `dedupeKey` (unique) makes the second write a no-op.
+ */
+@Entity({ collection: "notifications" })
+// Ascending keys serve the newest-first listing too: MongoDB walks an index in either direction.
+@Index({ properties: ["recipientId", "createdAt", "_id"] })
+@Index({ properties: ["recipientId", "readAt", "archivedAt"] })
+export class Notification {
+  @PrimaryKey()
+  _id: ObjectId = new ObjectId();
+
+  @SerializedPrimaryKey()
+  id!: string;
+
+  @Property()
+  recipientId: ObjectId;
+
+  @Property()
+  @Unique()
+  dedupeKey: string;
+
+  @Enum(() => NotificationKind)
+  kind: NotificationKind;
+
+  @Property()
+  title: string;
+
+  @Property()
+  body: string;
+
+  @Property({ nullable: true })
+  actorId?: ObjectId | null;
+
+  @Property({ nullable: true })
+  postId?: ObjectId | null;
+
+  @Property({ nullable: true })
+  commentId?: ObjectId | null;
+
+  @Property()
+  createdAt: Date = new Date();
+
+  @Property({ nullable: true })
+  readAt?: Date | null;
+
+  @Property({ nullable: true })
+  archivedAt?: Date | null;
+
+  @Embedded(() => Delivery, { array: true })
+  deliveries: Delivery[] = [];
+
+  /** Set once the notification has been announced on Redis; a re-run announces only what lacks it. */
+  @Property({ nullable: true })
+  publishedAt?: Date | null;
+
+  constructor(init: {
+    recipientId: ObjectId;
+    dedupeKey: string;
+    kind: NotificationKind;
+    title: string;
+    body: string;
+    actorId?: ObjectId | null;
+  }) {
+    this.recipientId = init.recipientId;
+    this.dedupeKey = init.dedupeKey;
+    this.kind = init.kind;
+    this.title = init.title;
+    this.body = init.body;
+    this.actorId = init.actorId ?? null;
+  }
+}

@@ -1,0 +1,165 @@
+import { ArrayMaxSize, ArrayMinSize, ArrayUnique, IsMongoId, Length } from "class-validator";
+import { Field, ID, InputType, Int, ObjectType } from "type-graphql";
+import { DeliveryStatus, NotificationChannel, NotificationKind, NotificationStatus } from "./notification.enums.js";
+import type { Notification } from "./notification.entity.js";
+
+@ObjectType("Delivery")
+export class DeliveryView {
+  @Field(() => NotificationChannel)
+  channel!: NotificationChannel;
+
+  @Field(() => DeliveryStatus)
+  status!: DeliveryStatus;
+
+  @Field(() => Int)
+  attempts!: number;
+
+  @Field(() => String, { nullable: true })
+  lastError!: string | null;
+
+  @Field(() => Date, { nullable: true })
+  deliveredAt!: Date | null;
+}
+
+/**
+ * A notification as clients see it, and as it travels through Redis to subscriptions: plain data,
+ * so a query result and a pushed event are the same shape. Related records are resolved by id.
+ */
+@ObjectType("Notification")
+export class NotificationView {
+  @Field(() => ID)
+  id!: string;
+
+  recipientId!: string;
+
+  @Field(() => NotificationKind)
+  kind!: NotificationKind;
+
+  @Field()
+  title!: string;
+
+  @Field()
+  body!: string;
+
+  actorId!: string | null;
+
+  postId!: string | null;
+
+  commentId!: string | null;
+
+  @Field()
+  createdAt!: Date;
+
+  @Field(() => Date, { nullable: true })
+  readAt!: Date | null;
+
+  @Field(() => Date, { nullable: true })
+  archivedAt!: Date | null;
+
+  @Field(() => [DeliveryView])
+  deliveries!: DeliveryView[];
+}
+
+export function toNotificationView(n: Notification): NotificationView {
+  return {
+    id: n.id,
+    recipientId: n.recipientId.toHexString(),
+    kind: n.kind,
+    title: n.title,
+    body: n.body,
+    actorId: n.actorId?.toHexString() ?? null,
+    postId: n.postId?.toHexString() ?? null,
+    commentId: n.commentId?.toHexString() ?? null,
+    createdAt: n.createdAt,
+    readAt: n.readAt ?? null,
+    archivedAt: n.archivedAt ?? null,
+    deliveries: n.deliveries.map((d) => ({
+      channel: d.channel,
+      status: d.status,
+      attempts: d.attempts,
+      lastError: d.lastError ?? null,
+      deliveredAt: d.deliveredAt ?? null,
+    })),
+  };
+}
+
+@ObjectType()
+export class PageInfo {
+  @Field()
+  hasNextPage!: boolean;
+
+  @Field(() => String, { nullable: true })
+  endCursor!: string | null;
+}
+
+@ObjectType()
+export class NotificationEdge {
+  @Field()
+  cursor!: string;
+
+  @Field(() => NotificationView)
+  node!: NotificationView;
+}
+
+@ObjectType()
+export class NotificationConnection {
+  @Field(() => [NotificationEdge])
+  edges!: NotificationEdge[];
+
+  @Field(() => PageInfo)
+  pageInfo!: PageInfo;
+}
+
+@InputType()
+export class NotificationFilter {
+  @Field(() => NotificationStatus, { nullable: true, defaultValue: NotificationStatus.ALL })
+  status?: NotificationStatus | null;
+
+  @Field(() => Boolean, { nullable: true, defaultValue: false })
+  archived?: boolean | null;
+
+  @Field(() => [NotificationKind], { nullable: true })
+  kinds?: NotificationKind[] | null;
+}
+
+export const MAX_RECIPIENTS = 1000;
+
+@InputType()
+export class SendNotificationInput {
+  @Field(() => [ID])
+  @ArrayMinSize(1, { message: "must name at least one recipient" })
+  @ArrayMaxSize(MAX_RECIPIENTS, { message: `must name at most ${MAX_RECIPIENTS} recipients` })
+  @ArrayUnique(undefined, { message: "must not repeat a recipient" })
+  @IsMongoId({ each: true, message: "must be user ids" })
+  recipientIds!: string[];
+
+  @Field()
+  @Length(1, 200, { message: "must be between 1 and 200 characters" })
+  title!: string;
+
+  @Field()
+  @Length(1, 5000, { message: "must be between 1 and 5000 characters" })
+  body!: string;
+
+  @Field({ description: "The same key again returns the first result and sends nothing." })
+  @Length(1, 200, { message: "must be between 1 and 200 characters" })
+  idempotencyKey!: string;
+}
+
+@ObjectType()
+export class SendNotificationResult {
+  @Field(() => ID, { description: "The id of the stored request." })
+  id!: string;
+
+  @Field()
+  idempotencyKey!: string;
+
+  @Field(() => Int)
+  recipientCount!: number;
+
+  @Field()
+  createdAt!: Date;
+
+  @Field({ description: "True when this key was seen before and nothing new was sent." })
+  replayed!: boolean;
+}

@@ -1,0 +1,44 @@
+import { SignJWT, jwtVerify } from "jose";
+
+export interface TokenClaims {
+  userId: string;
+}
+
+/** Issues and checks the HS256 bearer tokens used over HTTP and in WebSocket connectionParams. */
+export class TokenService {
+  private readonly key: Uint8Array;
+
+  constructor(
+    secret: string,
+    private readonly ttlSeconds: number,
+  ) {
+    this.key = new TextEncoder().encode(secret);
+  }
+
+  async issue(userId: string): Promise<string> {
+    return new SignJWT({})
+      .setProtectedHeader({ alg: "HS256" })
+      .setSubject(userId)
+      .setIssuedAt()
+      .setIssuer("herald")
+      .setExpirationTime(`${this.ttlSeconds}s`)
+      .sign(this.key);
+  }
+
+  /** The claims of a valid token, or null for anything else (expired, forged, malformed). */
+  async verify(token: string): Promise<TokenClaims | null> {
+    try {
+      const { payload } = await jwtVerify(token, this.key, { algorithms: ["HS256"], issuer: "herald" });
+      return typeof payload.sub === "string" && payload.sub ? { userId: payload.sub } : null;
+    } catch {
+      return null;
+    }
+  }
+}
+
+/** `Bearer <token>` (case-insensitive scheme) to the token; anything else to undefined. */
+export function bearerToken(header: unknown): string | undefined {
+  if (typeof header !== "string") return undefined;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return match?.[1];
+}

@@ -1,0 +1,40 @@
+import { ObjectId } from "@mikro-orm/mongodb";
+import { Entity, Index, PrimaryKey, Property, SerializedPrimaryKey, Unique } from "@mikro-orm/decorators/legacy";
+
+@Entity({ collection: "users" })
+@Index({ properties: ["welcomedAt", "createdAt"] })
+export class User {
+  @PrimaryKey()
+  _id: ObjectId = new ObjectId();
+
+  @SerializedPrimaryKey()
+  id!: string;
+
+  /** Stored lower-cased, so the unique index makes addresses unique regardless of case. */
+  @Property()
+  @Unique()
+  email: string;
+
+  @Property()
+  displayName: string;
+
+  /** `scrypt$<N>$<r>$<p>$<salt>$<hash>` (base64url); see password.ts. */
+  @Property({ hidden: true })
+  passwordHash: string;
+
+  @Property()
+  createdAt: Date = new Date();
+
+  @Property()
+  followerCount = 0;
+
+  /** Set by the welcome job; the recovery sweep reschedules sign-ups that still lack it. */
+  @Property({ nullable: true })
+  welcomedAt?: Date | null;
+
+  constructor(email: string, displayName: string, passwordHash: string) {
+    this.email = email;
+    this.displayName = displayName;
+    this.passwordHash = passwordHash;
+  }
+}

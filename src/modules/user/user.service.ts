@@ -1,0 +1,50 @@
+import { ObjectId } from "@mikro-orm/mongodb";
+import type { EntityManager } from "../../infra/orm.js";
+import { isDuplicateKeyError } from "../../infra/orm.js";
+import { conflict, unauthenticated } from "../../graphql/errors.js";
+import { User } from "./user.entity.js";
+import { hashPassword, verifyPassword } from "./password.js";
+import type { LoginInput, RegisterInput } from "./user.inputs.js";
+import type { TokenService } from "./token.service.js";
+
+export interface Session {
+  token: string;
+  user: User;
+}
+
+// Verifying against a real hash when the email is unknown keeps login timing from revealing
+// which addresses have accounts.
+const DECOY_HASH = hashPassword("decoy password, never matches");
+
+export class UserService {
+  constructor(private readonly tokens: TokenService) {}
+
+  async register(em: EntityManager, input: RegisterInput): Promise<Session> {
+    const email = normalizeEmail(input.email);
+    const user = new User(email, input.displayName.trim(), await hashPassword(input.password));
+    em.persist(user);
+    try {
+      // The UserSubscriber schedules the welcome job once this write is committed.
+      await em.flush();
+    } catch (err) {
+      if (isDuplicateKeyError(err)) throw conflict("An account with this email already exists", "email");
+      throw err;
+    }
+    return { token: await this.tokens.issue(user.id), user };
+  }
+
+  async login(em: EntityManager, input: LoginInput): Promise<Session> {
+    const user = await em.findOne(User, { email: normalizeEmail(input.email) });
+    const ok = await verifyPassword(input.password, user?.passwordHash ?? (await DECOY_HASH));
+    if (!user || !ok) throw unauthenticated("Email or password is incorrect");
+    return { token: await this.tokens.issue(user.id), user };
+  }
+
+  async findById(em: EntityManager, id: string): Promise<User | null> {
+    return ObjectId.isValid(id) ? em.findOne(User, { _id: new ObjectId(id) }) : null;
+  }
+}
+
+export function normalizeEmail(email: string): string {
+  return email.trim().toLowerCase();
+}

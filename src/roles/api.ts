@@ -1,0 +1,188 @@
+import { AsyncLocalStorage } from "node:async_hooks";
+import { randomUUID, timingSafeEqual } from "node:crypto";
+import type { Server } from "node:http";
+import { ApolloServer } from "@apollo/server";
+import { expressMiddleware } from "@as-integrations/express5";
+import { ApolloServerPluginDrainHttpServer } from "@apollo/server/plugin/drainHttpServer";
+import { ApolloServerPluginLandingPageDisabled } from "@apollo/server/plugin/disabled";
+import express, { type Express } from "express";
+import { GraphQLError, parse, validate, type DocumentNode, type GraphQLSchema } from "graphql";
+import { CloseCode, type ServerOptions } from "graphql-ws";
+import { useServer, type Extra } from "graphql-ws/use/ws";
+import { WebSocketServer } from "ws";
+import type { ContainerType } from "type-graphql";
+import type { Config } from "../config/config.js";
+import type { Logger } from "../infra/logger.js";
+import type { MikroORM } from "../infra/orm.js";
+import type { PubSubBridge } from "../infra/pubsub.js";
+import { unauthenticated, formatError } from "../graphql/errors.js";
+import type { GraphQLContext, Viewer } from "../graphql/context.js";
+import { buildHeraldSchema } from "../graphql/schema.js";
+import { renderPlayground } from "../graphql/playground.js";
+import { bearerToken, type TokenService } from "../modules/user/token.service.js";
+import { requestId } from "./http.js";
+
+export const GRAPHQL_PATH = "/graphql";
+/** Server pings keep idle mobile connections alive through proxies and reveal dead peers. */
+const WS_KEEPALIVE_MS = 12_000;
+
+export interface ApiDeps {
+  config: Config;
+  logger: Logger;
+  orm: MikroORM;
+  pubsub: PubSubBridge<Record<string, unknown>>;
+  tokens: TokenService;
+  container: ContainerType;
+  app: Express;
+  server: Server;
+}
+
+/** Mounts GraphQL over HTTP and graphql-ws on one path; returns the function that stops both. */
+export async function startApi(deps: ApiDeps): Promise<() => Promise<void>> {
+  const schema = await buildHeraldSchema({ container: deps.container, pubSub: deps.pubsub.graphql });
+  const wsServer = new WebSocketServer({ server: deps.server, path: GRAPHQL_PATH });
+  // isProd: graphql-ws then closes on internal failures without echoing their messages.
+  const ws = useServer({ ...websocketOptions(schema, deps), isProd: true }, wsServer, WS_KEEPALIVE_MS);
+
+  const apollo = new ApolloServer<GraphQLContext>({
+    schema,
+    includeStacktraceInErrorResponses: false,
+    // Herald authenticates with bearer tokens and API keys, never cookies, so a cross-site request
+    // cannot act as anyone: CSRF prevention would only refuse plain GET queries.
+    csrfPrevention: false,
+    formatError: (formatted, error) =>
+      formatError(formatted, error, { requestId: requestSlot.getStore() ?? "unknown", logger: deps.logger }),
+    plugins: [
+      ApolloServerPluginDrainHttpServer({ httpServer: deps.server }),
+      ApolloServerPluginLandingPageDisabled(),
+      {
+        async serverWillStart() {
+          return {
+            async drainServer() {
+              // Closes every socket with 1001 (going away) so clients reconnect elsewhere.
+              await ws.dispose();
+            },
+          };
+        },
+      },
+    ],
+  });
+  await apollo.start();
+
+  const playground = renderPlayground(GRAPHQL_PATH);
+  deps.app.get(GRAPHQL_PATH, (req, res, next) => {
+    if (req.accepts(["application/json", "application/graphql-response+json", "text/html"]) === "text/html") {
+      res.type("html").send(playground);
+    } else next();
+  });
+  deps.app.use(
+    GRAPHQL_PATH,
+    (req, _res, next) => requestSlot.run(requestId(req), next),
+    express.json({ limit: "1mb" }),
+    expressMiddleware(apollo, {
+      context: async ({ req }) => {
+        const id = requestId(req);
+        return {
+          em: deps.orm.em.fork(),
+          viewer: await httpViewer(req.headers, deps),
+          requestId: id,
+          logger: deps.logger.child({ requestId: id }),
+        };
+      },
+    }),
+  );
+  return () => apollo.stop();
+}
+
+/**
+ * Apollo's formatError has no context argument. Everything Apollo does for one request runs in the
+ * async chain started in this slot, so formatError can still name the request id.
+ */
+const requestSlot = new AsyncLocalStorage<string>();
+
+async function httpViewer(headers: Record<string, string | string[] | undefined>, deps: ApiDeps): Promise<Viewer> {
+  const apiKey = headers["x-api-key"];
+  if (apiKey !== undefined) {
+    if (typeof apiKey === "string" && sameSecret(apiKey, deps.config.serviceApiKey)) return { kind: "service" };
+    throw unauthenticated("The x-api-key header does not hold a valid service key");
+  }
+  if (headers.authorization === undefined) return { kind: "anonymous" };
+  const token = bearerToken(headers.authorization);
+  const claims = token ? await deps.tokens.verify(token) : null;
+  if (!claims) throw unauthenticated("The bearer token is invalid or expired");
+  return { kind: "user", userId: claims.userId };
+}
+
+function sameSecret(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+type SocketExtra = Extra & { viewer?: Viewer };
+
+function websocketOptions(schema: GraphQLSchema, deps: ApiDeps): ServerOptions<Record<string, unknown>, SocketExtra> {
+  return {
+    schema,
+    // Auth happens once, at connection_init: 4401 without a token, 4403 with a bad one.
+    onConnect: async (ctx) => {
+      const raw = ctx.connectionParams?.["authorization"] ?? ctx.connectionParams?.["Authorization"];
+      if (raw === undefined || raw === null || raw === "") {
+        ctx.extra.socket.close(CloseCode.Unauthorized, "Unauthorized: send connectionParams.authorization");
+        return false;
+      }
+      const token = bearerToken(raw);
+      const claims = token ? await deps.tokens.verify(token) : null;
+      if (!claims) return false;
+      ctx.extra.viewer = { kind: "user", userId: claims.userId };
+      return true;
+    },
+    // Parse and validate here so WebSocket errors carry the same codes as HTTP ones.
+    onSubscribe: (ctx, _id, payload) => {
+      let document: DocumentNode;
+      try {
+        document = parse(payload.query);
+      } catch (err) {
+        return [withCode(err, "GRAPHQL_PARSE_FAILED")];
+      }
+      const errors = validate(schema, document);
+      if (errors.length > 0) return errors.map((e) => withCode(e, "GRAPHQL_VALIDATION_FAILED"));
+      const id = randomUUID();
+      const contextValue: GraphQLContext = {
+        em: deps.orm.em.fork(),
+        viewer: ctx.extra.viewer ?? { kind: "anonymous" },
+        requestId: id,
+        logger: deps.logger.child({ requestId: id }),
+      };
+      return {
+        schema,
+        document,
+        operationName: payload.operationName ?? null,
+        variableValues: payload.variables ?? null,
+        contextValue,
+      };
+    },
+    onNext: (_ctx, _id, _payload, args, result) => {
+      if (!result.errors) return result;
+      const scope = scopeOf(args.contextValue, deps.logger);
+      return { ...result, errors: result.errors.map((e) => formatError(e.toJSON(), e, scope)) };
+    },
+    onError: (_ctx, _id, _payload, errors) =>
+      errors.map((e) => formatError(e.toJSON(), e, { requestId: "ws", logger: deps.logger })) as never,
+  };
+}
+
+function scopeOf(contextValue: unknown, logger: Logger): { requestId: string; logger: Logger } {
+  const ctx = contextValue as Partial<GraphQLContext> | undefined;
+  return { requestId: ctx?.requestId ?? "ws", logger };
+}
+
+function withCode(err: unknown, code: string): GraphQLError {
+  const source = err instanceof GraphQLError ? err : new GraphQLError(String(err));
+  return new GraphQLError(source.message, {
+    nodes: source.nodes ?? null,
+    source: source.source ?? null,
+    positions: source.positions ?? null,
+    extensions: { ...source.extensions, code },
+  });
+}

@@ -1,0 +1,20 @@
+import type { Agenda } from "../infra/agenda.js";
+import type { Logger } from "../infra/logger.js";
+import { defineNotificationJobs, type NotificationJobDeps } from "../modules/notification/notification.jobs.js";
+import { defineRecoveryJobs } from "../modules/recovery/recovery.jobs.js";
+import type { JobScheduler } from "../infra/agenda.js";
+
+export interface WorkerDeps extends NotificationJobDeps {
+  agenda: Agenda;
+  scheduler: JobScheduler;
+  logger: Logger;
+}
+
+/**
+ * Registers every job this process runs. Agenda only picks up jobs it has a definition for, so an
+ * api-only process, which defines none, schedules without ever running one.
+ */
+export async function defineWorkerJobs(deps: WorkerDeps): Promise<void> {
+  defineNotificationJobs(deps.agenda, deps);
+  await defineRecoveryJobs(deps.agenda, deps);
+}
