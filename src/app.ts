@@ -1,0 +1,125 @@
+import "reflect-metadata";
+import type { Config } from "./config/config.js";
+import { agendaScheduler, createAgenda } from "./infra/agenda.js";
+import type { Logger } from "./infra/logger.js";
+import { createOrm, pingMongo } from "./infra/orm.js";
+import { createPubSub } from "./infra/pubsub.js";
+import { createRedis, pingRedis } from "./infra/redis.js";
+import { ENTITIES } from "./modules/entities.js";
+import { ActivityService } from "./modules/activity/activity.service.js";
+import { NotificationRequestSubscriber } from "./modules/notification/notification-request.subscriber.js";
+import { NotificationResolver } from "./modules/notification/notification.resolver.js";
+import { NotificationService } from "./modules/notification/notification.service.js";
+import type { Topics } from "./modules/notification/notification.topics.js";
+import { TokenService } from "./modules/user/token.service.js";
+import { UserResolver } from "./modules/user/user.resolver.js";
+import { UserService } from "./modules/user/user.service.js";
+import { UserSubscriber } from "./modules/user/user.subscriber.js";
+import { startApi } from "./roles/api.js";
+import { createHttp, listen } from "./roles/http.js";
+import { defineWorkerJobs } from "./roles/worker.js";
+
+type Stop = () => Promise<void>;
+
+/**
+ * Starts the roles named in ROLES on shared infrastructure and returns the function that stops
+ * everything, in the reverse order of starting.
+ */
+export async function start(config: Config, logger: Logger): Promise<{ port: number; stop: Stop }> {
+  const stops: { name: string; stop: Stop }[] = [];
+  const onStop = (name: string, stop: Stop) => stops.unshift({ name, stop });
+  const stopAll = async () => {
+    for (const { name, stop } of stops) {
+      try {
+        await stop();
+      } catch (err) {
+        logger.error({ err, name }, "error while stopping");
+      }
+    }
+  };
+
+  try {
+    const hasApi = config.roles.includes("api");
+    const hasWorker = config.roles.includes("worker");
+    const role = config.roles.join("+");
+
+    const { orm, db, close: closeOrm } = await createOrm({ mongoUrl: config.mongoUrl, entities: ENTITIES, logger, ensureIndexes: true });
+    onStop("mongodb", closeOrm);
+    const redis = createRedis(config.redisUrl, logger, `${role}:commands`);
+    onStop("redis", async () => void (await redis.quit()));
+    // A subscribing connection can run no other command, hence a client of its own.
+    const pubsub = createPubSub<Topics>({
+      publisher: redis,
+      subscriber: createRedis(config.redisUrl, logger, `${role}:pubsub`),
+    });
+    onStop("pubsub", () => pubsub.close());
+
+    const agenda = createAgenda({
+      db,
+      redis: config.agenda.notifications ? redis : undefined,
+      role,
+      processEveryMs: config.agenda.processEveryMs,
+      concurrency: config.agenda.concurrency,
+      logger,
+    });
+    const scheduler = agendaScheduler(agenda);
+    const events = orm.em.getEventManager();
+    events.registerSubscriber(new UserSubscriber(scheduler, logger));
+    events.registerSubscriber(new NotificationRequestSubscriber(scheduler, logger));
+
+    const tokens = new TokenService(config.jwt.secret, config.jwt.ttlSeconds);
+    const users = new UserService(tokens);
+    const notifications = new NotificationService(pubsub);
+    const activity = new ActivityService();
+
+    const http = createHttp({
+      logger,
+      probes: [
+        { name: "mongodb", check: () => pingMongo(db) },
+        { name: "redis", check: () => pingRedis(redis) },
+      ],
+    });
+    onStop("http", () => closeServer(http.server));
+
+    if (hasWorker) await defineWorkerJobs({ agenda, scheduler, orm, notifications, activity, logger });
+    // Producers start Agenda too: its notification channel connects only on start().
+    await agenda.start();
+    onStop("agenda", async () => {
+      const result = await agenda.drain({ timeout: config.shutdownTimeoutMs, closeConnection: false });
+      if (result.timedOut) logger.warn({ running: result.running }, "jobs still running at shutdown");
+    });
+
+    if (hasApi) {
+      const resolvers = new Map<Function, unknown>([
+        [UserResolver, new UserResolver(users)],
+        [NotificationResolver, new NotificationResolver(notifications, users)],
+      ]);
+      const stopApi = await startApi({
+        config,
+        logger,
+        orm,
+        pubsub,
+        tokens,
+        container: { get: (cls: Function) => resolvers.get(cls) },
+        app: http.app,
+        server: http.server,
+      });
+      onStop("api", stopApi);
+    }
+
+    const port = await listen(http.server, config.port);
+    logger.info({ port, roles: config.roles }, "herald started");
+    return { port, stop: stopAll };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+function closeServer(server: import("node:http").Server): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) return resolve();
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}

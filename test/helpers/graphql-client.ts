@@ -1,0 +1,148 @@
+import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
+import { print, type ExecutionResult, type GraphQLFormattedError } from "graphql";
+import { createClient, type Client } from "graphql-ws";
+import WebSocket from "ws";
+
+export interface HttpResult<Data> {
+  status: number;
+  data: Data | null | undefined;
+  errors: readonly GraphQLFormattedError[] | undefined;
+}
+
+/** One GraphQL request over HTTP, as a client would send it. */
+export async function gql<Data, Vars>(
+  baseUrl: string,
+  document: TypedDocumentNode<Data, Vars>,
+  variables?: Vars,
+  headers: Record<string, string> = {},
+): Promise<HttpResult<Data>> {
+  return postRaw<Data>(baseUrl, { query: print(document), variables }, headers);
+}
+
+export async function postRaw<Data = unknown>(
+  baseUrl: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<HttpResult<Data>> {
+  const res = await fetch(`${baseUrl}/graphql`, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "application/json", ...headers },
+    body: JSON.stringify(body),
+  });
+  const json = (await res.json()) as ExecutionResult<Data>;
+  return { status: res.status, data: json.data, errors: json.errors };
+}
+
+/** The data of a request that must succeed; its errors otherwise. */
+export async function gqlOk<Data, Vars>(
+  baseUrl: string,
+  document: TypedDocumentNode<Data, Vars>,
+  variables?: Vars,
+  headers: Record<string, string> = {},
+): Promise<Data> {
+  const result = await gql(baseUrl, document, variables, headers);
+  if (result.errors || !result.data) {
+    throw new Error(`GraphQL request failed (${result.status}): ${JSON.stringify(result.errors)}`);
+  }
+  return result.data;
+}
+
+export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+export interface WsConnection {
+  client: Client;
+  /** Resolves with the close code once the server closes the socket. */
+  closed: Promise<number>;
+  dispose(): Promise<void>;
+}
+
+/** A graphql-ws client like a browser's: no retries, so a refusal shows up as a close code. */
+export function connectWs(baseUrl: string, connectionParams: Record<string, unknown> | undefined): WsConnection {
+  let onClosed: (code: number) => void = () => {};
+  const closed = new Promise<number>((resolve) => (onClosed = resolve));
+  const client = createClient({
+    url: `${baseUrl.replace(/^http/, "ws")}/graphql`,
+    webSocketImpl: WebSocket,
+    connectionParams,
+    lazy: false,
+    retryAttempts: 0,
+    // A refused or closed connection is observed through `closed`, not printed.
+    onNonLazyError: () => {},
+    on: { closed: (event) => onClosed((event as { code: number }).code) },
+  });
+  return { client, closed, dispose: () => client.dispose() as Promise<void> };
+}
+
+/**
+ * A live subscription whose events are queued until a test takes them, so nothing that arrives
+ * between two awaits is lost. `ready` resolves once the server has acknowledged the connection.
+ */
+export class Subscription<Data, Vars = Record<string, never>> {
+  private readonly queue: ExecutionResult<Data>[] = [];
+  private waiters: ((r: ExecutionResult<Data>) => void)[] = [];
+  private failure: unknown;
+  readonly done: Promise<void>;
+
+  constructor(client: Client, document: TypedDocumentNode<Data, Vars>, variables?: Vars) {
+    this.done = new Promise((resolve) => {
+      client.subscribe<Data>(
+        { query: print(document), ...(variables ? { variables: variables as Record<string, unknown> } : {}) },
+        {
+          next: (value) => this.push(value as ExecutionResult<Data>),
+          error: (err) => {
+            this.failure = err;
+            resolve();
+          },
+          complete: () => resolve(),
+        },
+      );
+    });
+  }
+
+  private push(value: ExecutionResult<Data>): void {
+    const waiter = this.waiters.shift();
+    if (waiter) waiter(value);
+    else this.queue.push(value);
+  }
+
+  /** The next event; rejects after `timeoutMs` so a missing event fails the test instead of hanging it. */
+  next(timeoutMs = 5000): Promise<ExecutionResult<Data>> {
+    const queued = this.queue.shift();
+    if (queued) return Promise.resolve(queued);
+    if (this.failure) return Promise.reject(new Error(`subscription failed: ${JSON.stringify(this.failure)}`));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        reject(new Error(`no subscription event within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const waiter = (r: ExecutionResult<Data>) => {
+        clearTimeout(timer);
+        resolve(r);
+      };
+      this.waiters.push(waiter);
+    });
+  }
+
+  /** Events received and not yet taken. */
+  pending(): number {
+    return this.queue.length;
+  }
+
+  error(): unknown {
+    return this.failure;
+  }
+}
+
+/** Polls `probe` until it returns a value; for state that appears asynchronously (a job's result). */
+export async function eventually<T>(
+  probe: () => Promise<T | undefined>,
+  options: { timeoutMs: number; what: string; intervalMs?: number },
+): Promise<T> {
+  const deadline = Date.now() + options.timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${options.timeoutMs} ms waiting for ${options.what}`);
+    await new Promise((r) => setTimeout(r, options.intervalMs ?? 20));
+  }
+}

@@ -1,0 +1,84 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import { freePort } from "../../src/dev/local-stack.js";
+import { eventually } from "./graphql-client.js";
+import { testMongoUrl, testRedisUrl } from "./env.js";
+
+const MAIN = fileURLToPath(new URL("../../src/main.js", import.meta.url));
+
+export const TEST_SERVICE_KEY = "test-service-key-0123456789";
+export const TEST_JWT_SECRET = "test-jwt-secret-0123456789abcdef0123456789";
+
+/** A running Herald OS process, started as `npm start` would start it. */
+export interface HeraldProcess {
+  readonly url: string;
+  readonly port: number;
+  readonly child: ChildProcess;
+  /** The environment it was started with (PORT aside), to start a sibling. */
+  readonly env: Record<string, string>;
+  /** What the process printed, for failure messages. */
+  output(): string;
+  /** SIGTERM, then the exit code (null when a signal ended it). */
+  stop(): Promise<number | null>;
+}
+
+/** A fresh database per test file, so files never see each other's data. */
+export function uniqueDatabase(prefix: string): string {
+  return `${prefix}_${randomBytes(4).toString("hex")}`;
+}
+
+export function baseEnv(database: string): Record<string, string> {
+  return {
+    MONGO_URL: testMongoUrl(database),
+    REDIS_URL: testRedisUrl(),
+    JWT_SECRET: TEST_JWT_SECRET,
+    SERVICE_API_KEY: TEST_SERVICE_KEY,
+    LOG_LEVEL: process.env["TEST_LOG_LEVEL"] ?? "warn",
+    NODE_ENV: "test",
+  };
+}
+
+export async function startHerald(env: Record<string, string>): Promise<HeraldProcess> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [MAIN], {
+    env: { PATH: process.env["PATH"] ?? "", ...env, PORT: String(port) },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  const collect = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-20_000);
+  };
+  child.stdout?.on("data", collect);
+  child.stderr?.on("data", collect);
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const url = `http://127.0.0.1:${port}`;
+  const proc: HeraldProcess = {
+    url,
+    port,
+    child,
+    env,
+    output: () => output,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      return exited;
+    },
+  };
+  try {
+    await eventually(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`herald exited with ${child.exitCode}:\n${output}`);
+        const ready = await fetch(`${url}/readyz`).then(
+          (r) => r.ok,
+          () => false,
+        );
+        return ready ? true : undefined;
+      },
+      { timeoutMs: 30_000, what: `herald (${env["ROLES"] ?? "api,worker"}) to be ready`, intervalMs: 50 },
+    );
+  } catch (err) {
+    child.kill("SIGKILL");
+    throw err;
+  }
+  return proc;
+}
