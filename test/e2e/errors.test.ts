@@ -1,0 +1,187 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { print } from "graphql";
+import {
+  FirstPageDocument,
+  LoginDocument,
+  MeDocument,
+  RegisterDocument,
+  SendNotificationDocument,
+  UnreadCountDocument,
+} from "../generated/graphql.js";
+import { bearer, connectWs, gql, gqlOk, postRaw } from "../helpers/graphql-client.js";
+import { baseEnv, startHerald, TEST_SERVICE_KEY, uniqueDatabase, type HeraldProcess } from "../helpers/herald.js";
+
+const PASSWORD = "correct horse battery";
+
+/** Every refusal carries its code, echoes no secret, and leaves the process serving. */
+describe("bad input gets a clear error and the process lives on", () => {
+  let herald: HeraldProcess;
+  let token: string;
+  let userId: string;
+
+  before(async () => {
+    herald = await startHerald({ ...baseEnv(uniqueDatabase("e2e_errors")), ROLES: "api,worker" });
+    const { register } = await gqlOk(herald.url, RegisterDocument, {
+      input: { email: "Owner@Example.com", password: PASSWORD, displayName: "Owner" },
+    });
+    token = register.token;
+    userId = register.user.id;
+  });
+
+  after(async () => {
+    // Still answering after everything below, then a clean exit.
+    assert.equal((await fetch(`${herald.url}/readyz`)).status, 200);
+    assert.equal((await gqlOk(herald.url, MeDocument, {}, bearer(token))).me?.id, userId);
+    assert.equal(await herald.stop(), 0, herald.output());
+  });
+
+  const codeOf = (r: { errors?: readonly { extensions?: Record<string, unknown> }[] | undefined }) =>
+    r.errors?.[0]?.extensions?.["code"];
+  const fieldOf = (r: { errors?: readonly { extensions?: Record<string, unknown> }[] | undefined }) =>
+    r.errors?.[0]?.extensions?.["field"];
+
+  describe("register and login", () => {
+    it("refuses an invalid email, naming the field", async () => {
+      const r = await gql(herald.url, RegisterDocument, { input: { email: "not-an-email", password: PASSWORD, displayName: "X" } });
+      assert.equal(codeOf(r), "BAD_USER_INPUT");
+      assert.equal(fieldOf(r), "email");
+      assert.equal(r.data, null);
+    });
+
+    it("refuses a short password without echoing it", async () => {
+      const r = await gql(herald.url, RegisterDocument, { input: { email: "short@example.com", password: "s3cr3t", displayName: "X" } });
+      assert.equal(codeOf(r), "BAD_USER_INPUT");
+      assert.equal(fieldOf(r), "password");
+      assert.doesNotMatch(JSON.stringify(r), /s3cr3t/);
+    });
+
+    it("answers CONFLICT for an email already registered, whatever its case", async () => {
+      const r = await gql(herald.url, RegisterDocument, { input: { email: "owner@EXAMPLE.com", password: PASSWORD, displayName: "Y" } });
+      assert.equal(codeOf(r), "CONFLICT");
+      assert.equal(fieldOf(r), "email");
+    });
+
+    it("answers UNAUTHENTICATED for a wrong password or unknown email, alike", async () => {
+      const wrong = await gql(herald.url, LoginDocument, { input: { email: "owner@example.com", password: "wrong password" } });
+      const unknown = await gql(herald.url, LoginDocument, { input: { email: "nobody@example.com", password: PASSWORD } });
+      assert.equal(codeOf(wrong), "UNAUTHENTICATED");
+      assert.equal(wrong.errors?.[0]?.message, unknown.errors?.[0]?.message);
+      const ok = await gqlOk(herald.url, LoginDocument, { input: { email: "OWNER@example.com", password: PASSWORD } });
+      assert.equal(ok.login.user.id, userId);
+    });
+  });
+
+  describe("tokens", () => {
+    it("answers 401 UNAUTHENTICATED to a bad bearer token over HTTP", async () => {
+      const r = await gql(herald.url, MeDocument, {}, bearer("not.a.token"));
+      assert.equal(r.status, 401);
+      assert.equal(codeOf(r), "UNAUTHENTICATED");
+    });
+
+    it("answers UNAUTHENTICATED to a user query without a token", async () => {
+      const r = await gql(herald.url, UnreadCountDocument, {});
+      assert.equal(codeOf(r), "UNAUTHENTICATED");
+      assert.equal((await gqlOk(herald.url, MeDocument, {})).me, null, "me is null for anonymous callers");
+    });
+
+    it("closes a WebSocket without a token with 4401", async () => {
+      const ws = connectWs(herald.url, undefined);
+      assert.equal(await ws.closed, 4401);
+      await ws.dispose();
+    });
+
+    it("closes a WebSocket with a bad token with 4403", async () => {
+      const ws = connectWs(herald.url, { authorization: "Bearer forged" });
+      assert.equal(await ws.closed, 4403);
+      await ws.dispose();
+    });
+  });
+
+  describe("malformed requests", () => {
+    it("answers GRAPHQL_PARSE_FAILED to malformed GraphQL", async () => {
+      const r = await postRaw(herald.url, { query: "{ me { id " });
+      assert.equal(r.status, 400);
+      assert.equal(codeOf(r), "GRAPHQL_PARSE_FAILED");
+    });
+
+    it("answers GRAPHQL_VALIDATION_FAILED to an unknown field", async () => {
+      const r = await postRaw(herald.url, { query: "{ me { id shoeSize } }" });
+      assert.equal(r.status, 400);
+      assert.equal(codeOf(r), "GRAPHQL_VALIDATION_FAILED");
+    });
+
+    it("answers 400 to a body that is not JSON", async () => {
+      const res = await fetch(`${herald.url}/graphql`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: "{not json",
+      });
+      assert.equal(res.status, 400);
+    });
+
+    it("gives the same codes over WebSocket", async () => {
+      const ws = connectWs(herald.url, { authorization: `Bearer ${token}` });
+      const parse = await new Promise<unknown>((resolve) =>
+        ws.client.subscribe({ query: "subscription { notificationAdded { id " }, { next: () => {}, error: resolve, complete: () => {} }),
+      );
+      assert.equal((parse as { extensions?: { code?: string } }[])[0]?.extensions?.code, "GRAPHQL_PARSE_FAILED");
+      const unknown = await new Promise<unknown>((resolve) =>
+        ws.client.subscribe({ query: "subscription { notificationAdded { shoeSize } }" }, { next: () => {}, error: resolve, complete: () => {} }),
+      );
+      assert.equal((unknown as { extensions?: { code?: string } }[])[0]?.extensions?.code, "GRAPHQL_VALIDATION_FAILED");
+      // The connection survives refused operations.
+      const live = await new Promise<{ data?: unknown }>((resolve, reject) =>
+        ws.client.subscribe({ query: print(UnreadCountDocument) }, { next: resolve, error: reject, complete: () => {} }),
+      );
+      assert.deepEqual(live.data, { unreadCount: 1 });
+      await ws.dispose();
+    });
+  });
+
+  describe("pagination arguments", () => {
+    it("refuses first over 100 with BAD_USER_INPUT on first", async () => {
+      const r = await gql(herald.url, FirstPageDocument, { first: 101 }, bearer(token));
+      assert.equal(codeOf(r), "BAD_USER_INPUT");
+      assert.equal(fieldOf(r), "first");
+    });
+
+    it("refuses a cursor Herald did not issue", async () => {
+      const r = await gql(herald.url, FirstPageDocument, { first: 5, after: "garbage" }, bearer(token));
+      assert.equal(codeOf(r), "BAD_USER_INPUT");
+      assert.equal(fieldOf(r), "after");
+    });
+  });
+
+  describe("sendNotification", () => {
+    const input = () => ({ recipientIds: [userId], title: "t", body: "b", idempotencyKey: `k-${Math.random()}` });
+
+    it("refuses a user token with FORBIDDEN", async () => {
+      const r = await gql(herald.url, SendNotificationDocument, { input: input() }, bearer(token));
+      assert.equal(codeOf(r), "FORBIDDEN");
+    });
+
+    it("refuses a caller without a key with UNAUTHENTICATED", async () => {
+      const r = await gql(herald.url, SendNotificationDocument, { input: input() });
+      assert.equal(codeOf(r), "UNAUTHENTICATED");
+    });
+
+    it("refuses a wrong key with 401 UNAUTHENTICATED", async () => {
+      const r = await gql(herald.url, SendNotificationDocument, { input: input() }, { "x-api-key": "wrong-key-0123456789" });
+      assert.equal(r.status, 401);
+      assert.equal(codeOf(r), "UNAUTHENTICATED");
+    });
+
+    it("refuses unknown and malformed recipient ids on recipientIds", async () => {
+      const key = { "x-api-key": TEST_SERVICE_KEY };
+      const unknown = await gql(herald.url, SendNotificationDocument, { input: { ...input(), recipientIds: ["6b04dd3b8252ce855395bab6"] } }, key);
+      assert.equal(codeOf(unknown), "BAD_USER_INPUT");
+      assert.equal(fieldOf(unknown), "recipientIds");
+      const malformed = await gql(herald.url, SendNotificationDocument, { input: { ...input(), recipientIds: ["42"] } }, key);
+      assert.equal(codeOf(malformed), "BAD_USER_INPUT");
+      assert.equal(fieldOf(malformed), "recipientIds");
+      const empty = await gql(herald.url, SendNotificationDocument, { input: { ...input(), title: "" } }, key);
+      assert.equal(fieldOf(empty), "title");
+    });
+  });
+});
