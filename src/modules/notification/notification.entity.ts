@@ -43,6 +43,7 @@ export class Delivery {
 // Ascending keys serve the newest-first listing too: MongoDB walks an index in either direction.
 @Index({ properties: ["recipientId", "createdAt", "_id"] })
 @Index({ properties: ["recipientId", "readAt", "archivedAt"] })
+@Index({ properties: ["publishedAt", "createdAt"] })
 export class Notification {
   @PrimaryKey()
   _id: ObjectId = new ObjectId();

@@ -5,14 +5,16 @@ import { isDuplicateKeyError } from "../../infra/orm.js";
 import type { TopicPublisher } from "../../infra/pubsub.js";
 import { badInput, conflict } from "../../graphql/errors.js";
 import { User } from "../user/user.entity.js";
-import { Delivery, Notification } from "./notification.entity.js";
+import { Notification } from "./notification.entity.js";
 import { NotificationRequest } from "./notification-request.entity.js";
 import { DeliveryStatus, NotificationChannel, NotificationKind, NotificationStatus } from "./notification.enums.js";
 import { afterCursor, decodeCursor, encodeCursor } from "./cursor.js";
 import { NOTIFICATION_ADDED, UNREAD_COUNT_CHANGED, type Topics } from "./notification.topics.js";
 import {
   toNotificationView,
+  type DeliveryView,
   type NotificationConnection,
+  type NotificationView,
   type NotificationFilter,
   type SendNotificationInput,
   type SendNotificationResult,
@@ -31,9 +33,8 @@ export interface NotificationDraft {
 }
 
 export interface DeliverySummary {
-  /** Newly written by this call (a re-run writes none). */
+  /** Newly written and announced by this call (a re-run writes none). */
   inserted: number;
-  /** Announced by this call: new ones, and any an interrupted earlier run wrote but never announced. */
   published: number;
 }
 
@@ -41,26 +42,34 @@ export class NotificationService {
   constructor(private readonly topics: TopicPublisher<Topics>) {}
 
   /**
-   * Persists, then announces. Safe to repeat: the unique dedupe key turns a second insert into a
-   * no-op, and only notifications not yet marked published are announced.
+   * Persists, then announces. Safe to repeat and to run concurrently: the unique dedupe key lets
+   * exactly one writer insert each notification, and only that writer announces it. A writer that
+   * dies between the two leaves `publishedAt` unset; the recovery sweep announces those late.
    */
   async deliver(em: EntityManager, drafts: NotificationDraft[]): Promise<DeliverySummary> {
     if (drafts.length === 0) return { inserted: 0, published: 0 };
     const inserted = await this.insertIgnoringDuplicates(em, drafts);
-    const pending = await em.find(
+    await this.announce(em, inserted);
+    return { inserted: inserted.length, published: inserted.length };
+  }
+
+  /** Announces notifications an interrupted writer stored but never announced. */
+  async announceStale(em: EntityManager, olderThan: Date, limit: number): Promise<number> {
+    const stale = await em.find(
       Notification,
-      { dedupeKey: { $in: drafts.map((d) => d.dedupeKey) }, publishedAt: null },
-      { orderBy: { createdAt: "asc", _id: "asc" } },
+      { publishedAt: null, createdAt: { $lt: olderThan } },
+      { orderBy: { createdAt: "asc", _id: "asc" }, limit },
     );
-    for (const n of pending) {
-      await this.topics.publish(NOTIFICATION_ADDED, n.recipientId.toHexString(), toNotificationView(n));
-    }
-    const recipients = [...new Set(pending.map((n) => n.recipientId.toHexString()))];
-    for (const userId of recipients) await this.publishUnreadCount(em, userId);
-    if (pending.length > 0) {
-      await em.nativeUpdate(Notification, { _id: { $in: pending.map((n) => n._id) } }, { publishedAt: new Date() });
-    }
-    return { inserted, published: pending.length };
+    await this.announce(em, stale.map(toNotificationView));
+    return stale.length;
+  }
+
+  private async announce(em: EntityManager, views: NotificationView[]): Promise<void> {
+    if (views.length === 0) return;
+    for (const view of views) await this.topics.publish(NOTIFICATION_ADDED, view.recipientId, view);
+    for (const userId of new Set(views.map((v) => v.recipientId))) await this.publishUnreadCount(em, userId);
+    const ids = views.map((v) => new ObjectId(v.id));
+    await em.nativeUpdate(Notification, { _id: { $in: ids } }, { publishedAt: new Date() });
   }
 
   async list(
@@ -125,7 +134,8 @@ export class NotificationService {
     return toResult(request, false);
   }
 
-  private async insertIgnoringDuplicates(em: EntityManager, drafts: NotificationDraft[]): Promise<number> {
+  /** Inserts the drafts whose dedupe key is new; returns those it inserted. */
+  private async insertIgnoringDuplicates(em: EntityManager, drafts: NotificationDraft[]): Promise<NotificationView[]> {
     const now = new Date();
     const docs = drafts.map((d) => ({
       _id: new ObjectId(),
@@ -141,19 +151,50 @@ export class NotificationService {
       readAt: null,
       archivedAt: null,
       // In-app delivery is the write itself: once stored, the notification is in the inbox.
-      deliveries: [{ ...new Delivery(NotificationChannel.IN_APP, DeliveryStatus.SENT), attempts: 1, deliveredAt: now }],
+      deliveries: [{ channel: NotificationChannel.IN_APP, status: DeliveryStatus.SENT, attempts: 1, lastError: null, deliveredAt: now }],
       publishedAt: null,
     }));
+    // Unordered: a duplicate (another run got there first) must not stop the rest of the batch.
+    const collection = em.getCollection(Notification) as unknown as Collection<Document>;
+    let insertedIndexes: number[];
     try {
-      // Unordered: one duplicate (a re-run) must not stop the rest of the batch.
-      const collection = em.getCollection(Notification) as unknown as Collection<Document>;
-      const result = await collection.insertMany(docs, { ordered: false });
-      return result.insertedCount;
+      await collection.insertMany(docs, { ordered: false });
+      insertedIndexes = docs.map((_, i) => i);
     } catch (err) {
       if (!isBulkOfDuplicates(err)) throw err;
-      return err.result.insertedCount;
+      insertedIndexes = Object.keys(err.insertedIds).map(Number);
     }
+    return insertedIndexes.flatMap((i) => {
+      const doc = docs[i];
+      return doc ? [docToView(doc)] : [];
+    });
   }
+}
+
+function docToView(doc: {
+  _id: ObjectId;
+  recipientId: ObjectId;
+  kind: NotificationKind;
+  title: string;
+  body: string;
+  actorId: ObjectId | null;
+  createdAt: Date;
+  deliveries: DeliveryView[];
+}): NotificationView {
+  return {
+    id: doc._id.toHexString(),
+    recipientId: doc.recipientId.toHexString(),
+    kind: doc.kind,
+    title: doc.title,
+    body: doc.body,
+    actorId: doc.actorId?.toHexString() ?? null,
+    postId: null,
+    commentId: null,
+    createdAt: doc.createdAt,
+    readAt: null,
+    archivedAt: null,
+    deliveries: doc.deliveries,
+  };
 }
 
 function filterConditions(filter: NotificationFilter | null | undefined): Record<string, unknown>[] {
@@ -187,12 +228,13 @@ function toResult(request: NotificationRequest, replayed: boolean): SendNotifica
 }
 
 interface BulkDuplicates {
-  result: { insertedCount: number };
+  /** Index in the batch to id, for the documents that did go in. */
+  insertedIds: Record<string, unknown>;
 }
 
 /** An unordered insertMany whose every failure is a duplicate key: the rest went in. */
 function isBulkOfDuplicates(err: unknown): err is BulkDuplicates {
-  if (err === null || typeof err !== "object" || !("writeErrors" in err) || !("result" in err)) return false;
+  if (err === null || typeof err !== "object" || !("writeErrors" in err) || !("insertedIds" in err)) return false;
   const writeErrors = (err as { writeErrors: unknown }).writeErrors;
   const list = Array.isArray(writeErrors) ? writeErrors : [writeErrors];
   return list.every((e: { code?: number }) => e?.code === 11000);

@@ -1,0 +1,159 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { ObjectId } from "@mikro-orm/mongodb";
+import { Redis } from "ioredis";
+import { ActivityEntry } from "../../src/modules/activity/activity.entity.js";
+import { NotificationRequest } from "../../src/modules/notification/notification-request.entity.js";
+import { DELIVER_JOB } from "../../src/modules/notification/notification-request.subscriber.js";
+import { Notification } from "../../src/modules/notification/notification.entity.js";
+import { NotificationKind } from "../../src/modules/notification/notification.enums.js";
+import { deliverRequest, welcome } from "../../src/modules/notification/notification.jobs.js";
+import { sweep } from "../../src/modules/recovery/recovery.jobs.js";
+import { User } from "../../src/modules/user/user.entity.js";
+import { WELCOME_JOB } from "../../src/modules/user/user.subscriber.js";
+import type { JobScheduler } from "../../src/infra/agenda.js";
+import { testRedisUrl } from "../helpers/env.js";
+import { ChannelRecorder, startWorkerStack, type WorkerStack } from "../helpers/stack.js";
+
+/** Jobs may run more than once (retries, a crash, FerretDB's non-atomic locks); effects happen once. */
+describe("jobs are idempotent", () => {
+  let stack: WorkerStack;
+  let publisher: Redis;
+
+  before(async () => {
+    stack = await startWorkerStack("it_jobs");
+    publisher = new Redis(testRedisUrl());
+  });
+
+  after(async () => {
+    publisher.disconnect();
+    await stack.stop();
+  });
+
+  async function newUser(name: string, createdAt = new Date()): Promise<User> {
+    const em = stack.orm.em.fork();
+    const user = new User(`${name}.${new ObjectId().toHexString()}@example.com`, name, "scrypt$unused");
+    user.createdAt = createdAt;
+    await em.persist(user).flush();
+    return user;
+  }
+
+  /** Schedules `name` twice at once through Agenda and waits until both runs completed. */
+  async function runTwiceThroughAgenda(name: string, data: object): Promise<void> {
+    let completed = 0;
+    const bothDone = new Promise<void>((resolve) => {
+      const onComplete = () => {
+        completed += 1;
+        if (completed === 2) {
+          stack.agenda.off(`complete:${name}`, onComplete);
+          // Agenda drops a job from its running list just after this event; wait for that, or a
+          // drain() right after would wait for a completion that has already happened.
+          setImmediate(resolve);
+        }
+      };
+      stack.agenda.on(`complete:${name}`, onComplete);
+    });
+    await Promise.all([stack.agenda.now(name, data), stack.agenda.now(name, data)]);
+    await bothDone;
+  }
+
+  it("a welcome job run twice writes one notification and one activity entry, and announces once", async () => {
+    const user = await newUser("twice");
+    const channel = await ChannelRecorder.open(`NOTIFICATION_ADDED:${user.id}`);
+    await runTwiceThroughAgenda(WELCOME_JOB, { userId: user.id });
+
+    const em = stack.orm.em.fork();
+    const notifications = await em.find(Notification, { recipientId: user._id });
+    assert.equal(notifications.length, 1);
+    assert.equal(notifications[0]?.kind, NotificationKind.WELCOME);
+    assert.ok(notifications[0]?.publishedAt, "marked as announced");
+    assert.equal(await em.count(ActivityEntry, { actorId: user._id, verb: "user.registered" }), 1);
+    assert.ok((await em.findOneOrFail(User, { _id: user._id })).welcomedAt);
+
+    const announced = await channel.settle(publisher);
+    channel.close();
+    assert.equal(announced.length, 1);
+    assert.equal((announced[0] as { id: string }).id, notifications[0]?.id);
+  });
+
+  it("a deliver job run twice writes one SYSTEM notification per recipient", async () => {
+    const [a, b] = [await newUser("a"), await newUser("b")];
+    const em = stack.orm.em.fork();
+    const request = new NotificationRequest({
+      idempotencyKey: `twice-${new ObjectId().toHexString()}`,
+      recipientIds: [a._id, b._id],
+      title: "Maintenance",
+      body: "Tonight at 22:00",
+    });
+    await em.persist(request).flush();
+    const channel = await ChannelRecorder.open(`NOTIFICATION_ADDED:${a.id}`);
+
+    await runTwiceThroughAgenda(DELIVER_JOB, { requestId: request.id });
+
+    const check = stack.orm.em.fork();
+    for (const user of [a, b]) {
+      const mine = await check.find(Notification, { recipientId: user._id, kind: NotificationKind.SYSTEM });
+      assert.equal(mine.length, 1, `one notification for ${user.displayName}`);
+      assert.equal(mine[0]?.title, "Maintenance");
+    }
+    assert.ok((await check.findOneOrFail(NotificationRequest, { _id: request._id })).completedAt);
+    assert.equal((await channel.settle(publisher)).length, 1);
+    channel.close();
+    assert.equal(await deliverRequest(stack, { requestId: request.id }), "skipped", "a completed request is skipped");
+  });
+
+  it("a run interrupted between storing and announcing is announced by the recovery sweep", async () => {
+    const user = await newUser("interrupted");
+    // What an interrupted writer leaves: the notification stored, never announced.
+    const em = stack.orm.em.fork();
+    const stored = new Notification({
+      recipientId: user._id,
+      dedupeKey: `welcome:${user.id}`,
+      kind: NotificationKind.WELCOME,
+      title: "Welcome to Herald",
+      body: "stored before a crash",
+    });
+    stored.createdAt = new Date(Date.now() - 5 * 60_000);
+    await em.persist(stored).flush();
+    const channel = await ChannelRecorder.open(`NOTIFICATION_ADDED:${user.id}`);
+
+    // A re-run of the job does not write it again and is not the one to announce it...
+    assert.equal(await welcome(stack, { userId: user.id }), "done");
+    assert.equal(await stack.orm.em.fork().count(Notification, { recipientId: user._id }), 1);
+    assert.equal((await channel.settle(publisher)).length, 0);
+
+    // ...the sweep does, once.
+    const scheduled: string[] = [];
+    const recorder: JobScheduler = { now: async (name) => void scheduled.push(name) };
+    const first = await sweep({ ...stack, scheduler: recorder });
+    assert.ok(first.announced >= 1);
+    const again = await sweep({ ...stack, scheduler: recorder });
+    const announced = await channel.settle(publisher);
+    channel.close();
+    assert.equal(announced.length, 1);
+    assert.equal((announced[0] as { body: string }).body, "stored before a crash");
+    assert.equal(again.announced, 0);
+  });
+
+  it("the recovery sweep reschedules sign-ups and requests whose job was lost, and nothing recent", async () => {
+    const old = new Date(Date.now() - 10 * 60_000);
+    const lost = await newUser("lost", old);
+    const fresh = await newUser("fresh");
+    const em = stack.orm.em.fork();
+    const request = new NotificationRequest({
+      idempotencyKey: `lost-${new ObjectId().toHexString()}`,
+      recipientIds: [lost._id],
+      title: "t",
+      body: "b",
+    });
+    request.createdAt = old;
+    await em.persist(request).flush();
+
+    const scheduled: { name: string; data: object }[] = [];
+    const recorder: JobScheduler = { now: async (name, data) => void scheduled.push({ name, data }) };
+    await sweep({ ...stack, scheduler: recorder });
+    assert.ok(scheduled.some((s) => s.name === WELCOME_JOB && (s.data as { userId: string }).userId === lost.id));
+    assert.ok(scheduled.some((s) => s.name === DELIVER_JOB && (s.data as { requestId: string }).requestId === request.id));
+    assert.ok(!scheduled.some((s) => (s.data as { userId?: string }).userId === fresh.id), "recent work is left alone");
+  });
+});

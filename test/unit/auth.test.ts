@@ -1,0 +1,45 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { hashPassword, verifyPassword } from "../../src/modules/user/password.js";
+import { bearerToken, TokenService } from "../../src/modules/user/token.service.js";
+
+describe("passwords", () => {
+  it("verifies the right password and refuses a wrong one", async () => {
+    const stored = await hashPassword("correct horse battery");
+    assert.match(stored, /^scrypt\$32768\$8\$1\$[\w-]+\$[\w-]+$/);
+    assert.equal(await verifyPassword("correct horse battery", stored), true);
+    assert.equal(await verifyPassword("correct horse batterY", stored), false);
+  });
+
+  it("salts each hash", async () => {
+    assert.notEqual(await hashPassword("same"), await hashPassword("same"));
+  });
+
+  it("refuses a malformed stored hash instead of throwing", async () => {
+    assert.equal(await verifyPassword("x", "md5$abc"), false);
+  });
+});
+
+describe("tokens", () => {
+  const tokens = new TokenService("k".repeat(32), 60);
+
+  it("round-trips the user id", async () => {
+    assert.deepEqual(await tokens.verify(await tokens.issue("user-1")), { userId: "user-1" });
+  });
+
+  it("refuses a token signed with another secret, an expired one and garbage", async () => {
+    const other = new TokenService("o".repeat(32), 60);
+    assert.equal(await tokens.verify(await other.issue("user-1")), null);
+    const expired = new TokenService("k".repeat(32), -10);
+    assert.equal(await tokens.verify(await expired.issue("user-1")), null);
+    assert.equal(await tokens.verify("a.b.c"), null);
+  });
+
+  it("reads a Bearer header, case-insensitively, and nothing else", () => {
+    assert.equal(bearerToken("Bearer abc"), "abc");
+    assert.equal(bearerToken("bearer abc"), "abc");
+    assert.equal(bearerToken("Basic abc"), undefined);
+    assert.equal(bearerToken("Bearer"), undefined);
+    assert.equal(bearerToken(undefined), undefined);
+  });
+});
