@@ -1,6 +1,6 @@
 #!/bin/sh
-# Entry of `npm start`, `npm test` and `npm run bench`:
-#   sh scripts/herald.sh start|test|bench [args]
+# Entry of `npm start`, `npm test`, `npm run bench`, `npm run check` and `npm run schema`:
+#   sh scripts/herald.sh start|test|bench|check|schema [args]
 # It prepares what a bare machine lacks (Node 24, node_modules, FerretDB, redis-server, the build)
 # and then hands over to the compiled entry. Everything it installs stays under .tools/ except
 # redis-server, which comes from apt.
@@ -97,13 +97,20 @@ case $command in
   start) entry=dist/src/launch.js ;;
   test) entry=dist/test/run.js ;;
   bench) entry=dist/test/bench/run.js ;;
-  *) die "usage: sh scripts/herald.sh start|test|bench [args]" ;;
+  check) entry= ;;
+  schema) entry=dist/src/graphql/emit-schema.js ;;
+  *) die "usage: sh scripts/herald.sh start|test|bench|check|schema [args]" ;;
 esac
 
 ensure_node
 ensure_dependencies
-ensure_ferretdb
-ensure_redis
+if [ "$command" = check ]; then
+  exec sh scripts/check.sh "$@"
+fi
+if [ "$command" != schema ]; then
+  ensure_ferretdb
+  ensure_redis
+fi
 if [ "$command" != start ] || build_is_stale; then
   build
 fi

@@ -43,7 +43,11 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
     const hasWorker = config.roles.includes("worker");
     const role = config.roles.join("+");
 
-    const { orm, db, close: closeOrm } = await createOrm({ mongoUrl: config.mongoUrl, entities: ENTITIES, logger, ensureIndexes: true });
+    const {
+      orm,
+      db,
+      close: closeOrm,
+    } = await createOrm({ mongoUrl: config.mongoUrl, entities: ENTITIES, logger, ensureIndexes: true });
     onStop("mongodb", closeOrm);
     const redis = createRedis(config.redisUrl, logger, `${role}:commands`);
     onStop("redis", async () => void (await redis.quit()));

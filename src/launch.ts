@@ -5,14 +5,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import {
-  projectRoot,
-  runChild,
-  startFerretDb,
-  startRedis,
-  stopAll,
-  type RunningServer,
-} from "./dev/local-stack.js";
+import { projectRoot, runChild, startFerretDb, startRedis, stopAll, type RunningServer } from "./dev/local-stack.js";
 
 const MAIN = fileURLToPath(new URL("./main.js", import.meta.url));
 const SECRET_NAMES = ["JWT_SECRET", "SERVICE_API_KEY"] as const;
@@ -35,10 +28,7 @@ async function main(): Promise<number> {
   }
 }
 
-async function startLocalServers(
-  dataDir: string,
-  env: NodeJS.ProcessEnv,
-): Promise<RunningServer[]> {
+async function startLocalServers(dataDir: string, env: NodeJS.ProcessEnv): Promise<RunningServer[]> {
   const servers: RunningServer[] = [];
   try {
     if (!env["MONGO_URL"]) {
@@ -66,15 +56,10 @@ async function startLocalServers(
 }
 
 // Random per checkout, and stored so that issued tokens and configured API clients survive restarts.
-async function applyLocalSecrets(
-  dataDir: string,
-  env: NodeJS.ProcessEnv,
-): Promise<void> {
+async function applyLocalSecrets(dataDir: string, env: NodeJS.ProcessEnv): Promise<void> {
   const missing = SECRET_NAMES.filter((name) => !env[name]);
   if (missing.length === 0) return;
-  const secrets = await loadOrCreateSecrets(
-    path.join(dataDir, "local-secrets.json"),
-  );
+  const secrets = await loadOrCreateSecrets(path.join(dataDir, "local-secrets.json"));
   for (const name of missing) env[name] = secrets[name];
   log(
     `${missing.join(" and ")} come from .data/local-secrets.json: local development secrets, ` +
@@ -107,8 +92,7 @@ async function readSecretsFile(file: string): Promise<Partial<LocalSecrets>> {
   }
   try {
     const parsed: unknown = JSON.parse(text);
-    if (typeof parsed !== "object" || parsed === null)
-      throw new Error("not a JSON object");
+    if (typeof parsed !== "object" || parsed === null) throw new Error("not a JSON object");
     const record = parsed as Record<string, unknown>;
     const secrets: Partial<LocalSecrets> = {};
     for (const name of SECRET_NAMES) {
@@ -118,9 +102,7 @@ async function readSecretsFile(file: string): Promise<Partial<LocalSecrets>> {
     return secrets;
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
-    throw new Error(
-      `cannot read ${file} (${reason}); delete it to generate new local secrets`,
-    );
+    throw new Error(`cannot read ${file} (${reason}); delete it to generate new local secrets`);
   }
 }
 

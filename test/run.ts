@@ -19,11 +19,7 @@ import {
 } from "../src/dev/local-stack.js";
 
 const DEFAULT_PATTERN = "dist/test/**/*.test.js";
-const NODE_TEST_ARGS = [
-  "--test",
-  "--test-concurrency=1",
-  "--test-reporter=spec",
-];
+const NODE_TEST_ARGS = ["--test", "--test-concurrency=1", "--test-reporter=spec"];
 
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
@@ -40,11 +36,7 @@ async function main(): Promise<number> {
       TEST_MONGO_URL: mongoUrl,
       TEST_REDIS_URL: redisUrl,
     };
-    return await runChild(
-      process.execPath,
-      [...NODE_TEST_ARGS, ...options, ...files],
-      env,
-    );
+    return await runChild(process.execPath, [...NODE_TEST_ARGS, ...options, ...files], env);
   } finally {
     await stopAll(servers);
     await rm(tempDir, { recursive: true, force: true });
@@ -54,13 +46,8 @@ async function main(): Promise<number> {
 function testFiles(targets: readonly string[]): string[] {
   if (targets.length === 0) {
     const root = projectRoot();
-    const files = globSync(DEFAULT_PATTERN, { cwd: root }).map((file) =>
-      path.join(root, file),
-    );
-    if (files.length === 0)
-      throw new Error(
-        `no test files match ${DEFAULT_PATTERN}: is the project built?`,
-      );
+    const files = globSync(DEFAULT_PATTERN, { cwd: root }).map((file) => path.join(root, file));
+    if (files.length === 0) throw new Error(`no test files match ${DEFAULT_PATTERN}: is the project built?`);
     return relativeSorted(files);
   }
   const files = new Set<string>();
@@ -75,19 +62,14 @@ function testFiles(targets: readonly string[]): string[] {
 function expandTarget(target: string): string[] {
   if (/[*?[\]{}]/.test(target)) return globSync(target);
   if (!existsSync(target)) return [];
-  return statSync(target).isDirectory()
-    ? globSync(path.join(target, "**/*.test.js"))
-    : [target];
+  return statSync(target).isDirectory() ? globSync(path.join(target, "**/*.test.js")) : [target];
 }
 
 function relativeSorted(files: readonly string[]): string[] {
   return files.map((file) => path.relative(process.cwd(), file) || file).sort();
 }
 
-async function mongoForTests(
-  tempDir: string,
-  servers: RunningServer[],
-): Promise<string> {
+async function mongoForTests(tempDir: string, servers: RunningServer[]): Promise<string> {
   const given = process.env["MONGO_URL"];
   if (given) {
     log(`tests use MongoDB at ${redact(given)} (from MONGO_URL)`);
@@ -101,10 +83,7 @@ async function mongoForTests(
   return server.url;
 }
 
-async function redisForTests(
-  tempDir: string,
-  servers: RunningServer[],
-): Promise<string> {
+async function redisForTests(tempDir: string, servers: RunningServer[]): Promise<string> {
   const given = process.env["REDIS_URL"];
   if (given) {
     log(`tests use Redis at ${redact(given)} (from REDIS_URL)`);

@@ -23,7 +23,12 @@ const schema = z.object({
   ROLES: z
     .string()
     .default("api,worker")
-    .transform((value) => value.split(",").map((r) => r.trim()).filter(Boolean))
+    .transform((value) =>
+      value
+        .split(",")
+        .map((r) => r.trim())
+        .filter(Boolean),
+    )
     .pipe(z.array(z.enum(ROLES)).nonempty("must name at least one of api, worker")),
   LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
   PUBLIC_URL: url(["http", "https"]).default("http://localhost:4000"),

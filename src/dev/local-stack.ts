@@ -25,11 +25,7 @@ const MAX_START_ATTEMPTS = 3;
 const TAIL_CHARS = 4_000;
 // One Ctrl-C reaches a supervisor twice: from the terminal and again from npm, which forwards it.
 const SIGNAL_ECHO_MS = 500;
-const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = [
-  "SIGINT",
-  "SIGTERM",
-  "SIGHUP",
-];
+const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
 
 /** The project root: this module runs as dist/src/dev/local-stack.js (tsc output), three levels down. */
 export function projectRoot(): string {
@@ -44,28 +40,18 @@ export function freePort(): Promise<number> {
     server.once("error", reject);
     server.listen(0, HOST, () => {
       const address = server.address();
-      const port =
-        typeof address === "object" && address !== null
-          ? address.port
-          : undefined;
+      const port = typeof address === "object" && address !== null ? address.port : undefined;
       server.close(() => {
-        if (port === undefined)
-          reject(new Error("could not read the port of a listening socket"));
+        if (port === undefined) reject(new Error("could not read the port of a listening socket"));
         else resolve(port);
       });
     });
   });
 }
 
-export async function startFerretDb(opts: {
-  dataDir: string;
-  port?: number;
-  binary?: string;
-}): Promise<RunningServer> {
+export async function startFerretDb(opts: { dataDir: string; port?: number; binary?: string }): Promise<RunningServer> {
   const binary = path.resolve(
-    opts.binary ??
-      process.env["FERRETDB_BIN"] ??
-      path.join(projectRoot(), ".tools/bin/ferretdb"),
+    opts.binary ?? process.env["FERRETDB_BIN"] ?? path.join(projectRoot(), ".tools/bin/ferretdb"),
   );
   assertExecutable(
     binary,
@@ -80,25 +66,16 @@ export async function startFerretDb(opts: {
     {
       name: "FerretDB",
       command: binary,
-      args: (port) => [
-        `-listen-addr=${HOST}:${port}`,
-        `-sqlite-url=${sqliteUrl}`,
-        "-log-level=warn",
-      ],
+      args: (port) => [`-listen-addr=${HOST}:${port}`, `-sqlite-url=${sqliteUrl}`, "-log-level=warn"],
       url: (port) => `mongodb://${HOST}:${port}/herald`,
       probe: probeFerretDb,
-      missingHint:
-        "build it with `cd tools/ferretdb && go build -o ../../.tools/bin/ferretdb .`",
+      missingHint: "build it with `cd tools/ferretdb && go build -o ../../.tools/bin/ferretdb .`",
     },
     opts.port,
   );
 }
 
-export async function startRedis(opts: {
-  dataDir: string;
-  port?: number;
-  persist: boolean;
-}): Promise<RunningServer> {
+export async function startRedis(opts: { dataDir: string; port?: number; persist: boolean }): Promise<RunningServer> {
   const dataDir = path.resolve(opts.dataDir);
   await mkdir(dataDir, { recursive: true });
   return startServer(
@@ -122,16 +99,13 @@ export async function startRedis(opts: {
       ],
       url: (port) => `redis://${HOST}:${port}`,
       probe: probeRedis,
-      missingHint:
-        "install redis-server (Debian: apt-get install redis-server), or set REDIS_URL",
+      missingHint: "install redis-server (Debian: apt-get install redis-server), or set REDIS_URL",
     },
     opts.port,
   );
 }
 
-export async function stopAll(
-  servers: readonly RunningServer[],
-): Promise<void> {
+export async function stopAll(servers: readonly RunningServer[]): Promise<void> {
   await Promise.all(servers.map((server) => server.stop()));
 }
 
@@ -139,11 +113,7 @@ export async function stopAll(
  * Runs a command with inherited stdout/stderr until it exits, forwarding SIGINT, SIGTERM and SIGHUP,
  * and resolves with a code for process.exit (128 + the signal number when a signal ended it).
  */
-export function runChild(
-  command: string,
-  args: readonly string[],
-  env: NodeJS.ProcessEnv,
-): Promise<number> {
+export function runChild(command: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
   // In its own process group the child sees each signal once, from us, and not a second copy
   // straight from the terminal; a graceful shutdown that treats a repeat as "force quit" relies on it.
   const child = spawn(command, args, {
@@ -169,9 +139,7 @@ export function runChild(
       process.stderr.write(`herald: cannot run ${command}: ${error.message}\n`);
       finish(1);
     });
-    child.once("exit", (code, signal) =>
-      finish(code ?? 128 + (signal ? osConstants.signals[signal] : 0)),
-    );
+    child.once("exit", (code, signal) => finish(code ?? 128 + (signal ? osConstants.signals[signal] : 0)));
   });
 }
 
@@ -187,29 +155,20 @@ interface ServerSpec {
 
 class PortTakenError extends Error {}
 
-async function startServer(
-  spec: ServerSpec,
-  requestedPort: number | undefined,
-): Promise<RunningServer> {
+async function startServer(spec: ServerSpec, requestedPort: number | undefined): Promise<RunningServer> {
   for (let attempt = 1; ; attempt += 1) {
     const port = requestedPort ?? (await freePort());
     try {
       return await startOnce(spec, port);
     } catch (error) {
       // freePort() cannot reserve the port: another process may bind it between our check and use.
-      const retry =
-        error instanceof PortTakenError &&
-        requestedPort === undefined &&
-        attempt < MAX_START_ATTEMPTS;
+      const retry = error instanceof PortTakenError && requestedPort === undefined && attempt < MAX_START_ATTEMPTS;
       if (!retry) throw error;
     }
   }
 }
 
-async function startOnce(
-  spec: ServerSpec,
-  port: number,
-): Promise<RunningServer> {
+async function startOnce(spec: ServerSpec, port: number): Promise<RunningServer> {
   const server = new ServerProcess(spec, port);
   try {
     await waitUntilReady(server, spec, port);
@@ -221,11 +180,7 @@ async function startOnce(
   return { url: spec.url(port), stop: () => server.stop() };
 }
 
-async function waitUntilReady(
-  server: ServerProcess,
-  spec: ServerSpec,
-  port: number,
-): Promise<void> {
+async function waitUntilReady(server: ServerProcess, spec: ServerSpec, port: number): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   let problem = "no answer yet";
   for (;;) {
@@ -272,9 +227,7 @@ class ServerProcess {
       detached: true,
     });
     this.exited = new Promise((resolve) => {
-      this.child.once("exit", (code, signal) =>
-        resolve((this.exit = { code, signal })),
-      );
+      this.child.once("exit", (code, signal) => resolve((this.exit = { code, signal })));
       // A failed start emits 'error' and never 'exit'.
       this.child.once("error", (error) => {
         if (this.child.pid !== undefined) return;
@@ -299,8 +252,7 @@ class ServerProcess {
   /** After start-up the server alone must not keep this process alive; the exit guards end it. */
   releaseEventLoop(): void {
     this.child.unref();
-    for (const stream of [this.child.stdout, this.child.stderr])
-      (stream as Socket | null)?.unref();
+    for (const stream of [this.child.stdout, this.child.stderr]) (stream as Socket | null)?.unref();
     void this.exited.then((exit) => {
       if (this.stopping) return;
       process.stderr.write(
@@ -321,9 +273,7 @@ class ServerProcess {
       );
     }
     const message = `${this.spec.name} exited before it was ready on ${HOST}:${this.port} (${describeExit(this.exit)})${this.tailForError()}`;
-    return /address already in use/i.test(this.output)
-      ? new PortTakenError(message)
-      : new Error(message);
+    return /address already in use/i.test(this.output) ? new PortTakenError(message) : new Error(message);
   }
 
   tailForError(): string {
@@ -350,9 +300,7 @@ function assertExecutable(file: string, name: string, hint: string): void {
   try {
     accessSync(file, fsConstants.X_OK);
   } catch {
-    throw new Error(
-      `${name} binary not found or not executable at ${file}: ${hint}`,
-    );
+    throw new Error(`${name} binary not found or not executable at ${file}: ${hint}`);
   }
 }
 
@@ -405,7 +353,7 @@ async function probeRedis(port: number, pid: number): Promise<void> {
   client.on("error", () => undefined);
   try {
     await client.connect();
-    const pong = await client.ping();
+    const pong: string = await client.ping();
     if (pong !== "PONG") throw new Error(`PING answered ${pong}`);
     const info = await client.info("server");
     assertSamePid(/^process_id:(\d+)/m.exec(info)?.[1], pid, port);
@@ -418,9 +366,7 @@ async function probeRedis(port: number, pid: number): Promise<void> {
 // bound it; our child is about to fail with "address already in use".
 function assertSamePid(reported: unknown, pid: number, port: number): void {
   if (Number(reported) !== pid) {
-    throw new Error(
-      `port ${port} is answered by another process (pid ${String(reported)}), not ours (pid ${pid})`,
-    );
+    throw new Error(`port ${port} is answered by another process (pid ${String(reported)}), not ours (pid ${pid})`);
   }
 }
 

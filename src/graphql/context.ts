@@ -4,9 +4,7 @@ import { forbidden, unauthenticated } from "./errors.js";
 
 /** Who is calling: a signed-in user, another backend holding the service key, or nobody. */
 export type Viewer =
-  | { readonly kind: "user"; readonly userId: string }
-  | { readonly kind: "service" }
-  | { readonly kind: "anonymous" };
+  { readonly kind: "user"; readonly userId: string } | { readonly kind: "service" } | { readonly kind: "anonymous" };
 
 export interface GraphQLContext {
   /** A fork per operation: a unit of work must not leak entities between requests. */

@@ -78,7 +78,7 @@ export function formatError(
 }
 
 function validationFailure(formatted: GraphQLFormattedError, error: ArgumentValidationError): GraphQLFormattedError {
-  const problems = flatten(error.extensions["validationErrors"] as ValidationError[] | undefined);
+  const problems = flatten(error.extensions["validationErrors"]);
   const first = problems[0];
   return {
     message: first ? `${first.field}: ${first.message}` : "Invalid input",

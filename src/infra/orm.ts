@@ -11,7 +11,7 @@ export interface Orm {
   readonly db: Db;
   /** FerretDB v1 speaks the wire protocol but has no transactions; see STACK.md. */
   readonly isFerretDb: boolean;
-  close(): Promise<void>;
+  readonly close: () => Promise<void>;
 }
 
 export async function createOrm(options: {

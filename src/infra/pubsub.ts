@@ -49,7 +49,7 @@ export function createPubSub<Topics extends Record<string, unknown>>(clients: {
       },
       subscribe: (routingKey: string, dynamicId?: unknown) =>
         redis.asyncIterableIterator(
-          dynamicId === undefined ? routingKey : channelName(routingKey, String(dynamicId)),
+          dynamicId === undefined ? routingKey : channelName(routingKey, dynamicId as string),
         ) as AsyncIterable<unknown>,
     },
     close: async () => {

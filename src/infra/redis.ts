@@ -18,6 +18,6 @@ export function createRedis(url: string, logger: Logger, role: string): Redis {
 }
 
 export async function pingRedis(client: Redis): Promise<void> {
-  const answer = await client.ping();
+  const answer: string = await client.ping();
   if (answer !== "PONG") throw new Error(`unexpected PING answer: ${answer}`);
 }

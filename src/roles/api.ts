@@ -56,13 +56,13 @@ export async function startApi(deps: ApiDeps): Promise<() => Promise<void>> {
       ApolloServerPluginDrainHttpServer({ httpServer: deps.server }),
       ApolloServerPluginLandingPageDisabled(),
       {
-        async serverWillStart() {
-          return {
+        serverWillStart() {
+          return Promise.resolve({
             async drainServer() {
               // Closes every socket with 1001 (going away) so clients reconnect elsewhere.
               await ws.dispose();
             },
-          };
+          });
         },
       },
     ],
@@ -168,7 +168,7 @@ function websocketOptions(schema: GraphQLSchema, deps: ApiDeps): ServerOptions<R
       return { ...result, errors: result.errors.map((e) => formatError(e.toJSON(), e, scope)) };
     },
     onError: (_ctx, _id, _payload, errors) =>
-      errors.map((e) => formatError(e.toJSON(), e, { requestId: "ws", logger: deps.logger })) as never,
+      errors.map((e) => formatError(e.toJSON(), e, { requestId: "ws", logger: deps.logger })),
   };
 }
 

@@ -43,28 +43,38 @@ describe("bad input gets a clear error and the process lives on", () => {
 
   describe("register and login", () => {
     it("refuses an invalid email, naming the field", async () => {
-      const r = await gql(herald.url, RegisterDocument, { input: { email: "not-an-email", password: PASSWORD, displayName: "X" } });
+      const r = await gql(herald.url, RegisterDocument, {
+        input: { email: "not-an-email", password: PASSWORD, displayName: "X" },
+      });
       assert.equal(codeOf(r), "BAD_USER_INPUT");
       assert.equal(fieldOf(r), "email");
       assert.equal(r.data, null);
     });
 
     it("refuses a short password without echoing it", async () => {
-      const r = await gql(herald.url, RegisterDocument, { input: { email: "short@example.com", password: "s3cr3t", displayName: "X" } });
+      const r = await gql(herald.url, RegisterDocument, {
+        input: { email: "short@example.com", password: "s3cr3t", displayName: "X" },
+      });
       assert.equal(codeOf(r), "BAD_USER_INPUT");
       assert.equal(fieldOf(r), "password");
       assert.doesNotMatch(JSON.stringify(r), /s3cr3t/);
     });
 
     it("answers CONFLICT for an email already registered, whatever its case", async () => {
-      const r = await gql(herald.url, RegisterDocument, { input: { email: "owner@EXAMPLE.com", password: PASSWORD, displayName: "Y" } });
+      const r = await gql(herald.url, RegisterDocument, {
+        input: { email: "owner@EXAMPLE.com", password: PASSWORD, displayName: "Y" },
+      });
       assert.equal(codeOf(r), "CONFLICT");
       assert.equal(fieldOf(r), "email");
     });
 
     it("answers UNAUTHENTICATED for a wrong password or unknown email, alike", async () => {
-      const wrong = await gql(herald.url, LoginDocument, { input: { email: "owner@example.com", password: "wrong password" } });
-      const unknown = await gql(herald.url, LoginDocument, { input: { email: "nobody@example.com", password: PASSWORD } });
+      const wrong = await gql(herald.url, LoginDocument, {
+        input: { email: "owner@example.com", password: "wrong password" },
+      });
+      const unknown = await gql(herald.url, LoginDocument, {
+        input: { email: "nobody@example.com", password: PASSWORD },
+      });
       assert.equal(codeOf(wrong), "UNAUTHENTICATED");
       assert.equal(wrong.errors?.[0]?.message, unknown.errors?.[0]?.message);
       const ok = await gqlOk(herald.url, LoginDocument, { input: { email: "OWNER@example.com", password: PASSWORD } });
@@ -123,16 +133,25 @@ describe("bad input gets a clear error and the process lives on", () => {
     it("gives the same codes over WebSocket", async () => {
       const ws = connectWs(herald.url, { authorization: `Bearer ${token}` });
       const parse = await new Promise<unknown>((resolve) =>
-        ws.client.subscribe({ query: "subscription { notificationAdded { id " }, { next: () => {}, error: resolve, complete: () => {} }),
+        ws.client.subscribe(
+          { query: "subscription { notificationAdded { id " },
+          { next: () => {}, error: resolve, complete: () => {} },
+        ),
       );
       assert.equal((parse as { extensions?: { code?: string } }[])[0]?.extensions?.code, "GRAPHQL_PARSE_FAILED");
       const unknown = await new Promise<unknown>((resolve) =>
-        ws.client.subscribe({ query: "subscription { notificationAdded { shoeSize } }" }, { next: () => {}, error: resolve, complete: () => {} }),
+        ws.client.subscribe(
+          { query: "subscription { notificationAdded { shoeSize } }" },
+          { next: () => {}, error: resolve, complete: () => {} },
+        ),
       );
       assert.equal((unknown as { extensions?: { code?: string } }[])[0]?.extensions?.code, "GRAPHQL_VALIDATION_FAILED");
       // The connection survives refused operations.
       const live = await new Promise<{ data?: unknown }>((resolve, reject) =>
-        ws.client.subscribe({ query: print(UnreadCountDocument) }, { next: resolve, error: reject, complete: () => {} }),
+        ws.client.subscribe(
+          { query: print(UnreadCountDocument) },
+          { next: resolve, error: reject, complete: () => {} },
+        ),
       );
       assert.deepEqual(live.data, { unreadCount: 1 });
       await ws.dispose();
@@ -167,17 +186,32 @@ describe("bad input gets a clear error and the process lives on", () => {
     });
 
     it("refuses a wrong key with 401 UNAUTHENTICATED", async () => {
-      const r = await gql(herald.url, SendNotificationDocument, { input: input() }, { "x-api-key": "wrong-key-0123456789" });
+      const r = await gql(
+        herald.url,
+        SendNotificationDocument,
+        { input: input() },
+        { "x-api-key": "wrong-key-0123456789" },
+      );
       assert.equal(r.status, 401);
       assert.equal(codeOf(r), "UNAUTHENTICATED");
     });
 
     it("refuses unknown and malformed recipient ids on recipientIds", async () => {
       const key = { "x-api-key": TEST_SERVICE_KEY };
-      const unknown = await gql(herald.url, SendNotificationDocument, { input: { ...input(), recipientIds: ["6b04dd3b8252ce855395bab6"] } }, key);
+      const unknown = await gql(
+        herald.url,
+        SendNotificationDocument,
+        { input: { ...input(), recipientIds: ["6b04dd3b8252ce855395bab6"] } },
+        key,
+      );
       assert.equal(codeOf(unknown), "BAD_USER_INPUT");
       assert.equal(fieldOf(unknown), "recipientIds");
-      const malformed = await gql(herald.url, SendNotificationDocument, { input: { ...input(), recipientIds: ["42"] } }, key);
+      const malformed = await gql(
+        herald.url,
+        SendNotificationDocument,
+        { input: { ...input(), recipientIds: ["42"] } },
+        key,
+      );
       assert.equal(codeOf(malformed), "BAD_USER_INPUT");
       assert.equal(fieldOf(malformed), "recipientIds");
       const empty = await gql(herald.url, SendNotificationDocument, { input: { ...input(), title: "" } }, key);

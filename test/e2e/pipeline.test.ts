@@ -18,7 +18,11 @@ const service = { "x-api-key": TEST_SERVICE_KEY };
 let counter = 0;
 const newUser = () => {
   counter += 1;
-  return { email: `user${counter}.${Date.now()}@example.com`, password: "correct horse battery", displayName: `User ${counter}` };
+  return {
+    email: `user${counter}.${Date.now()}@example.com`,
+    password: "correct horse battery",
+    displayName: `User ${counter}`,
+  };
 };
 
 /**
@@ -42,7 +46,11 @@ describe("walking skeleton: mutation to live notification", () => {
     redis?.disconnect();
     const codes = await Promise.all([apiA, apiB, worker].filter(Boolean).map((p) => p.stop()));
     // A clean SIGTERM drain is part of the contract: every process exits 0.
-    assert.deepEqual(codes, codes.map(() => 0), "every process exits 0 on SIGTERM");
+    assert.deepEqual(
+      codes,
+      codes.map(() => 0),
+      "every process exits 0 on SIGTERM",
+    );
   });
 
   /** The server has subscribed in Redis: events published from now on reach this client. */
@@ -92,7 +100,12 @@ describe("walking skeleton: mutation to live notification", () => {
     await subscribedInRedis(`NOTIFICATION_ADDED:${userId}`);
     await subscribedInRedis(`UNREAD_COUNT_CHANGED:${userId}`);
 
-    const input = { recipientIds: [userId], title: "Deploy finished", body: "v1.2.3 is live", idempotencyKey: `deploy-${userId}` };
+    const input = {
+      recipientIds: [userId],
+      title: "Deploy finished",
+      body: "v1.2.3 is live",
+      idempotencyKey: `deploy-${userId}`,
+    };
     const first = await gqlOk(apiB.url, SendNotificationDocument, { input }, service);
     assert.equal(first.sendNotification.replayed, false);
     assert.equal(first.sendNotification.recipientCount, 1);
@@ -124,7 +137,12 @@ describe("walking skeleton: mutation to live notification", () => {
     assert.equal(conflicting.errors?.[0]?.extensions?.["code"], "CONFLICT");
 
     // A later, different notification is the next event: the repeat produced none in between.
-    await gqlOk(apiA.url, SendNotificationDocument, { input: { ...input, title: "Second", idempotencyKey: `second-${userId}` } }, service);
+    await gqlOk(
+      apiA.url,
+      SendNotificationDocument,
+      { input: { ...input, title: "Second", idempotencyKey: `second-${userId}` } },
+      service,
+    );
     const next = await added.next();
     assert.equal(next.data?.notificationAdded.title, "Second");
     assert.equal((await counts.next()).data?.unreadCountChanged, 3);

@@ -11,11 +11,8 @@ export function testMongoUrl(dbName: string): string {
   }
   const base = requiredEnv("TEST_MONGO_URL");
   // Not new URL(): a replica-set URL lists several host:port pairs, which WHATWG URLs reject.
-  const match = /^(mongodb(?:\+srv)?:\/\/[^/?]+)(?:\/[^?]*)?(\?.*)?$/.exec(
-    base,
-  );
-  if (!match)
-    throw new Error(`TEST_MONGO_URL is not a mongodb:// URL: ${base}`);
+  const match = /^(mongodb(?:\+srv)?:\/\/[^/?]+)(?:\/[^?]*)?(\?.*)?$/.exec(base);
+  if (!match) throw new Error(`TEST_MONGO_URL is not a mongodb:// URL: ${base}`);
   const [, serverPart, query = ""] = match;
   return `${serverPart}/${dbName}${query}`;
 }

@@ -86,7 +86,7 @@ export class Subscription<Data, Vars = Record<string, never>> {
   constructor(client: Client, document: TypedDocumentNode<Data, Vars>, variables?: Vars) {
     this.done = new Promise((resolve) => {
       client.subscribe<Data>(
-        { query: print(document), ...(variables ? { variables: variables as Record<string, unknown> } : {}) },
+        { query: print(document), ...(variables ? { variables } : {}) },
         {
           next: (value) => this.push(value as ExecutionResult<Data>),
           error: (err) => {

@@ -124,7 +124,12 @@ describe("jobs are idempotent", () => {
 
     // ...the sweep does, once.
     const scheduled: string[] = [];
-    const recorder: JobScheduler = { now: async (name) => void scheduled.push(name) };
+    const recorder: JobScheduler = {
+      now: (name) => {
+        scheduled.push(name);
+        return Promise.resolve();
+      },
+    };
     const first = await sweep({ ...stack, scheduler: recorder });
     assert.ok(first.announced >= 1);
     const again = await sweep({ ...stack, scheduler: recorder });
@@ -150,10 +155,17 @@ describe("jobs are idempotent", () => {
     await em.persist(request).flush();
 
     const scheduled: { name: string; data: object }[] = [];
-    const recorder: JobScheduler = { now: async (name, data) => void scheduled.push({ name, data }) };
+    const recorder: JobScheduler = {
+      now: (name, data) => {
+        scheduled.push({ name, data });
+        return Promise.resolve();
+      },
+    };
     await sweep({ ...stack, scheduler: recorder });
     assert.ok(scheduled.some((s) => s.name === WELCOME_JOB && (s.data as { userId: string }).userId === lost.id));
-    assert.ok(scheduled.some((s) => s.name === DELIVER_JOB && (s.data as { requestId: string }).requestId === request.id));
+    assert.ok(
+      scheduled.some((s) => s.name === DELIVER_JOB && (s.data as { requestId: string }).requestId === request.id),
+    );
     assert.ok(!scheduled.some((s) => (s.data as { userId?: string }).userId === fresh.id), "recent work is left alone");
   });
 });

@@ -31,7 +31,10 @@ describe("configuration", () => {
   it("names every missing variable", () => {
     const problems = problemsOf({});
     for (const name of ["MONGO_URL", "REDIS_URL", "JWT_SECRET", "SERVICE_API_KEY"]) {
-      assert.ok(problems.some((p) => p.startsWith(`${name}: is required`)), `${name} in ${problems.join("; ")}`);
+      assert.ok(
+        problems.some((p) => p.startsWith(`${name}: is required`)),
+        `${name} in ${problems.join("; ")}`,
+      );
     }
   });
 

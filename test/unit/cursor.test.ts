@@ -14,7 +14,12 @@ describe("cursors", () => {
   });
 
   it("reject strings Herald did not issue", () => {
-    for (const bad of ["", "garbage", Buffer.from("[1]").toString("base64url"), Buffer.from('[1,"zz"]').toString("base64url")]) {
+    for (const bad of [
+      "",
+      "garbage",
+      Buffer.from("[1]").toString("base64url"),
+      Buffer.from('[1,"zz"]').toString("base64url"),
+    ]) {
       assert.equal(decodeCursor(bad), null, bad);
     }
   });
@@ -22,7 +27,11 @@ describe("cursors", () => {
 
 describe("payloads through Redis", () => {
   it("come back with Dates for …At fields and strings elsewhere", () => {
-    const payload = { createdAt: new Date("2026-01-02T03:04:05.678Z"), readAt: null, title: "2026-01-02T03:04:05.678Z" };
+    const payload = {
+      createdAt: new Date("2026-01-02T03:04:05.678Z"),
+      readAt: null,
+      title: "2026-01-02T03:04:05.678Z",
+    };
     const revived = JSON.parse(JSON.stringify(payload), reviveDates) as typeof payload;
     assert.ok(revived.createdAt instanceof Date);
     assert.equal(revived.createdAt.toISOString(), "2026-01-02T03:04:05.678Z");

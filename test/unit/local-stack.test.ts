@@ -15,9 +15,7 @@ function tryConnect(port: number): Promise<string> {
       socket.destroy();
       resolve("connected");
     });
-    socket.once("error", (error: NodeJS.ErrnoException) =>
-      resolve(error.code ?? error.message),
-    );
+    socket.once("error", (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
   });
 }
 

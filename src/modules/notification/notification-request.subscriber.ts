@@ -21,6 +21,10 @@ export class NotificationRequestSubscriber implements EventSubscriber {
       .getChangeSets()
       .filter((cs) => cs.type === ChangeSetType.CREATE && cs.entity instanceof NotificationRequest)
       .map((cs) => (cs.entity as NotificationRequest).id);
-    await scheduleEach(created, (requestId) => this.scheduler.now<DeliverJobData>(DELIVER_JOB, { requestId }), this.logger);
+    await scheduleEach(
+      created,
+      (requestId) => this.scheduler.now<DeliverJobData>(DELIVER_JOB, { requestId }),
+      this.logger,
+    );
   }
 }

@@ -76,4 +76,3 @@ export class NotificationResolver {
     return user ? toUserView(user) : null;
   }
 }
-

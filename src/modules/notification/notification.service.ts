@@ -80,16 +80,23 @@ export class NotificationService {
     if (!Number.isInteger(args.first) || args.first < 0 || args.first > MAX_PAGE_SIZE) {
       throw badInput("first", `must be between 0 and ${MAX_PAGE_SIZE}`);
     }
-    const conditions: Record<string, unknown>[] = [{ recipientId: new ObjectId(userId) }, ...filterConditions(args.filter)];
+    const conditions: Record<string, unknown>[] = [
+      { recipientId: new ObjectId(userId) },
+      ...filterConditions(args.filter),
+    ];
     if (args.after) {
       const cursor = decodeCursor(args.after);
       if (!cursor) throw badInput("after", "is not a cursor returned by this API");
       conditions.push(afterCursor(cursor));
     }
-    const rows = await em.find(Notification, { $and: conditions } as never, {
-      orderBy: { createdAt: "desc", _id: "desc" },
-      limit: args.first + 1,
-    });
+    const rows = await em.find(
+      Notification,
+      { $and: conditions },
+      {
+        orderBy: { createdAt: "desc", _id: "desc" },
+        limit: args.first + 1,
+      },
+    );
     const page = rows.slice(0, args.first);
     const edges = page.map((n) => ({ cursor: encodeCursor(n.createdAt, n.id), node: toNotificationView(n) }));
     return { edges, pageInfo: { hasNextPage: rows.length > args.first, endCursor: edges.at(-1)?.cursor ?? null } };
@@ -151,7 +158,15 @@ export class NotificationService {
       readAt: null,
       archivedAt: null,
       // In-app delivery is the write itself: once stored, the notification is in the inbox.
-      deliveries: [{ channel: NotificationChannel.IN_APP, status: DeliveryStatus.SENT, attempts: 1, lastError: null, deliveredAt: now }],
+      deliveries: [
+        {
+          channel: NotificationChannel.IN_APP,
+          status: DeliveryStatus.SENT,
+          attempts: 1,
+          lastError: null,
+          deliveredAt: now,
+        },
+      ],
       publishedAt: null,
     }));
     // Unordered: a duplicate (another run got there first) must not stop the rest of the batch.
