@@ -158,6 +158,27 @@ describe("bad input gets a clear error and the process lives on", () => {
     });
   });
 
+  describe("the browser page", () => {
+    it("serves GraphiQL at GET /graphql to browsers, with nothing loaded from elsewhere", async () => {
+      const res = await fetch(`${herald.url}/graphql`, { headers: { accept: "text/html,application/xhtml+xml" } });
+      assert.equal(res.status, 200);
+      assert.match(res.headers.get("content-type") ?? "", /text\/html/);
+      const html = await res.text();
+      assert.match(html, /<title>Herald GraphiQL<\/title>/);
+      // Offline means no script, style or font fetched from another host.
+      assert.doesNotMatch(html, /<(script|link|img)[^>]+(src|href)=["']?(https?:)?\/\//i);
+      assert.doesNotMatch(html, /@import\s+url\(["']?https?:/i);
+    });
+
+    it("still answers GET queries from API clients", async () => {
+      const res = await fetch(`${herald.url}/graphql?query=${encodeURIComponent("{ __typename }")}`, {
+        headers: { accept: "application/json" },
+      });
+      assert.equal(res.status, 200);
+      assert.deepEqual(await res.json(), { data: { __typename: "Query" } });
+    });
+  });
+
   describe("pagination arguments", () => {
     it("refuses first over 100 with BAD_USER_INPUT on first", async () => {
       const r = await gql(herald.url, FirstPageDocument, { first: 101 }, bearer(token));
