@@ -40,7 +40,16 @@ const schema = z.object({
   AGENDA_PROCESS_EVERY_MS: positiveInt(5000),
   WORKER_CONCURRENCY: positiveInt(20),
   SHUTDOWN_TIMEOUT_MS: positiveInt(15000),
-  INSTANCE_NAME: z.string().optional(),
+  /** Browser origins allowed to call the API (comma-separated), or * for any. */
+  CORS_ORIGINS: z
+    .string()
+    .default("*")
+    .transform((value) =>
+      value
+        .split(",")
+        .map((o) => o.trim().replace(/\/+$/, ""))
+        .filter(Boolean),
+    ),
 });
 
 type Env = z.infer<typeof schema>;
@@ -63,7 +72,8 @@ export interface Config {
     readonly concurrency: number;
   };
   readonly shutdownTimeoutMs: number;
-  readonly instanceName: string | undefined;
+  /** `["*"]` allows any origin: safe because Herald authenticates with headers, never cookies. */
+  readonly corsOrigins: readonly string[];
 }
 
 export class ConfigError extends Error {
@@ -100,7 +110,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       concurrency: env.WORKER_CONCURRENCY,
     },
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
-    instanceName: env.INSTANCE_NAME,
+    corsOrigins: env.CORS_ORIGINS.length > 0 ? env.CORS_ORIGINS : ["*"],
   });
 }
 
@@ -115,6 +125,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     smtpUrl: config.smtpUrl === undefined ? undefined : redactUrl(config.smtpUrl),
     publicUrl: config.publicUrl,
     agenda: config.agenda,
+    corsOrigins: config.corsOrigins,
   };
 }
 

@@ -5,6 +5,7 @@ import { ApolloServer } from "@apollo/server";
 import { expressMiddleware } from "@as-integrations/express5";
 import { ApolloServerPluginDrainHttpServer } from "@apollo/server/plugin/drainHttpServer";
 import { ApolloServerPluginLandingPageDisabled } from "@apollo/server/plugin/disabled";
+import cors from "cors";
 import express, { type Express } from "express";
 import { GraphQLError, parse, validate, type DocumentNode, type GraphQLSchema } from "graphql";
 import { CloseCode, type ServerOptions } from "graphql-ws";
@@ -40,7 +41,14 @@ export interface ApiDeps {
 /** Mounts GraphQL over HTTP and graphql-ws on one path; returns the function that stops both. */
 export async function startApi(deps: ApiDeps): Promise<() => Promise<void>> {
   const schema = await buildHeraldSchema({ container: deps.container, pubSub: deps.pubsub.graphql });
-  const wsServer = new WebSocketServer({ server: deps.server, path: GRAPHQL_PATH });
+  // The GraphiQL page is served from PUBLIC_URL, so its own origin is always allowed.
+  const originAllowed = originPolicy([...deps.config.corsOrigins, new URL(deps.config.publicUrl).origin]);
+  const wsServer = new WebSocketServer({
+    server: deps.server,
+    path: GRAPHQL_PATH,
+    // CORS does not cover WebSockets: a browser page from an origin not allowed is refused here.
+    verifyClient: ({ origin }: { origin?: string }) => originAllowed(origin),
+  });
   // isProd: graphql-ws then closes on internal failures without echoing their messages.
   const ws = useServer({ ...websocketOptions(schema, deps), isProd: true }, wsServer, WS_KEEPALIVE_MS);
 
@@ -78,6 +86,11 @@ export async function startApi(deps: ApiDeps): Promise<() => Promise<void>> {
   deps.app.use(
     GRAPHQL_PATH,
     (req, _res, next) => requestSlot.run(requestId(req), next),
+    cors({
+      origin: (origin, callback) => callback(null, originAllowed(origin)),
+      exposedHeaders: ["x-request-id"],
+      maxAge: 600,
+    }),
     express.json({ limit: "1mb" }),
     expressMiddleware(apollo, {
       context: async ({ req }) => {
@@ -185,4 +198,11 @@ function withCode(err: unknown, code: string): GraphQLError {
     positions: source.positions ?? null,
     extensions: { ...source.extensions, code },
   });
+}
+
+/** Requests without an Origin header come from servers and native apps, not from a browser page. */
+export function originPolicy(allowed: readonly string[]): (origin: string | undefined) => boolean {
+  if (allowed.includes("*")) return () => true;
+  const set = new Set(allowed);
+  return (origin) => origin === undefined || set.has(origin);
 }
