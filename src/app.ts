@@ -1,6 +1,6 @@
 import "reflect-metadata";
 import type { Config } from "./config/config.js";
-import { agendaScheduler, createAgenda } from "./infra/agenda.js";
+import { agendaScheduler, createAgenda, drainAgenda } from "./infra/agenda.js";
 import type { Logger } from "./infra/logger.js";
 import { createOrm, pingMongo } from "./infra/orm.js";
 import { createPubSub } from "./infra/pubsub.js";
@@ -89,8 +89,8 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
     // Producers start Agenda too: its notification channel connects only on start().
     await agenda.start();
     onStop("agenda", async () => {
-      const result = await agenda.drain({ timeout: config.shutdownTimeoutMs, closeConnection: false });
-      if (result.timedOut) logger.warn({ running: result.running }, "jobs still running at shutdown");
+      const finished = await drainAgenda(agenda, config.shutdownTimeoutMs);
+      if (!finished) logger.warn("jobs still running at shutdown; their locks expire for another worker");
     });
 
     if (hasApi) {

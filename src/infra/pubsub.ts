@@ -52,8 +52,9 @@ export function createPubSub<Topics extends Record<string, unknown>>(clients: {
           dynamicId === undefined ? routingKey : channelName(routingKey, dynamicId as string),
         ) as AsyncIterable<unknown>,
     },
+    // Only the subscriber is ours to close; the publisher is shared with the rest of the process.
     close: async () => {
-      await redis.close();
+      await clients.subscriber.quit();
     },
   };
 }

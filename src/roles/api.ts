@@ -7,7 +7,15 @@ import { ApolloServerPluginDrainHttpServer } from "@apollo/server/plugin/drainHt
 import { ApolloServerPluginLandingPageDisabled } from "@apollo/server/plugin/disabled";
 import cors from "cors";
 import express, { type Express } from "express";
-import { GraphQLError, parse, validate, type DocumentNode, type GraphQLSchema } from "graphql";
+import {
+  GraphQLError,
+  OperationTypeNode,
+  getOperationAST,
+  parse,
+  validate,
+  type DocumentNode,
+  type GraphQLSchema,
+} from "graphql";
 import { CloseCode, type ServerOptions } from "graphql-ws";
 import { useServer, type Extra } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
@@ -55,6 +63,9 @@ export async function startApi(deps: ApiDeps): Promise<() => Promise<void>> {
   const apollo = new ApolloServer<GraphQLContext>({
     schema,
     includeStacktraceInErrorResponses: false,
+    // main.ts owns SIGTERM/SIGINT and stops everything in order; Apollo's own handler would call
+    // stop() a second time, which never settles, and the process would hang until killed.
+    stopOnTerminationSignals: false,
     // Herald authenticates with bearer tokens and API keys, never cookies, so a cross-site request
     // cannot act as anyone: CSRF prevention would only refuse plain GET queries.
     csrfPrevention: false,
@@ -148,6 +159,7 @@ function websocketOptions(schema: GraphQLSchema, deps: ApiDeps): ServerOptions<R
       const claims = token ? await deps.tokens.verify(token) : null;
       if (!claims) return false;
       ctx.extra.viewer = { kind: "user", userId: claims.userId };
+      closeWhenExpired(ctx.extra.socket, claims.expiresAt);
       return true;
     },
     // Parse and validate here so WebSocket errors carry the same codes as HTTP ones.
@@ -161,12 +173,22 @@ function websocketOptions(schema: GraphQLSchema, deps: ApiDeps): ServerOptions<R
       const errors = validate(schema, document);
       if (errors.length > 0) return errors.map((e) => withCode(e, "GRAPHQL_VALIDATION_FAILED"));
       const id = randomUUID();
-      const contextValue: GraphQLContext = {
-        em: deps.orm.em.fork(),
-        viewer: ctx.extra.viewer ?? { kind: "anonymous" },
-        requestId: id,
-        logger: deps.logger.child({ requestId: id }),
-      };
+      const viewer = ctx.extra.viewer ?? { kind: "anonymous" as const };
+      const logger = deps.logger.child({ requestId: id });
+      const isSubscription =
+        getOperationAST(document, payload.operationName)?.operation === OperationTypeNode.SUBSCRIPTION;
+      // A subscription lives for hours: each event resolves in a unit of work of its own, so
+      // entities never pile up in one identity map. A query or mutation keeps one, as over HTTP.
+      const contextValue: GraphQLContext = isSubscription
+        ? {
+            get em() {
+              return deps.orm.em.fork();
+            },
+            viewer,
+            requestId: id,
+            logger,
+          }
+        : { em: deps.orm.em.fork(), viewer, requestId: id, logger };
       return {
         schema,
         document,
@@ -205,4 +227,26 @@ export function originPolicy(allowed: readonly string[]): (origin: string | unde
   if (allowed.includes("*")) return () => true;
   const set = new Set(allowed);
   return (origin) => origin === undefined || set.has(origin);
+}
+
+/** setTimeout's ceiling (about 24.8 days); longer-lived tokens are checked again after that. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * A socket authenticated once, at connection_init, must not outlive its token: it is closed with
+ * 4403 when the token expires, and the client reconnects with a fresh one.
+ */
+function closeWhenExpired(socket: Extra["socket"], expiresAt: Date): void {
+  const schedule = (): NodeJS.Timeout => {
+    const remaining = expiresAt.getTime() - Date.now();
+    return setTimeout(
+      () => {
+        if (expiresAt.getTime() > Date.now()) timer = schedule();
+        else socket.close(CloseCode.Forbidden, "Token expired");
+      },
+      Math.min(Math.max(remaining, 0), MAX_TIMER_MS),
+    );
+  };
+  let timer = schedule();
+  socket.once("close", () => clearTimeout(timer));
 }

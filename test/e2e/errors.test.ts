@@ -108,6 +108,25 @@ describe("bad input gets a clear error and the process lives on", () => {
     });
   });
 
+  describe("token expiry", () => {
+    it("closes a socket with 4403 when its token expires, after accepting it", async () => {
+      const shortLived = await startHerald({ ...herald.env, JWT_TTL_SECONDS: "3" });
+      try {
+        const { register } = await gqlOk(shortLived.url, RegisterDocument, {
+          input: { email: "brief@example.com", password: PASSWORD, displayName: "Brief" },
+        });
+        const ws = connectWs(shortLived.url, { authorization: `Bearer ${register.token}` });
+        let acknowledged = false;
+        ws.client.on("connected", () => (acknowledged = true));
+        assert.equal(await ws.closed, 4403);
+        assert.ok(acknowledged, "the socket was accepted before it was closed");
+        await ws.dispose();
+      } finally {
+        assert.equal(await shortLived.stop(), 0);
+      }
+    });
+  });
+
   describe("malformed requests", () => {
     it("answers GRAPHQL_PARSE_FAILED to malformed GraphQL", async () => {
       const r = await postRaw(herald.url, { query: "{ me { id " });

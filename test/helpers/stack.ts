@@ -1,5 +1,5 @@
 import { Redis } from "ioredis";
-import { agendaScheduler, createAgenda, type Agenda, type JobScheduler } from "../../src/infra/agenda.js";
+import { agendaScheduler, createAgenda, drainAgenda, type Agenda, type JobScheduler } from "../../src/infra/agenda.js";
 import { createLogger, type Logger } from "../../src/infra/logger.js";
 import { createOrm, type MikroORM } from "../../src/infra/orm.js";
 import { createPubSub, type PubSubBridge } from "../../src/infra/pubsub.js";
@@ -33,7 +33,17 @@ export async function startWorkerStack(prefix: string): Promise<WorkerStack> {
   });
   const redis = new Redis(testRedisUrl());
   const pubsub = createPubSub<Topics>({ publisher: redis, subscriber: new Redis(testRedisUrl()) });
-  const agenda = createAgenda({ db, redis, role: prefix, processEveryMs: 5000, concurrency: 10, logger });
+  // A short lock lifetime: Agenda's per-run liveness timers (half of it) would otherwise keep the
+  // test process alive for 30 s after the last job.
+  const agenda = createAgenda({
+    db,
+    redis,
+    role: prefix,
+    processEveryMs: 5000,
+    concurrency: 10,
+    logger,
+    lockLifetimeMs: 4000,
+  });
   const scheduler = agendaScheduler(agenda);
   const notifications = new NotificationService(pubsub);
   const activity = new ActivityService();
@@ -48,8 +58,9 @@ export async function startWorkerStack(prefix: string): Promise<WorkerStack> {
     pubsub,
     logger,
     stop: async () => {
-      await agenda.drain({ timeout: 5000, closeConnection: false });
+      await drainAgenda(agenda, 5000);
       await pubsub.close();
+      await redis.quit();
       await close();
     },
   };

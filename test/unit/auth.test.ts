@@ -24,7 +24,10 @@ describe("tokens", () => {
   const tokens = new TokenService("k".repeat(32), 60);
 
   it("round-trips the user id", async () => {
-    assert.deepEqual(await tokens.verify(await tokens.issue("user-1")), { userId: "user-1" });
+    const claims = await tokens.verify(await tokens.issue("user-1"));
+    assert.equal(claims?.userId, "user-1");
+    const ttl = (claims?.expiresAt.getTime() ?? 0) - Date.now();
+    assert.ok(ttl > 55_000 && ttl <= 60_000, `expires in the configured 60 s (${ttl} ms)`);
   });
 
   it("refuses a token signed with another secret, an expired one and garbage", async () => {

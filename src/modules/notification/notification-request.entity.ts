@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { ObjectId } from "@mikro-orm/mongodb";
 import { Entity, Index, PrimaryKey, Property, SerializedPrimaryKey, Unique } from "@mikro-orm/decorators/legacy";
 
@@ -9,8 +10,9 @@ import { Entity, Index, PrimaryKey, Property, SerializedPrimaryKey, Unique } fro
 @Entity({ collection: "notification_requests" })
 @Index({ properties: ["completedAt", "createdAt"] })
 export class NotificationRequest {
+  /** Derived from the idempotency key, so a repeated call is found by primary key. */
   @PrimaryKey()
-  _id: ObjectId = new ObjectId();
+  _id: ObjectId;
 
   @SerializedPrimaryKey()
   id!: string;
@@ -35,9 +37,19 @@ export class NotificationRequest {
   completedAt?: Date | null;
 
   constructor(init: { idempotencyKey: string; recipientIds: ObjectId[]; title: string; body: string }) {
+    this._id = requestIdFor(init.idempotencyKey);
     this.idempotencyKey = init.idempotencyKey;
     this.recipientIds = init.recipientIds;
     this.title = init.title;
     this.body = init.body;
   }
+}
+
+/**
+ * The request id for an idempotency key: the first 12 bytes of its SHA-256. A lookup by primary key
+ * is the one query every MongoDB-compatible server answers from an index (FerretDB v1 scans a
+ * collection for most other filters), and it makes the key unique by construction.
+ */
+export function requestIdFor(idempotencyKey: string): ObjectId {
+  return new ObjectId(createHash("sha256").update(idempotencyKey).digest().subarray(0, 12));
 }

