@@ -35,7 +35,8 @@ export function baseEnv(database: string): Record<string, string> {
     JWT_SECRET: TEST_JWT_SECRET,
     SERVICE_API_KEY: TEST_SERVICE_KEY,
     LOG_LEVEL: process.env["TEST_LOG_LEVEL"] ?? "warn",
-    NODE_ENV: "test",
+    // As deployed: libraries such as Apollo Server behave differently under NODE_ENV=test.
+    NODE_ENV: "production",
   };
 }
 

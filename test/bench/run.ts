@@ -1,0 +1,390 @@
+// Entry of `npm run bench`: how long a notification takes from sendNotification (HTTP, on an api
+// process) to the notificationAdded event at a graphql-ws client, through a separate worker
+// process, with and without Agenda's Redis notification channel.
+//
+//   node dist/test/bench/run.js [--count=N] [--polling-count=N]
+//
+// Starts a throwaway FerretDB and Redis unless MONGO_URL / REDIS_URL name servers to use (each
+// scenario then gets a fresh database, dropped afterwards). Figures go to stdout, progress to stderr.
+import { mkdtemp, rm } from "node:fs/promises";
+import { constants as osConstants, cpus, tmpdir } from "node:os";
+import path from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
+import { print } from "graphql";
+import type { Client } from "graphql-ws";
+import { Redis } from "ioredis";
+import { MongoClient } from "mongodb";
+import { startFerretDb, startRedis } from "../../src/dev/local-stack.js";
+import {
+  NotificationAddedDocument,
+  RegisterDocument,
+  SendNotificationDocument,
+  type NotificationAddedSubscription,
+} from "../generated/graphql.js";
+import { connectWs, eventually, gqlOk } from "../helpers/graphql-client.js";
+import { testMongoUrl, testRedisUrl } from "../helpers/env.js";
+import { baseEnv, startHerald, TEST_SERVICE_KEY, uniqueDatabase, type HeraldProcess } from "../helpers/herald.js";
+import { summarize, type Summary } from "./stats.js";
+
+const DEFAULT_COUNT = 300;
+// Every polling send waits for a poll, so 300 of them would take about 25 minutes.
+const DEFAULT_POLLING_COUNT = 30;
+const CHANNEL_WARMUP = 20;
+// Warm-up is about JIT and connection pools; with polling each one costs a whole poll cycle.
+const POLLING_WARMUP = 2;
+// Herald's default, passed explicitly so that the random send offset below spans the real cycle.
+const PROCESS_EVERY_MS = 5000;
+const EVENT_TIMEOUT_MS = 30_000;
+const TARGET_P99_MS = 50;
+const SIGNALS: readonly NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+
+interface Scenario {
+  kind: "channel" | "polling";
+  name: string;
+  env: Record<string, string>;
+  count: number;
+  warmup: number;
+  /** Upper bound of a random pause before each send; 0 sends as soon as the previous event is in. */
+  maxPauseMs: number;
+}
+
+interface Result {
+  scenario: Scenario;
+  /** In the order sent: a trend over the run says the cost per send grows with the data. */
+  samples: number[];
+  summary: Summary;
+}
+
+/** Everything started so far, stopped newest first however the run ends: done, failed or Ctrl-C. */
+class Cleanup {
+  private readonly stack: { name: string; stop: () => Promise<unknown> }[] = [];
+
+  add(name: string, stop: () => Promise<unknown>): void {
+    this.stack.push({ name, stop });
+  }
+
+  get size(): number {
+    return this.stack.length;
+  }
+
+  private unwinding: Promise<void> = Promise.resolve();
+
+  /**
+   * Stops what was added since the stack had `keep` entries. Calls queue up: a Ctrl-C during a
+   * scenario's own cleanup must not stop Redis under a worker that is still draining.
+   */
+  unwind(keep = 0): Promise<void> {
+    this.unwinding = this.unwinding.then(() => this.pop(keep));
+    return this.unwinding;
+  }
+
+  private async pop(keep: number): Promise<void> {
+    while (this.stack.length > keep) {
+      const top = this.stack.pop();
+      if (!top) break;
+      try {
+        await top.stop();
+      } catch (err) {
+        log(`could not stop ${top.name}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+  }
+}
+
+const cleanup = new Cleanup();
+/** Set on Ctrl-C: what fails after it is fallout of the shutdown, not a finding. */
+let interrupted: NodeJS.Signals | undefined;
+
+async function main(): Promise<number> {
+  const options = parseArgs(process.argv.slice(2));
+  handleSignals();
+  await startServers();
+  const scenarios: Scenario[] = [
+    {
+      kind: "channel",
+      name: "Redis notification channel",
+      env: { AGENDA_NOTIFICATIONS: "on" },
+      count: options.count,
+      warmup: CHANNEL_WARMUP,
+      maxPauseMs: 0,
+    },
+    {
+      kind: "polling",
+      name: `polling only (every ${PROCESS_EVERY_MS} ms)`,
+      env: { AGENDA_NOTIFICATIONS: "off", AGENDA_PROCESS_EVERY_MS: String(PROCESS_EVERY_MS) },
+      count: options.pollingCount,
+      warmup: POLLING_WARMUP,
+      // Sent right after the previous event, every send would land just after a poll and wait a
+      // whole cycle: a random offset shows what a client sending at any moment sees, at no extra cost.
+      maxPauseMs: PROCESS_EVERY_MS,
+    },
+  ];
+  const results: Result[] = [];
+  for (const scenario of scenarios) {
+    if (scenario.count === 0) continue;
+    const samples = await measure(scenario);
+    results.push({ scenario, samples, summary: summarize(samples) });
+  }
+  report(results);
+  return 0;
+}
+
+function parseArgs(args: readonly string[]): { count: number; pollingCount: number } {
+  const options = { count: DEFAULT_COUNT, pollingCount: DEFAULT_POLLING_COUNT };
+  for (const arg of args) {
+    const match = /^--(count|polling-count)=(\d+)$/.exec(arg);
+    if (!match) throw new Error(`unknown argument ${arg}; usage: run.js [--count=N] [--polling-count=N]`);
+    const value = Number(match[2]);
+    if (match[1] === "count") options.count = value;
+    else options.pollingCount = value;
+  }
+  return options;
+}
+
+function handleSignals(): void {
+  for (const signal of SIGNALS) {
+    // Our listener also tells local-stack's guard that someone else owns shutdown.
+    process.on(signal, () => {
+      // npm forwards a Ctrl-C the terminal already delivered: one is enough.
+      if (interrupted) return;
+      interrupted = signal;
+      log(`${signal}: stopping everything the benchmark started …`);
+      void cleanup.unwind().finally(() => process.exit(128 + osConstants.signals[signal]));
+    });
+  }
+}
+
+/** FerretDB and Redis for both scenarios; the helpers read their URLs from TEST_MONGO_URL / TEST_REDIS_URL. */
+async function startServers(): Promise<void> {
+  const tempDir = await mkdtemp(path.join(tmpdir(), "herald-bench-"));
+  cleanup.add("temporary directory", () => rm(tempDir, { recursive: true, force: true }));
+  const givenMongo = process.env["MONGO_URL"];
+  if (givenMongo) {
+    process.env["TEST_MONGO_URL"] = givenMongo;
+  } else {
+    const ferret = await startFerretDb({ dataDir: path.join(tempDir, "ferretdb") });
+    cleanup.add("FerretDB", () => ferret.stop());
+    process.env["TEST_MONGO_URL"] = ferret.url;
+    log(`throwaway FerretDB at ${ferret.url}`);
+  }
+  const givenRedis = process.env["REDIS_URL"];
+  if (givenRedis) {
+    process.env["TEST_REDIS_URL"] = givenRedis;
+  } else {
+    const redis = await startRedis({ dataDir: path.join(tempDir, "redis"), persist: false });
+    cleanup.add("Redis", () => redis.stop());
+    process.env["TEST_REDIS_URL"] = redis.url;
+    log(`throwaway Redis at ${redis.url}`);
+  }
+}
+
+/** One worker and one api process on a fresh database; the latency of each counted send, in ms. */
+async function measure(scenario: Scenario): Promise<number[]> {
+  const keep = cleanup.size;
+  try {
+    const database = uniqueDatabase("bench");
+    const env = { ...baseEnv(database), ...scenario.env };
+    if (process.env["MONGO_URL"]) cleanup.add(`database ${database}`, () => dropDatabase(testMongoUrl(database)));
+    const worker = await startOwned({ ...env, ROLES: "worker" });
+    const api = await startOwned({ ...env, ROLES: "api" });
+
+    const { register } = await gqlOk(api.url, RegisterDocument, {
+      input: { email: `bench.${Date.now()}@example.com`, password: "correct horse battery", displayName: "Bench" },
+    });
+    const userId = register.user.id;
+    const ws = connectWs(api.url, { authorization: `Bearer ${register.token}` });
+    cleanup.add("graphql-ws client", () => ws.dispose());
+    const arrivals = new Arrivals(ws.client);
+    await subscribedInRedis(`NOTIFICATION_ADDED:${userId}`);
+
+    const total = scenario.warmup + scenario.count;
+    log(`${scenario.name}: ${scenario.warmup} warm-up + ${scenario.count} counted sends …`);
+    const samples: number[] = [];
+    for (let seq = 0; seq < total; seq += 1) {
+      if (scenario.maxPauseMs > 0) await delay(Math.random() * scenario.maxPauseMs);
+      const input = {
+        recipientIds: [userId],
+        title: `bench #${seq}`,
+        body: `latency probe ${seq}`,
+        idempotencyKey: `bench-${database}-${seq}`,
+      };
+      const sentAt = performance.now();
+      const arrived = arrivals.waitFor(seq, EVENT_TIMEOUT_MS);
+      const [, arrivedAt] = await Promise.all([
+        gqlOk(api.url, SendNotificationDocument, { input }, { "x-api-key": TEST_SERVICE_KEY }),
+        arrived,
+      ]).catch((err: unknown) => {
+        throw new Error(
+          `${scenario.name}, send #${seq}: ${err instanceof Error ? err.message : String(err)}` +
+            `\n--- worker output (tail) ---\n${worker.output().slice(-3000)}` +
+            `\n--- api output (tail) ---\n${api.output().slice(-3000)}`,
+        );
+      });
+      if (seq >= scenario.warmup) samples.push(arrivedAt - sentAt);
+    }
+    return samples;
+  } finally {
+    await cleanup.unwind(keep);
+  }
+}
+
+async function startOwned(env: Record<string, string>): Promise<HeraldProcess> {
+  const proc = await startHerald(env);
+  cleanup.add(`herald (${env["ROLES"]})`, async () => {
+    const started = performance.now();
+    const code = await proc.stop();
+    const seconds = (performance.now() - started) / 1000;
+    // A slow stop is a drain that waited out its timeout: worth knowing, since it is not the bench's time.
+    if (seconds > 2) log(`herald (${env["ROLES"]}) took ${seconds.toFixed(1)} s to stop`);
+    if (code !== 0) log(`herald (${env["ROLES"]}) exited with ${code ?? "a signal"}:\n${proc.output().slice(-3000)}`);
+  });
+  return proc;
+}
+
+/** Until the api process has subscribed in Redis, a published event would reach nobody. */
+async function subscribedInRedis(channel: string): Promise<void> {
+  const redis = new Redis(testRedisUrl());
+  try {
+    await eventually(
+      async () => {
+        const [, count] = (await redis.pubsub("NUMSUB", channel)) as [string, number];
+        return count > 0 ? true : undefined;
+      },
+      { timeoutMs: 5000, what: `a Redis subscriber on ${channel}` },
+    );
+  } finally {
+    redis.disconnect();
+  }
+}
+
+async function dropDatabase(url: string): Promise<void> {
+  const client = new MongoClient(url);
+  try {
+    await client.db().dropDatabase();
+  } finally {
+    await client.close();
+  }
+}
+
+/**
+ * When each bench event reached the client, stamped in graphql-ws's `next` callback: an event can
+ * arrive before the HTTP response does, and stamping at a later `await` would add that wait.
+ */
+class Arrivals {
+  private readonly arrived = new Map<number, number>();
+  private readonly waiters = new Map<number, (at: number) => void>();
+  private failure: Error | undefined;
+  private readonly onFailure = new Set<(err: Error) => void>();
+
+  constructor(client: Client) {
+    client.subscribe<NotificationAddedSubscription>(
+      { query: print(NotificationAddedDocument) },
+      {
+        next: (result) => {
+          const at = performance.now();
+          // Other events (the WELCOME) carry no sequence number and are not ours to time.
+          const seq = /^bench #(\d+)$/.exec(result.data?.notificationAdded.title ?? "")?.[1];
+          if (seq === undefined) return;
+          const waiter = this.waiters.get(Number(seq));
+          if (waiter) waiter(at);
+          else this.arrived.set(Number(seq), at);
+        },
+        error: (err) => this.fail(new Error(`the subscription failed: ${JSON.stringify(err)}`)),
+        complete: () => this.fail(new Error("the server ended the subscription")),
+      },
+    );
+  }
+
+  waitFor(seq: number, timeoutMs: number): Promise<number> {
+    const early = this.arrived.get(seq);
+    if (early !== undefined) return Promise.resolve(early);
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(seq);
+        this.onFailure.delete(fail);
+      };
+      const fail = (err: Error) => {
+        done();
+        reject(err);
+      };
+      const timer = setTimeout(
+        () => fail(new Error(`no notificationAdded event within ${timeoutMs / 1000} s`)),
+        timeoutMs,
+      );
+      this.onFailure.add(fail);
+      this.waiters.set(seq, (at) => {
+        done();
+        resolve(at);
+      });
+    });
+  }
+
+  private fail(err: Error): void {
+    this.failure = err;
+    for (const fail of [...this.onFailure]) fail(err);
+  }
+}
+
+function report(results: readonly Result[]): void {
+  const ms = (value: number) => value.toFixed(1).padStart(9);
+  const width = Math.max(...results.map((r) => r.scenario.name.length), "scenario".length) + 2;
+  const cpu = cpus();
+  const lines = [
+    "Herald latency: sendNotification (HTTP, api process) -> notificationAdded (graphql-ws client)",
+    `machine: ${cpu.length} cores (${cpu[0]?.model.trim() ?? "unknown CPU"}), Node ${process.version}, ${process.platform}/${process.arch}`,
+    `date: ${new Date().toISOString()}`,
+    `setup: one worker + one api process, ${process.env["MONGO_URL"] ? "MongoDB from MONGO_URL" : "throwaway FerretDB (SQLite)"}, ` +
+      `${process.env["REDIS_URL"] ? "Redis from REDIS_URL" : "throwaway Redis"}; sequential sends, warm-up not counted`,
+    "",
+    `${"scenario".padEnd(width)}${"count".padStart(6)}${"p50 ms".padStart(9)}${"p95 ms".padStart(9)}${"p99 ms".padStart(9)}${"max ms".padStart(9)}`,
+    ...results.map(
+      ({ scenario, summary: s }) =>
+        `${scenario.name.padEnd(width)}${String(s.count).padStart(6)}${ms(s.p50)}${ms(s.p95)}${ms(s.p99)}${ms(s.max)}`,
+    ),
+    "",
+    ...results.map(
+      ({ scenario, samples }) =>
+        `${scenario.name}: ${scenario.warmup} warm-up sends` +
+        (scenario.kind === "polling"
+          ? `; ${scenario.count} counted (default ${DEFAULT_POLLING_COUNT}, --polling-count=N: each send waits for a poll);` +
+            ` each send starts after a random pause of up to ${scenario.maxPauseMs} ms, so it lands anywhere in the poll cycle`
+          : `; ${scenario.count} counted (default ${DEFAULT_COUNT}, --count=N), each sent as soon as the previous event arrived;` +
+            ` p50 of the first / last 10 % of sends: ${trend(samples)}`),
+    ),
+  ];
+  const channel = results.find((r) => r.scenario.kind === "channel");
+  if (channel)
+    lines.push(
+      `target: p99 < ${TARGET_P99_MS} ms with the channel: ${channel.summary.p99 < TARGET_P99_MS ? "met" : "missed"}`,
+    );
+  process.stdout.write(`${lines.join("\n")}\n`);
+}
+
+function trend(samples: readonly number[]): string {
+  const tenth = Math.max(1, Math.floor(samples.length / 10));
+  const p50 = (part: readonly number[]) => summarize(part).p50.toFixed(1);
+  return `${p50(samples.slice(0, tenth))} / ${p50(samples.slice(-tenth))} ms`;
+}
+
+function log(message: string): void {
+  process.stderr.write(`bench: ${message}\n`);
+}
+
+void main()
+  .then(
+    async (code) => {
+      await cleanup.unwind();
+      return code;
+    },
+    async (err: unknown) => {
+      if (!interrupted) log(err instanceof Error ? err.message : String(err));
+      await cleanup.unwind();
+      return 1;
+    },
+  )
+  // After Ctrl-C the signal handler exits, once everything is stopped.
+  .then((code) => {
+    if (!interrupted) process.exit(code);
+  });
