@@ -66,6 +66,9 @@ export async function startApi(deps: ApiDeps): Promise<() => Promise<void>> {
     // main.ts owns SIGTERM/SIGINT and stops everything in order; Apollo's own handler would call
     // stop() a second time, which never settles, and the process would hang until killed.
     stopOnTerminationSignals: false,
+    // Apollo turns introspection off when NODE_ENV=production. Herald's schema is public (it is
+    // checked in as schema/schema.graphql) and GraphiQL and client codegen need it.
+    introspection: true,
     // Herald authenticates with bearer tokens and API keys, never cookies, so a cross-site request
     // cannot act as anyone: CSRF prevention would only refuse plain GET queries.
     csrfPrevention: false,

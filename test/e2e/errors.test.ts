@@ -189,6 +189,14 @@ describe("bad input gets a clear error and the process lives on", () => {
       assert.doesNotMatch(html, /@import\s+url\(["']?https?:/i);
     });
 
+    it("answers introspection, which GraphiQL and client codegen rely on", async () => {
+      const r = await postRaw<{ __schema: { subscriptionType: { name: string } } }>(herald.url, {
+        query: "{ __schema { subscriptionType { name } } }",
+      });
+      assert.equal(r.status, 200);
+      assert.equal(r.data?.__schema.subscriptionType.name, "Subscription");
+    });
+
     it("still answers GET queries from API clients", async () => {
       const res = await fetch(`${herald.url}/graphql?query=${encodeURIComponent("{ __typename }")}`, {
         headers: { accept: "application/json" },
