@@ -5,6 +5,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { log, runMain } from "./dev/cli.js";
 import { projectRoot, runChild, startFerretDb, startRedis, stopAll, type RunningServer } from "./dev/local-stack.js";
 
 const MAIN = fileURLToPath(new URL("./main.js", import.meta.url));
@@ -110,14 +111,4 @@ function randomSecret(): string {
   return randomBytes(48).toString("base64url");
 }
 
-function log(message: string): void {
-  process.stderr.write(`herald: ${message}\n`);
-}
-
-main().then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    log(error instanceof Error ? error.message : String(error));
-    process.exit(1);
-  },
-);
+runMain(main);

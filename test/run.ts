@@ -9,6 +9,8 @@ import { existsSync, globSync, statSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { redactUrl } from "../src/config/config.js";
+import { log, runMain } from "../src/dev/cli.js";
 import {
   projectRoot,
   runChild,
@@ -72,7 +74,7 @@ function relativeSorted(files: readonly string[]): string[] {
 async function mongoForTests(tempDir: string, servers: RunningServer[]): Promise<string> {
   const given = process.env["MONGO_URL"];
   if (given) {
-    log(`tests use MongoDB at ${redact(given)} (from MONGO_URL)`);
+    log(`tests use MongoDB at ${redactUrl(given)} (from MONGO_URL)`);
     return given;
   }
   const server = await startFerretDb({
@@ -86,7 +88,7 @@ async function mongoForTests(tempDir: string, servers: RunningServer[]): Promise
 async function redisForTests(tempDir: string, servers: RunningServer[]): Promise<string> {
   const given = process.env["REDIS_URL"];
   if (given) {
-    log(`tests use Redis at ${redact(given)} (from REDIS_URL)`);
+    log(`tests use Redis at ${redactUrl(given)} (from REDIS_URL)`);
     return given;
   }
   const server = await startRedis({
@@ -98,19 +100,4 @@ async function redisForTests(tempDir: string, servers: RunningServer[]): Promise
   return server.url;
 }
 
-// Server URLs may carry a password; logs should not.
-function redact(url: string): string {
-  return url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@");
-}
-
-function log(message: string): void {
-  process.stderr.write(`herald: ${message}\n`);
-}
-
-main().then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    log(error instanceof Error ? error.message : String(error));
-    process.exit(1);
-  },
-);
+runMain(main);
