@@ -4,9 +4,18 @@ import { agendaScheduler, createAgenda, drainAgenda } from "./infra/agenda.js";
 import type { Logger } from "./infra/logger.js";
 import { createOrm, pingMongo } from "./infra/orm.js";
 import { createPubSub } from "./infra/pubsub.js";
-import { createRedis, pingRedis } from "./infra/redis.js";
+import { createRedis, createVersionClock, pingRedis } from "./infra/redis.js";
 import { ENTITIES } from "./modules/entities.js";
+import { ActivityResolver } from "./modules/activity/activity.resolver.js";
 import { ActivityService } from "./modules/activity/activity.service.js";
+import { FollowResolver } from "./modules/follow/follow.resolver.js";
+import { FollowService } from "./modules/follow/follow.service.js";
+import { FollowSubscriber } from "./modules/follow/follow.subscriber.js";
+import { InboxService } from "./modules/notification/inbox.service.js";
+import { NotificationRequestService } from "./modules/notification/notification-request.service.js";
+import { CommentResolver, PostResolver } from "./modules/post/post.resolver.js";
+import { PostService } from "./modules/post/post.service.js";
+import { PostSubscriber } from "./modules/post/post.subscriber.js";
 import { NotificationRequestSubscriber } from "./modules/notification/notification-request.subscriber.js";
 import { NotificationResolver } from "./modules/notification/notification.resolver.js";
 import { NotificationService } from "./modules/notification/notification.service.js";
@@ -70,10 +79,12 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
     const events = orm.em.getEventManager();
     events.registerSubscriber(new UserSubscriber(scheduler, logger));
     events.registerSubscriber(new NotificationRequestSubscriber(scheduler, logger));
+    events.registerSubscriber(new PostSubscriber(scheduler, logger));
+    events.registerSubscriber(new FollowSubscriber(scheduler, logger));
 
     const tokens = new TokenService(config.jwt.secret, config.jwt.ttlSeconds);
     const users = new UserService(tokens);
-    const notifications = new NotificationService(pubsub);
+    const notifications = new NotificationService(pubsub, createVersionClock(redis, "herald:unread-version"));
     const activity = new ActivityService();
 
     const http = createHttp({
@@ -94,9 +105,23 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
     });
 
     if (hasApi) {
+      const posts = new PostService();
+      const follows = new FollowService();
       const resolvers = new Map<Function, unknown>([
-        [UserResolver, new UserResolver(users)],
-        [NotificationResolver, new NotificationResolver(notifications, users)],
+        [UserResolver, new UserResolver(users, follows)],
+        [
+          NotificationResolver,
+          new NotificationResolver({
+            inbox: new InboxService(notifications),
+            requests: new NotificationRequestService(),
+            users,
+            posts,
+          }),
+        ],
+        [PostResolver, new PostResolver(posts, users)],
+        [CommentResolver, new CommentResolver(posts, users)],
+        [FollowResolver, new FollowResolver(follows)],
+        [ActivityResolver, new ActivityResolver(activity, users)],
       ]);
       const stopApi = await startApi({
         config,

@@ -2,10 +2,20 @@ import "reflect-metadata";
 import { GraphQLDateTime } from "graphql-scalars";
 import { lexicographicSortSchema, printSchema, type GraphQLSchema } from "graphql";
 import { buildSchema, type ContainerType, type PubSub } from "type-graphql";
+import { ActivityResolver } from "../modules/activity/activity.resolver.js";
+import { FollowResolver } from "../modules/follow/follow.resolver.js";
 import { NotificationResolver } from "../modules/notification/notification.resolver.js";
+import { CommentResolver, PostResolver } from "../modules/post/post.resolver.js";
 import { UserResolver } from "../modules/user/user.resolver.js";
 
-export const RESOLVERS = [UserResolver, NotificationResolver] as const;
+export const RESOLVERS = [
+  UserResolver,
+  NotificationResolver,
+  PostResolver,
+  CommentResolver,
+  FollowResolver,
+  ActivityResolver,
+] as const;
 
 /**
  * Builds the executable schema. Resolver instances come from `container` (constructed with their

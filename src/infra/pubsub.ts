@@ -9,6 +9,8 @@ import type { Redis } from "./redis.js";
  */
 export interface TopicPublisher<Topics extends Record<string, unknown>> {
   publish<K extends keyof Topics & string>(topic: K, id: string, payload: Topics[K]): Promise<void>;
+  /** Those of `ids` whose channel on `topic` has a subscriber right now, on any instance. */
+  listening(topic: keyof Topics & string, ids: readonly string[]): Promise<string[]>;
 }
 
 export interface PubSubBridge<Topics extends Record<string, unknown>> extends TopicPublisher<Topics> {
@@ -42,6 +44,14 @@ export function createPubSub<Topics extends Record<string, unknown>>(clients: {
   });
   return {
     publish: (topic, id, payload) => redis.publish(channelName(topic, id), payload),
+    listening: async (topic, ids) => {
+      if (ids.length === 0) return [];
+      const reply = (await clients.publisher.pubsub("NUMSUB", ...ids.map((id) => channelName(topic, id)))) as (
+        string | number
+      )[];
+      // The reply alternates channel, count, in the order asked.
+      return ids.filter((_, i) => Number(reply[2 * i + 1]) > 0);
+    },
     graphql: {
       publish: () => {
         // Herald publishes through the typed `publish` above, never through type-graphql.

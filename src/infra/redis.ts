@@ -21,3 +21,27 @@ export async function pingRedis(client: Redis): Promise<void> {
   const answer: string = await client.ping();
   if (answer !== "PONG") throw new Error(`unexpected PING answer: ${answer}`);
 }
+
+/**
+ * Per-key counters that only go up, for ordering events computed concurrently: take a version
+ * before reading the state an event reports, and a reader keeping only the highest version it has
+ * seen converges on the latest state.
+ */
+export interface VersionClock {
+  next(keys: readonly string[]): Promise<number[]>;
+}
+
+export function createVersionClock(client: Redis, prefix: string): VersionClock {
+  return {
+    next: async (keys) => {
+      if (keys.length === 0) return [];
+      const pipeline = client.pipeline();
+      for (const key of keys) pipeline.incr(`${prefix}:${key}`);
+      const results = (await pipeline.exec()) ?? [];
+      return results.map(([err, value]) => {
+        if (err) throw err;
+        return Number(value);
+      });
+    },
+  };
+}

@@ -12,6 +12,7 @@ import {
   OperationTypeNode,
   getOperationAST,
   parse,
+  specifiedRules,
   validate,
   type DocumentNode,
   type GraphQLSchema,
@@ -27,6 +28,7 @@ import type { PubSubBridge } from "../infra/pubsub.js";
 import { unauthenticated, formatError } from "../graphql/errors.js";
 import type { GraphQLContext, Viewer } from "../graphql/context.js";
 import { buildHeraldSchema } from "../graphql/schema.js";
+import { LIMIT_RULES } from "../graphql/limits.js";
 import { renderPlayground } from "../graphql/playground.js";
 import { bearerToken, type TokenService } from "../modules/user/token.service.js";
 import { requestId } from "./http.js";
@@ -69,6 +71,7 @@ export async function startApi(deps: ApiDeps): Promise<() => Promise<void>> {
     // Apollo turns introspection off when NODE_ENV=production. Herald's schema is public (it is
     // checked in as schema/schema.graphql) and GraphiQL and client codegen need it.
     introspection: true,
+    validationRules: [...LIMIT_RULES],
     // Herald authenticates with bearer tokens and API keys, never cookies, so a cross-site request
     // cannot act as anyone: CSRF prevention would only refuse plain GET queries.
     csrfPrevention: false,
@@ -173,7 +176,7 @@ function websocketOptions(schema: GraphQLSchema, deps: ApiDeps): ServerOptions<R
       } catch (err) {
         return [withCode(err, "GRAPHQL_PARSE_FAILED")];
       }
-      const errors = validate(schema, document);
+      const errors = validate(schema, document, [...specifiedRules, ...LIMIT_RULES]);
       if (errors.length > 0) return errors.map((e) => withCode(e, "GRAPHQL_VALIDATION_FAILED"));
       const id = randomUUID();
       const viewer = ctx.extra.viewer ?? { kind: "anonymous" as const };

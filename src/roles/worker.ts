@@ -2,6 +2,8 @@ import type { Agenda } from "../infra/agenda.js";
 import type { Logger } from "../infra/logger.js";
 import { defineNotificationJobs, type NotificationJobDeps } from "../modules/notification/notification.jobs.js";
 import { defineRecoveryJobs } from "../modules/recovery/recovery.jobs.js";
+import { defineFollowJobs } from "../modules/follow/follow.jobs.js";
+import { definePostJobs } from "../modules/post/post.jobs.js";
 import type { JobScheduler } from "../infra/agenda.js";
 
 export interface WorkerDeps extends NotificationJobDeps {
@@ -16,5 +18,7 @@ export interface WorkerDeps extends NotificationJobDeps {
  */
 export async function defineWorkerJobs(deps: WorkerDeps): Promise<void> {
   defineNotificationJobs(deps.agenda, deps);
+  definePostJobs(deps.agenda, deps);
+  defineFollowJobs(deps.agenda, deps);
   await defineRecoveryJobs(deps.agenda, deps);
 }

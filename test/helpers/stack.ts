@@ -1,4 +1,5 @@
 import { Redis } from "ioredis";
+import { createVersionClock } from "../../src/infra/redis.js";
 import { agendaScheduler, createAgenda, drainAgenda, type Agenda, type JobScheduler } from "../../src/infra/agenda.js";
 import { createLogger, type Logger } from "../../src/infra/logger.js";
 import { createOrm, type MikroORM } from "../../src/infra/orm.js";
@@ -45,7 +46,7 @@ export async function startWorkerStack(prefix: string): Promise<WorkerStack> {
     lockLifetimeMs: 4000,
   });
   const scheduler = agendaScheduler(agenda);
-  const notifications = new NotificationService(pubsub);
+  const notifications = new NotificationService(pubsub, createVersionClock(redis, "herald:unread-version"));
   const activity = new ActivityService();
   await defineWorkerJobs({ agenda, scheduler, orm, notifications, activity, logger });
   await agenda.start();

@@ -1,10 +1,14 @@
-import { Arg, Ctx, FieldResolver, Int, Mutation, Query, Resolver, Root, Subscription } from "type-graphql";
+import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subscription } from "type-graphql";
 import type { GraphQLContext } from "../../graphql/context.js";
 import { requireService, requireUser } from "../../graphql/context.js";
-import { UserView, toUserView } from "../user/user.types.js";
+import { CommentView, PostView, toCommentView, toPostView } from "../post/post.types.js";
+import type { PostService } from "../post/post.service.js";
+import { userOrFail } from "../post/post.resolver.js";
+import { UserView } from "../user/user.types.js";
 import type { UserService } from "../user/user.service.js";
-import type { NotificationService } from "./notification.service.js";
-import { NOTIFICATION_ADDED, UNREAD_COUNT_CHANGED } from "./notification.topics.js";
+import type { InboxService } from "./inbox.service.js";
+import type { NotificationRequestService } from "./notification-request.service.js";
+import { NOTIFICATION_ADDED, UNREAD_COUNT_CHANGED, type UnreadCountEvent } from "./notification.topics.js";
 import {
   NotificationConnection,
   NotificationFilter,
@@ -18,26 +22,74 @@ const DEFAULT_PAGE_SIZE = 20;
 /** Subscriptions listen on the caller's own channel; without a user they fail before listening. */
 const ownChannel = ({ context }: { context: GraphQLContext }) => requireUser(context);
 
+/** The highest count version each unreadCountChanged subscription has sent, keyed by its context. */
+const lastSentVersion = new WeakMap<object, number>();
+
+/**
+ * Counts computed concurrently can reach Redis out of order; a subscription passes on only counts
+ * newer than the last it sent, so a client never steps back to a stale count.
+ */
+function newerThanLastSent({ payload, context }: { payload: UnreadCountEvent; context: GraphQLContext }): boolean {
+  if (payload.version <= (lastSentVersion.get(context) ?? 0)) return false;
+  lastSentVersion.set(context, payload.version);
+  return true;
+}
+
+export interface NotificationResolverDeps {
+  inbox: InboxService;
+  requests: NotificationRequestService;
+  users: UserService;
+  posts: PostService;
+}
+
 @Resolver(() => NotificationView)
 export class NotificationResolver {
-  constructor(
-    private readonly service: NotificationService,
-    private readonly users: UserService,
-  ) {}
+  constructor(private readonly deps: NotificationResolverDeps) {}
 
   @Query(() => NotificationConnection, { description: "The caller's notifications, newest first." })
   async notifications(
     @Ctx() ctx: GraphQLContext,
-    @Arg("first", () => Int, { nullable: true, defaultValue: 20, description: "At most 100." }) first: number | null,
+    @Arg("first", () => Int, { nullable: true, defaultValue: DEFAULT_PAGE_SIZE, description: "At most 100." })
+    first: number | null,
     @Arg("after", () => String, { nullable: true }) after: string | null,
     @Arg("filter", () => NotificationFilter, { nullable: true }) filter: NotificationFilter | null,
   ): Promise<NotificationConnection> {
-    return this.service.list(ctx.em, requireUser(ctx), { first: first ?? DEFAULT_PAGE_SIZE, after, filter });
+    return this.deps.inbox.list(ctx.em, requireUser(ctx), { first: first ?? DEFAULT_PAGE_SIZE, after, filter });
+  }
+
+  @Query(() => NotificationView, { nullable: true, description: "One of the caller's notifications." })
+  async notification(@Arg("id", () => ID) id: string, @Ctx() ctx: GraphQLContext): Promise<NotificationView> {
+    return this.deps.inbox.get(ctx.em, requireUser(ctx), id);
   }
 
   @Query(() => Int, { description: "Unread, not archived notifications of the caller." })
   async unreadCount(@Ctx() ctx: GraphQLContext): Promise<number> {
-    return this.service.unreadCount(ctx.em, requireUser(ctx));
+    return this.deps.inbox.unreadCount(ctx.em, requireUser(ctx));
+  }
+
+  @Mutation(() => NotificationView)
+  markNotificationRead(@Arg("id", () => ID) id: string, @Ctx() ctx: GraphQLContext): Promise<NotificationView> {
+    return this.deps.inbox.markRead(ctx.em, requireUser(ctx), id);
+  }
+
+  @Mutation(() => NotificationView)
+  markNotificationUnread(@Arg("id", () => ID) id: string, @Ctx() ctx: GraphQLContext): Promise<NotificationView> {
+    return this.deps.inbox.markUnread(ctx.em, requireUser(ctx), id);
+  }
+
+  @Mutation(() => Int, { description: "Marks every unread notification read; returns how many changed." })
+  markAllNotificationsRead(@Ctx() ctx: GraphQLContext): Promise<number> {
+    return this.deps.inbox.markAllRead(ctx.em, requireUser(ctx));
+  }
+
+  @Mutation(() => NotificationView)
+  archiveNotification(@Arg("id", () => ID) id: string, @Ctx() ctx: GraphQLContext): Promise<NotificationView> {
+    return this.deps.inbox.archive(ctx.em, requireUser(ctx), id);
+  }
+
+  @Mutation(() => Boolean)
+  deleteNotification(@Arg("id", () => ID) id: string, @Ctx() ctx: GraphQLContext): Promise<boolean> {
+    return this.deps.inbox.delete(ctx.em, requireUser(ctx), id);
   }
 
   @Mutation(() => SendNotificationResult, {
@@ -48,7 +100,7 @@ export class NotificationResolver {
     @Ctx() ctx: GraphQLContext,
   ): Promise<SendNotificationResult> {
     requireService(ctx);
-    return this.service.send(ctx.em, input);
+    return this.deps.requests.send(ctx.em, input);
   }
 
   @Subscription(() => NotificationView, {
@@ -63,16 +115,27 @@ export class NotificationResolver {
   @Subscription(() => Int, {
     topics: UNREAD_COUNT_CHANGED,
     topicId: ownChannel,
+    filter: newerThanLastSent,
     description: "The caller's unread count after any change, from any device.",
   })
-  unreadCountChanged(@Root() count: number): number {
-    return count;
+  unreadCountChanged(@Root() event: UnreadCountEvent): number {
+    return event.count;
   }
 
   @FieldResolver(() => UserView, { nullable: true, description: "Who caused it, when someone did." })
-  async actor(@Root() notification: NotificationView, @Ctx() ctx: GraphQLContext): Promise<UserView | null> {
-    if (!notification.actorId) return null;
-    const user = await this.users.findById(ctx.em, notification.actorId);
-    return user ? toUserView(user) : null;
+  actor(@Root() notification: NotificationView, @Ctx() ctx: GraphQLContext): Promise<UserView> | null {
+    return notification.actorId ? userOrFail(this.deps.users, ctx, notification.actorId) : null;
+  }
+
+  @FieldResolver(() => PostView, { nullable: true })
+  async post(@Root() notification: NotificationView, @Ctx() ctx: GraphQLContext): Promise<PostView | null> {
+    const post = notification.postId ? await this.deps.posts.find(ctx.em, notification.postId) : null;
+    return post ? toPostView(post) : null;
+  }
+
+  @FieldResolver(() => CommentView, { nullable: true })
+  async comment(@Root() notification: NotificationView, @Ctx() ctx: GraphQLContext): Promise<CommentView | null> {
+    const comment = notification.commentId ? await this.deps.posts.findComment(ctx.em, notification.commentId) : null;
+    return comment ? toCommentView(comment) : null;
   }
 }

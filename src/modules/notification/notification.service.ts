@@ -1,26 +1,12 @@
 import { ObjectId } from "@mikro-orm/mongodb";
 import type { Collection, Document } from "mongodb";
 import type { EntityManager } from "../../infra/orm.js";
-import { isDuplicateKeyError } from "../../infra/orm.js";
 import type { TopicPublisher } from "../../infra/pubsub.js";
-import { badInput, conflict } from "../../graphql/errors.js";
-import { User } from "../user/user.entity.js";
+import type { VersionClock } from "../../infra/redis.js";
 import { Notification } from "./notification.entity.js";
-import { NotificationRequest, requestIdFor } from "./notification-request.entity.js";
-import { DeliveryStatus, NotificationChannel, NotificationKind, NotificationStatus } from "./notification.enums.js";
-import { afterCursor, decodeCursor, encodeCursor } from "./cursor.js";
+import { DeliveryStatus, NotificationChannel, NotificationKind } from "./notification.enums.js";
 import { NOTIFICATION_ADDED, UNREAD_COUNT_CHANGED, type Topics } from "./notification.topics.js";
-import {
-  toNotificationView,
-  type DeliveryView,
-  type NotificationConnection,
-  type NotificationView,
-  type NotificationFilter,
-  type SendNotificationInput,
-  type SendNotificationResult,
-} from "./notification.types.js";
-
-export const MAX_PAGE_SIZE = 100;
+import { toNotificationView, type DeliveryView, type NotificationView } from "./notification.types.js";
 
 /** One notification to write; `dedupeKey` identifies it across re-runs of the job that writes it. */
 export interface NotificationDraft {
@@ -30,6 +16,8 @@ export interface NotificationDraft {
   title: string;
   body: string;
   actorId?: ObjectId | null;
+  postId?: ObjectId | null;
+  commentId?: ObjectId | null;
 }
 
 export interface DeliverySummary {
@@ -38,8 +26,12 @@ export interface DeliverySummary {
   published: number;
 }
 
+/** Writes notifications and announces them, and announces unread counts after any change. */
 export class NotificationService {
-  constructor(private readonly topics: TopicPublisher<Topics>) {}
+  constructor(
+    private readonly topics: TopicPublisher<Topics>,
+    private readonly versions: VersionClock,
+  ) {}
 
   /**
    * Persists, then announces. Safe to repeat and to run concurrently: the unique dedupe key lets
@@ -66,8 +58,9 @@ export class NotificationService {
 
   private async announce(em: EntityManager, views: NotificationView[]): Promise<void> {
     if (views.length === 0) return;
-    for (const view of views) await this.topics.publish(NOTIFICATION_ADDED, view.recipientId, view);
-    for (const userId of new Set(views.map((v) => v.recipientId))) await this.publishUnreadCount(em, userId);
+    // Published together: ioredis pipelines the commands of one tick into one round trip.
+    await Promise.all(views.map((view) => this.topics.publish(NOTIFICATION_ADDED, view.recipientId, view)));
+    await this.publishUnreadCounts(em, [...new Set(views.map((v) => v.recipientId))], { onlyListening: true });
     // One update per id in one round trip: FerretDB v1 answers an `_id` match from its index but
     // scans the whole collection for `_id: { $in }`.
     const publishedAt = new Date();
@@ -77,73 +70,45 @@ export class NotificationService {
     );
   }
 
-  async list(
-    em: EntityManager,
-    userId: string,
-    args: { first: number; after?: string | null | undefined; filter?: NotificationFilter | null | undefined },
-  ): Promise<NotificationConnection> {
-    if (!Number.isInteger(args.first) || args.first < 0 || args.first > MAX_PAGE_SIZE) {
-      throw badInput("first", `must be between 0 and ${MAX_PAGE_SIZE}`);
-    }
-    const conditions: Record<string, unknown>[] = [
-      { recipientId: new ObjectId(userId) },
-      ...filterConditions(args.filter),
-    ];
-    if (args.after) {
-      const cursor = decodeCursor(args.after);
-      if (!cursor) throw badInput("after", "is not a cursor returned by this API");
-      conditions.push(afterCursor(cursor));
-    }
-    const rows = await em.find(
-      Notification,
-      { $and: conditions },
-      {
-        orderBy: { createdAt: "desc", _id: "desc" },
-        limit: args.first + 1,
-      },
-    );
-    const page = rows.slice(0, args.first);
-    const edges = page.map((n) => ({ cursor: encodeCursor(n.createdAt, n.id), node: toNotificationView(n) }));
-    return { edges, pageInfo: { hasNextPage: rows.length > args.first, endCursor: edges.at(-1)?.cursor ?? null } };
-  }
-
   /** Unread and not archived: what a badge shows. */
   async unreadCount(em: EntityManager, userId: string): Promise<number> {
     return em.count(Notification, { recipientId: new ObjectId(userId), readAt: null, archivedAt: null });
   }
 
-  async publishUnreadCount(em: EntityManager, userId: string): Promise<void> {
-    await this.topics.publish(UNREAD_COUNT_CHANGED, userId, await this.unreadCount(em, userId));
+  /**
+   * Announces each user's unread count, after a change to it has been written. Each count carries a
+   * version taken before the count is read, so when two changes race, the count with the higher
+   * version saw both, and subscribers keep only the highest version (see unreadCountChanged).
+   * With `onlyListening`, users with no open unreadCountChanged subscription are skipped: counting
+   * is the costly part of announcing a large fan-out, and a client reads the count when it connects.
+   */
+  async publishUnreadCounts(
+    em: EntityManager,
+    userIds: readonly string[],
+    options: { onlyListening?: boolean } = {},
+  ): Promise<void> {
+    const targets = options.onlyListening ? await this.topics.listening(UNREAD_COUNT_CHANGED, userIds) : userIds;
+    if (targets.length === 0) return;
+    const versions = await this.versions.next(targets);
+    const counts = await this.unreadCounts(em, targets);
+    await Promise.all(
+      targets.map((userId, i) =>
+        this.topics.publish(UNREAD_COUNT_CHANGED, userId, {
+          count: counts.get(userId) ?? 0,
+          version: versions[i] ?? 0,
+        }),
+      ),
+    );
   }
 
-  /**
-   * Stores a request from another backend; NotificationRequestSubscriber schedules its delivery once
-   * it is committed. The idempotency key's unique index decides races between two identical calls.
-   */
-  async send(em: EntityManager, input: SendNotificationInput): Promise<SendNotificationResult> {
-    const previous = await em.findOne(NotificationRequest, { _id: requestIdFor(input.idempotencyKey) });
-    if (previous) return replay(previous, input);
-    const recipientIds = input.recipientIds.map((id) => new ObjectId(id));
-    const known = await em.find(User, { _id: { $in: recipientIds } }, { fields: ["_id"] });
-    if (known.length !== recipientIds.length) {
-      const knownIds = new Set(known.map((u) => u.id));
-      const unknown = input.recipientIds.filter((id) => !knownIds.has(id));
-      throw badInput("recipientIds", `no user has the id ${unknown.slice(0, 5).join(", ")}`);
-    }
-    const request = new NotificationRequest({
-      idempotencyKey: input.idempotencyKey,
-      recipientIds,
-      title: input.title,
-      body: input.body,
-    });
-    try {
-      await em.persist(request).flush();
-    } catch (err) {
-      if (!isDuplicateKeyError(err)) throw err;
-      const winner = await em.fork().findOneOrFail(NotificationRequest, { _id: requestIdFor(input.idempotencyKey) });
-      return replay(winner, input);
-    }
-    return toResult(request, false);
+  /** Unread counts of many users in one query (FerretDB v1 scans once instead of once per user). */
+  private async unreadCounts(em: EntityManager, userIds: readonly string[]): Promise<Map<string, number>> {
+    if (userIds.length === 1 && userIds[0]) return new Map([[userIds[0], await this.unreadCount(em, userIds[0])]]);
+    const rows = (await em.aggregate(Notification, [
+      { $match: { recipientId: { $in: userIds.map((id) => new ObjectId(id)) }, readAt: null, archivedAt: null } },
+      { $group: { _id: "$recipientId", count: { $sum: 1 } } },
+    ])) as { _id: ObjectId; count: number }[];
+    return new Map(rows.map((r) => [r._id.toHexString(), r.count]));
   }
 
   /** Inserts the drafts whose dedupe key is new; returns those it inserted. */
@@ -157,8 +122,8 @@ export class NotificationService {
       title: d.title,
       body: d.body,
       actorId: d.actorId ?? null,
-      postId: null,
-      commentId: null,
+      postId: d.postId ?? null,
+      commentId: d.commentId ?? null,
       createdAt: now,
       readAt: null,
       archivedAt: null,
@@ -198,6 +163,8 @@ function docToView(doc: {
   title: string;
   body: string;
   actorId: ObjectId | null;
+  postId: ObjectId | null;
+  commentId: ObjectId | null;
   createdAt: Date;
   deliveries: DeliveryView[];
 }): NotificationView {
@@ -208,8 +175,8 @@ function docToView(doc: {
     title: doc.title,
     body: doc.body,
     actorId: doc.actorId?.toHexString() ?? null,
-    postId: null,
-    commentId: null,
+    postId: doc.postId?.toHexString() ?? null,
+    commentId: doc.commentId?.toHexString() ?? null,
     createdAt: doc.createdAt,
     readAt: null,
     archivedAt: null,
@@ -220,36 +187,6 @@ function docToView(doc: {
 /** The raw collection, for batch writes MikroORM's unit of work does not express. */
 function notificationCollection(em: EntityManager): Collection<Document> {
   return em.getCollection(Notification) as unknown as Collection<Document>;
-}
-
-function filterConditions(filter: NotificationFilter | null | undefined): Record<string, unknown>[] {
-  const conditions: Record<string, unknown>[] = [];
-  const status = filter?.status ?? NotificationStatus.ALL;
-  if (status === NotificationStatus.UNREAD) conditions.push({ readAt: null });
-  if (status === NotificationStatus.READ) conditions.push({ readAt: { $ne: null } });
-  conditions.push(filter?.archived ? { archivedAt: { $ne: null } } : { archivedAt: null });
-  if (filter?.kinds && filter.kinds.length > 0) conditions.push({ kind: { $in: filter.kinds } });
-  return conditions;
-}
-
-function replay(previous: NotificationRequest, input: SendNotificationInput): SendNotificationResult {
-  const sameRecipients =
-    previous.recipientIds.length === input.recipientIds.length &&
-    previous.recipientIds.every((id, i) => id.toHexString() === input.recipientIds[i]);
-  if (!sameRecipients || previous.title !== input.title || previous.body !== input.body) {
-    throw conflict("This idempotencyKey was already used for a different notification", "idempotencyKey");
-  }
-  return toResult(previous, true);
-}
-
-function toResult(request: NotificationRequest, replayed: boolean): SendNotificationResult {
-  return {
-    id: request.id,
-    idempotencyKey: request.idempotencyKey,
-    recipientCount: request.recipientIds.length,
-    createdAt: request.createdAt,
-    replayed,
-  };
 }
 
 interface BulkDuplicates {

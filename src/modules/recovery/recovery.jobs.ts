@@ -5,6 +5,10 @@ import { NotificationRequest } from "../notification/notification-request.entity
 import type { NotificationService } from "../notification/notification.service.js";
 import { DELIVER_JOB, type DeliverJobData } from "../notification/notification-request.subscriber.js";
 import { User } from "../user/user.entity.js";
+import { Follow } from "../follow/follow.entity.js";
+import { FOLLOW_JOB, type FollowJobData } from "../follow/follow.subscriber.js";
+import { Comment, Post } from "../post/post.entity.js";
+import { COMMENT_JOB, FANOUT_JOB, type CommentJobData, type FanoutJobData } from "../post/post.subscriber.js";
 import { WELCOME_JOB, type WelcomeJobData } from "../user/user.subscriber.js";
 
 export const SWEEP_JOB = "recovery.sweep";
@@ -14,9 +18,12 @@ const GRACE_MS = 60_000;
 const BATCH = 500;
 
 export interface RecoverySummary {
-  /** Sign-ups and requests whose job was scheduled again. */
+  /** Records whose job was scheduled again, by kind. */
   users: number;
   requests: number;
+  posts: number;
+  comments: number;
+  follows: number;
   /** Stored notifications announced late because their writer stopped before announcing. */
   announced: number;
 }
@@ -47,11 +54,36 @@ export async function sweep(deps: RecoveryDeps, now = new Date()): Promise<Recov
     { completedAt: null, createdAt: { $lt: cutoff } },
     { fields: ["_id"], limit: BATCH },
   );
+  const posts = await em.find(
+    Post,
+    { fanoutCompletedAt: null, createdAt: { $lt: cutoff } },
+    { fields: ["_id"], limit: BATCH },
+  );
+  const comments = await em.find(
+    Comment,
+    { notifiedAt: null, createdAt: { $lt: cutoff } },
+    { fields: ["_id"], limit: BATCH },
+  );
+  const follows = await em.find(
+    Follow,
+    { notifiedAt: null, createdAt: { $lt: cutoff } },
+    { fields: ["_id"], limit: BATCH },
+  );
   for (const u of users) await deps.scheduler.now<WelcomeJobData>(WELCOME_JOB, { userId: u.id });
   for (const r of requests) await deps.scheduler.now<DeliverJobData>(DELIVER_JOB, { requestId: r.id });
+  for (const p of posts) await deps.scheduler.now<FanoutJobData>(FANOUT_JOB, { postId: p.id });
+  for (const c of comments) await deps.scheduler.now<CommentJobData>(COMMENT_JOB, { commentId: c.id });
+  for (const f of follows) await deps.scheduler.now<FollowJobData>(FOLLOW_JOB, { followId: f.id });
   const announced = await deps.notifications.announceStale(em, cutoff, BATCH);
-  const recovered = { users: users.length, requests: requests.length, announced };
-  if (users.length + requests.length + announced > 0) deps.logger.warn(recovered, "recovered lost work");
+  const recovered = {
+    users: users.length,
+    requests: requests.length,
+    posts: posts.length,
+    comments: comments.length,
+    follows: follows.length,
+    announced,
+  };
+  if (Object.values(recovered).some((n) => n > 0)) deps.logger.warn(recovered, "recovered lost work");
   return recovered;
 }
 

@@ -25,9 +25,6 @@ export class User {
   @Property()
   createdAt: Date = new Date();
 
-  @Property()
-  followerCount = 0;
-
   /** Set by the welcome job; the recovery sweep reschedules sign-ups that still lack it. */
   @Property({ nullable: true })
   welcomedAt?: Date | null;

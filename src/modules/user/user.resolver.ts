@@ -1,4 +1,5 @@
-import { Arg, Ctx, FieldResolver, Mutation, Query, Resolver, Root } from "type-graphql";
+import { Arg, Ctx, FieldResolver, Int, Mutation, Query, Resolver, Root } from "type-graphql";
+import type { FollowService } from "../follow/follow.service.js";
 import type { GraphQLContext } from "../../graphql/context.js";
 import { viewerId } from "../../graphql/context.js";
 import { LoginInput, RegisterInput } from "./user.inputs.js";
@@ -7,7 +8,10 @@ import type { UserService, Session } from "./user.service.js";
 
 @Resolver(() => UserView)
 export class UserResolver {
-  constructor(private readonly users: UserService) {}
+  constructor(
+    private readonly users: UserService,
+    private readonly follows: FollowService,
+  ) {}
 
   @Query(() => UserView, { nullable: true, description: "The signed-in user, or null without a token." })
   async me(@Ctx() ctx: GraphQLContext): Promise<UserView | null> {
@@ -24,6 +28,11 @@ export class UserResolver {
   @Mutation(() => AuthPayload)
   async login(@Arg("input") input: LoginInput, @Ctx() ctx: GraphQLContext): Promise<AuthPayload> {
     return toPayload(await this.users.login(ctx.em, input));
+  }
+
+  @FieldResolver(() => Int)
+  followerCount(@Root() user: UserView, @Ctx() ctx: GraphQLContext): Promise<number> {
+    return this.follows.followerCount(ctx.em, user.id);
   }
 
   @FieldResolver(() => String, { nullable: true, description: "Visible to its owner only." })

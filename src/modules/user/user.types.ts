@@ -1,4 +1,4 @@
-import { Field, ID, Int, ObjectType } from "type-graphql";
+import { Field, ID, ObjectType } from "type-graphql";
 import type { User as UserEntity } from "./user.entity.js";
 
 /** What a user looks like through the API; `email` is resolved only for its owner. */
@@ -18,9 +18,6 @@ export class UserView {
 
   @Field()
   createdAt!: Date;
-
-  @Field(() => Int)
-  followerCount!: number;
 }
 
 @ObjectType()
@@ -39,6 +36,5 @@ export function toUserView(user: UserEntity, viewerIsOwner = false): UserView {
     displayName: user.displayName,
     email: user.email,
     createdAt: user.createdAt,
-    followerCount: user.followerCount,
   };
 }

@@ -1,0 +1,42 @@
+import { ObjectId } from "@mikro-orm/mongodb";
+import type { Agenda } from "agenda";
+import { defineJob, type JobOutcome } from "../../infra/agenda.js";
+import type { PostJobDeps } from "../post/post.jobs.js";
+import { NotificationKind } from "../notification/notification.enums.js";
+import { User } from "../user/user.entity.js";
+import { Follow } from "./follow.entity.js";
+import { FOLLOW_JOB, type FollowJobData } from "./follow.subscriber.js";
+
+/** NEW_FOLLOWER to the followed user. A follow undone before the job ran notifies nobody. */
+export async function notifyFollow(deps: PostJobDeps, data: FollowJobData): Promise<JobOutcome> {
+  const em = deps.orm.em.fork();
+  const follow = ObjectId.isValid(data.followId)
+    ? await em.findOne(Follow, { _id: new ObjectId(data.followId) })
+    : null;
+  if (!follow || follow.notifiedAt) return "skipped";
+  const follower = await em.findOne(User, { _id: follow.followerId });
+  const name = follower?.displayName ?? "Someone";
+  await deps.notifications.deliver(em, [
+    {
+      recipientId: follow.followeeId,
+      dedupeKey: `follow:${follow.id}`,
+      kind: NotificationKind.NEW_FOLLOWER,
+      title: `${name} followed you`,
+      body: `${name} will see your new posts.`,
+      actorId: follow.followerId,
+    },
+  ]);
+  await deps.activity.record(em, {
+    dedupeKey: `user.followed:${follow.id}`,
+    verb: "user.followed",
+    actorId: follow.followerId,
+    targetType: "User",
+    targetId: follow.followeeId,
+  });
+  await em.nativeUpdate(Follow, { _id: follow._id }, { notifiedAt: new Date() });
+  return "done";
+}
+
+export function defineFollowJobs(agenda: Agenda, deps: PostJobDeps): void {
+  defineJob(agenda, deps.logger, FOLLOW_JOB, (data: FollowJobData) => notifyFollow(deps, data));
+}

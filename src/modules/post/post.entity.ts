@@ -1,0 +1,75 @@
+import { ObjectId } from "@mikro-orm/mongodb";
+import { Entity, Index, PrimaryKey, Property, SerializedPrimaryKey } from "@mikro-orm/decorators/legacy";
+
+@Entity({ collection: "posts" })
+@Index({ properties: ["authorId", "createdAt", "_id"] })
+@Index({ properties: ["fanoutCompletedAt", "createdAt"] })
+export class Post {
+  @PrimaryKey()
+  _id: ObjectId = new ObjectId();
+
+  @SerializedPrimaryKey()
+  id!: string;
+
+  @Property()
+  authorId: ObjectId;
+
+  @Property()
+  title: string;
+
+  @Property()
+  body: string;
+
+  @Property()
+  createdAt: Date = new Date();
+
+  /**
+   * Progress of the `post.fanout` job: the last follow (by `_id`) whose follower was notified, so a
+   * run that stopped half-way resumes there instead of starting over.
+   */
+  @Property({ nullable: true })
+  fanoutCursor?: ObjectId | null;
+
+  /** Set when every follower has been notified; the recovery sweep reschedules posts without it. */
+  @Property({ nullable: true })
+  fanoutCompletedAt?: Date | null;
+
+  constructor(authorId: ObjectId, title: string, body: string) {
+    this.authorId = authorId;
+    this.title = title;
+    this.body = body;
+  }
+}
+
+@Entity({ collection: "comments" })
+@Index({ properties: ["postId", "createdAt", "_id"] })
+@Index({ properties: ["notifiedAt", "createdAt"] })
+export class Comment {
+  @PrimaryKey()
+  _id: ObjectId = new ObjectId();
+
+  @SerializedPrimaryKey()
+  id!: string;
+
+  @Property()
+  postId: ObjectId;
+
+  @Property()
+  authorId: ObjectId;
+
+  @Property()
+  body: string;
+
+  @Property()
+  createdAt: Date = new Date();
+
+  /** Set by `comment.notify`; the recovery sweep reschedules comments without it. */
+  @Property({ nullable: true })
+  notifiedAt?: Date | null;
+
+  constructor(postId: ObjectId, authorId: ObjectId, body: string) {
+    this.postId = postId;
+    this.authorId = authorId;
+    this.body = body;
+  }
+}
