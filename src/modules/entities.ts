@@ -1,9 +1,20 @@
 import { ActivityEntry } from "./activity/activity.entity.js";
 import { Delivery, Notification } from "./notification/notification.entity.js";
 import { NotificationRequest } from "./notification/notification-request.entity.js";
+import { PendingAnnouncement } from "./notification/announcement.entity.js";
 import { User } from "./user/user.entity.js";
 import { Follow } from "./follow/follow.entity.js";
 import { Comment, Post } from "./post/post.entity.js";
 
 /** Every persisted class, listed explicitly: MikroORM does no folder discovery here. */
-export const ENTITIES = [User, Notification, Delivery, NotificationRequest, ActivityEntry, Post, Comment, Follow];
+export const ENTITIES = [
+  User,
+  Notification,
+  Delivery,
+  NotificationRequest,
+  ActivityEntry,
+  Post,
+  Comment,
+  Follow,
+  PendingAnnouncement,
+];

@@ -25,8 +25,13 @@ import { connectWs, eventually, gqlOk } from "../helpers/graphql-client.js";
 import { testMongoUrl, testRedisUrl } from "../helpers/env.js";
 import { baseEnv, startHerald, TEST_SERVICE_KEY, uniqueDatabase, type HeraldProcess } from "../helpers/herald.js";
 import { summarize, type Summary } from "./stats.js";
+import { measureFanout, type FanoutResult } from "./fanout.js";
 
 const DEFAULT_COUNT = 300;
+const DEFAULT_FANOUT_FOLLOWERS = 10_000;
+const DEFAULT_FANOUT_CONNECTED = 1000;
+const FANOUT_TARGET_STORED_MS = 5000;
+const FANOUT_TARGET_P99_MS = 2000;
 // Every polling send waits for a poll, so 300 of them would take about 25 minutes.
 const DEFAULT_POLLING_COUNT = 30;
 const CHANNEL_WARMUP = 20;
@@ -125,18 +130,76 @@ async function main(): Promise<number> {
     const samples = await measure(scenario);
     results.push({ scenario, samples, summary: summarize(samples) });
   }
-  report(results);
+  const fanout = options.fanoutFollowers > 0 ? await measureFanoutScenario(options) : undefined;
+  if (results.length > 0) report(results);
+  if (fanout) reportFanout(fanout);
   return 0;
 }
 
-function parseArgs(args: readonly string[]): { count: number; pollingCount: number } {
-  const options = { count: DEFAULT_COUNT, pollingCount: DEFAULT_POLLING_COUNT };
+/** One worker and one api process on a fresh database, then the post. */
+async function measureFanoutScenario(options: Options): Promise<FanoutResult> {
+  const keep = cleanup.size;
+  try {
+    const database = uniqueDatabase("bench_fanout");
+    const env = baseEnv(database);
+    if (process.env["MONGO_URL"]) cleanup.add(`database ${database}`, () => dropDatabase(testMongoUrl(database)));
+    await startOwned({ ...env, ROLES: "worker" });
+    const api = await startOwned({ ...env, ROLES: "api" });
+    return await measureFanout({
+      api,
+      mongoUrl: testMongoUrl(database),
+      followers: options.fanoutFollowers,
+      connected: Math.min(options.fanoutConnected, options.fanoutFollowers),
+      log,
+      onCleanup: (name, stop) => cleanup.add(name, stop),
+    });
+  } finally {
+    await cleanup.unwind(keep);
+  }
+}
+
+function reportFanout(r: FanoutResult): void {
+  const d = r.delivery;
+  const lines = [
+    "",
+    `Herald fan-out: one post, ${r.followers} followers, ${r.connected} of them subscribed (one worker, one api process)`,
+    `all notifications stored: ${(r.storedMs / 1000).toFixed(2)} s (${r.stored} stored)` +
+      ` — target < ${FANOUT_TARGET_STORED_MS / 1000} s: ${r.storedMs < FANOUT_TARGET_STORED_MS && r.stored === r.followers ? "met" : "missed"}`,
+    `delivery to connected followers (ms from createPost): p50 ${d.p50.toFixed(0)}, p95 ${d.p95.toFixed(0)}, ` +
+      `p99 ${d.p99.toFixed(0)}, max ${d.max.toFixed(0)} (${d.count} events)` +
+      ` — target p99 < ${FANOUT_TARGET_P99_MS} ms: ${d.p99 < FANOUT_TARGET_P99_MS ? "met" : "missed"}`,
+  ];
+  process.stdout.write(`${lines.join("\n")}\n`);
+}
+
+interface Options {
+  count: number;
+  pollingCount: number;
+  fanoutFollowers: number;
+  fanoutConnected: number;
+}
+
+const USAGE =
+  "run.js [--count=N] [--polling-count=N] [--fanout-followers=N] [--fanout-connected=N] (0 skips a scenario)";
+
+function parseArgs(args: readonly string[]): Options {
+  const options: Options = {
+    count: DEFAULT_COUNT,
+    pollingCount: DEFAULT_POLLING_COUNT,
+    fanoutFollowers: DEFAULT_FANOUT_FOLLOWERS,
+    fanoutConnected: DEFAULT_FANOUT_CONNECTED,
+  };
+  const keys: Record<string, keyof Options> = {
+    count: "count",
+    "polling-count": "pollingCount",
+    "fanout-followers": "fanoutFollowers",
+    "fanout-connected": "fanoutConnected",
+  };
   for (const arg of args) {
-    const match = /^--(count|polling-count)=(\d+)$/.exec(arg);
-    if (!match) throw new Error(`unknown argument ${arg}; usage: run.js [--count=N] [--polling-count=N]`);
-    const value = Number(match[2]);
-    if (match[1] === "count") options.count = value;
-    else options.pollingCount = value;
+    const match = /^--([a-z-]+)=(\d+)$/.exec(arg);
+    const key = match?.[1] ? keys[match[1]] : undefined;
+    if (!match || !key) throw new Error(`unknown argument ${arg}; usage: ${USAGE}`);
+    options[key] = Number(match[2]);
   }
   return options;
 }

@@ -6,6 +6,7 @@ import { ActivityEntry } from "../../src/modules/activity/activity.entity.js";
 import { NotificationRequest } from "../../src/modules/notification/notification-request.entity.js";
 import { DELIVER_JOB } from "../../src/modules/notification/notification-request.subscriber.js";
 import { Notification } from "../../src/modules/notification/notification.entity.js";
+import { PendingAnnouncement } from "../../src/modules/notification/announcement.entity.js";
 import { NotificationKind } from "../../src/modules/notification/notification.enums.js";
 import { deliverRequest, welcome } from "../../src/modules/notification/notification.jobs.js";
 import { sweep } from "../../src/modules/recovery/recovery.jobs.js";
@@ -66,7 +67,11 @@ describe("jobs are idempotent", () => {
     const notifications = await em.find(Notification, { recipientId: user._id });
     assert.equal(notifications.length, 1);
     assert.equal(notifications[0]?.kind, NotificationKind.WELCOME);
-    assert.ok(notifications[0]?.publishedAt, "marked as announced");
+    assert.equal(
+      await em.count(PendingAnnouncement, { notificationIds: notifications[0]?._id }),
+      0,
+      "no announcement left pending",
+    );
     assert.equal(await em.count(ActivityEntry, { actorId: user._id, verb: "user.registered" }), 1);
     assert.ok((await em.findOneOrFail(User, { _id: user._id })).welcomedAt);
 
@@ -104,7 +109,8 @@ describe("jobs are idempotent", () => {
 
   it("a run interrupted between storing and announcing is announced by the recovery sweep", async () => {
     const user = await newUser("interrupted");
-    // What an interrupted writer leaves: the notification stored, never announced.
+    // What an interrupted writer leaves: its pending announcement and the notification stored,
+    // never announced.
     const em = stack.orm.em.fork();
     const stored = new Notification({
       recipientId: user._id,
@@ -114,7 +120,9 @@ describe("jobs are idempotent", () => {
       body: "stored before a crash",
     });
     stored.createdAt = new Date(Date.now() - 5 * 60_000);
-    await em.persist(stored).flush();
+    const pending = new PendingAnnouncement([stored._id, new ObjectId()]);
+    pending.createdAt = stored.createdAt;
+    await em.persist([stored, pending]).flush();
     const channel = await ChannelRecorder.open(`NOTIFICATION_ADDED:${user.id}`);
 
     // A re-run of the job does not write it again and is not the one to announce it...

@@ -43,7 +43,6 @@ export class Delivery {
 // Ascending keys serve the newest-first listing too: MongoDB walks an index in either direction.
 @Index({ properties: ["recipientId", "createdAt", "_id"] })
 @Index({ properties: ["recipientId", "readAt", "archivedAt"] })
-@Index({ properties: ["publishedAt", "createdAt"] })
 export class Notification {
   @PrimaryKey()
   _id: ObjectId = new ObjectId();
@@ -87,10 +86,6 @@ export class Notification {
 
   @Embedded(() => Delivery, { array: true })
   deliveries: Delivery[] = [];
-
-  /** Set once the notification has been announced on Redis; a re-run announces only what lacks it. */
-  @Property({ nullable: true })
-  publishedAt?: Date | null;
 
   constructor(init: {
     recipientId: ObjectId;

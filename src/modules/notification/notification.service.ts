@@ -3,10 +3,11 @@ import type { Collection, Document } from "mongodb";
 import type { EntityManager } from "../../infra/orm.js";
 import type { TopicPublisher } from "../../infra/pubsub.js";
 import type { VersionClock } from "../../infra/redis.js";
+import { PendingAnnouncement } from "./announcement.entity.js";
 import { Notification } from "./notification.entity.js";
 import { DeliveryStatus, NotificationChannel, NotificationKind } from "./notification.enums.js";
 import { NOTIFICATION_ADDED, UNREAD_COUNT_CHANGED, type Topics } from "./notification.topics.js";
-import { toNotificationView, type DeliveryView, type NotificationView } from "./notification.types.js";
+import { toNotificationView, type NotificationView } from "./notification.types.js";
 
 /** One notification to write; `dedupeKey` identifies it across re-runs of the job that writes it. */
 export interface NotificationDraft {
@@ -36,24 +37,39 @@ export class NotificationService {
   /**
    * Persists, then announces. Safe to repeat and to run concurrently: the unique dedupe key lets
    * exactly one writer insert each notification, and only that writer announces it. A writer that
-   * dies between the two leaves `publishedAt` unset; the recovery sweep announces those late.
+   * stops between the two leaves its PendingAnnouncement behind, and the recovery sweep announces
+   * for it.
    */
   async deliver(em: EntityManager, drafts: NotificationDraft[]): Promise<DeliverySummary> {
     if (drafts.length === 0) return { inserted: 0, published: 0 };
-    const inserted = await this.insertIgnoringDuplicates(em, drafts);
+    const docs = toDocuments(drafts);
+    const pending = new PendingAnnouncement(docs.map((d) => d._id));
+    await em.insert(PendingAnnouncement, pending);
+    const inserted = await this.insertIgnoringDuplicates(em, docs);
     await this.announce(em, inserted);
+    await em.nativeDelete(PendingAnnouncement, { _id: pending._id });
     return { inserted: inserted.length, published: inserted.length };
   }
 
-  /** Announces notifications an interrupted writer stored but never announced. */
-  async announceStale(em: EntityManager, olderThan: Date, limit: number): Promise<number> {
-    const stale = await em.find(
-      Notification,
-      { publishedAt: null, createdAt: { $lt: olderThan } },
-      { orderBy: { createdAt: "asc", _id: "asc" }, limit },
+  /** Announces what writers that stopped half-way promised; returns how many notifications. */
+  async announceAbandoned(em: EntityManager, olderThan: Date, limit: number): Promise<number> {
+    const abandoned = await em.find(
+      PendingAnnouncement,
+      { createdAt: { $lt: olderThan } },
+      { orderBy: { createdAt: "asc" }, limit },
     );
-    await this.announce(em, stale.map(toNotificationView));
-    return stale.length;
+    let announced = 0;
+    for (const pending of abandoned) {
+      const stored = await em.find(
+        Notification,
+        { _id: { $in: pending.notificationIds } },
+        { orderBy: { createdAt: "asc", _id: "asc" } },
+      );
+      await this.announce(em, stored.map(toNotificationView));
+      await em.nativeDelete(PendingAnnouncement, { _id: pending._id });
+      announced += stored.length;
+    }
+    return announced;
   }
 
   private async announce(em: EntityManager, views: NotificationView[]): Promise<void> {
@@ -61,13 +77,6 @@ export class NotificationService {
     // Published together: ioredis pipelines the commands of one tick into one round trip.
     await Promise.all(views.map((view) => this.topics.publish(NOTIFICATION_ADDED, view.recipientId, view)));
     await this.publishUnreadCounts(em, [...new Set(views.map((v) => v.recipientId))], { onlyListening: true });
-    // One update per id in one round trip: FerretDB v1 answers an `_id` match from its index but
-    // scans the whole collection for `_id: { $in }`.
-    const publishedAt = new Date();
-    await notificationCollection(em).bulkWrite(
-      views.map((v) => ({ updateOne: { filter: { _id: new ObjectId(v.id) }, update: { $set: { publishedAt } } } })),
-      { ordered: false },
-    );
   }
 
   /** Unread and not archived: what a badge shows. */
@@ -111,39 +120,12 @@ export class NotificationService {
     return new Map(rows.map((r) => [r._id.toHexString(), r.count]));
   }
 
-  /** Inserts the drafts whose dedupe key is new; returns those it inserted. */
-  private async insertIgnoringDuplicates(em: EntityManager, drafts: NotificationDraft[]): Promise<NotificationView[]> {
-    const now = new Date();
-    const docs = drafts.map((d) => ({
-      _id: new ObjectId(),
-      recipientId: d.recipientId,
-      dedupeKey: d.dedupeKey,
-      kind: d.kind,
-      title: d.title,
-      body: d.body,
-      actorId: d.actorId ?? null,
-      postId: d.postId ?? null,
-      commentId: d.commentId ?? null,
-      createdAt: now,
-      readAt: null,
-      archivedAt: null,
-      // In-app delivery is the write itself: once stored, the notification is in the inbox.
-      deliveries: [
-        {
-          channel: NotificationChannel.IN_APP,
-          status: DeliveryStatus.SENT,
-          attempts: 1,
-          lastError: null,
-          deliveredAt: now,
-        },
-      ],
-      publishedAt: null,
-    }));
+  /** Inserts the documents whose dedupe key is new; returns those it inserted. */
+  private async insertIgnoringDuplicates(em: EntityManager, docs: NotificationDocument[]): Promise<NotificationView[]> {
     // Unordered: a duplicate (another run got there first) must not stop the rest of the batch.
-    const collection = notificationCollection(em);
     let insertedIndexes: number[];
     try {
-      await collection.insertMany(docs, { ordered: false });
+      await notificationCollection(em).insertMany(docs, { ordered: false });
       insertedIndexes = docs.map((_, i) => i);
     } catch (err) {
       if (!isBulkOfDuplicates(err)) throw err;
@@ -156,18 +138,37 @@ export class NotificationService {
   }
 }
 
-function docToView(doc: {
-  _id: ObjectId;
-  recipientId: ObjectId;
-  kind: NotificationKind;
-  title: string;
-  body: string;
-  actorId: ObjectId | null;
-  postId: ObjectId | null;
-  commentId: ObjectId | null;
-  createdAt: Date;
-  deliveries: DeliveryView[];
-}): NotificationView {
+type NotificationDocument = ReturnType<typeof toDocuments>[number];
+
+function toDocuments(drafts: NotificationDraft[]) {
+  const now = new Date();
+  return drafts.map((d) => ({
+    _id: new ObjectId(),
+    recipientId: d.recipientId,
+    dedupeKey: d.dedupeKey,
+    kind: d.kind,
+    title: d.title,
+    body: d.body,
+    actorId: d.actorId ?? null,
+    postId: d.postId ?? null,
+    commentId: d.commentId ?? null,
+    createdAt: now,
+    readAt: null,
+    archivedAt: null,
+    // In-app delivery is the write itself: once stored, the notification is in the inbox.
+    deliveries: [
+      {
+        channel: NotificationChannel.IN_APP,
+        status: DeliveryStatus.SENT,
+        attempts: 1,
+        lastError: null,
+        deliveredAt: now,
+      },
+    ],
+  }));
+}
+
+function docToView(doc: NotificationDocument): NotificationView {
   return {
     id: doc._id.toHexString(),
     recipientId: doc.recipientId.toHexString(),
@@ -184,7 +185,7 @@ function docToView(doc: {
   };
 }
 
-/** The raw collection, for batch writes MikroORM's unit of work does not express. */
+/** The raw collection, for an unordered batch insert, which MikroORM's unit of work does not express. */
 function notificationCollection(em: EntityManager): Collection<Document> {
   return em.getCollection(Notification) as unknown as Collection<Document>;
 }

@@ -2,6 +2,7 @@ import { ArrayMaxSize, ArrayMinSize, ArrayUnique, IsMongoId, Length } from "clas
 import { Field, ID, InputType, Int, ObjectType } from "type-graphql";
 import { DeliveryStatus, NotificationChannel, NotificationKind, NotificationStatus } from "./notification.enums.js";
 import type { Notification } from "./notification.entity.js";
+import { NotBlank } from "../../graphql/validation.js";
 
 @ObjectType("Delivery")
 export class DeliveryView {
@@ -134,14 +135,17 @@ export class SendNotificationInput {
   recipientIds!: string[];
 
   @Field()
+  @NotBlank()
   @Length(1, 200, { message: "must be between 1 and 200 characters" })
   title!: string;
 
   @Field()
+  @NotBlank()
   @Length(1, 5000, { message: "must be between 1 and 5000 characters" })
   body!: string;
 
   @Field({ description: "The same key again returns the first result and sends nothing." })
+  @NotBlank()
   @Length(1, 200, { message: "must be between 1 and 200 characters" })
   idempotencyKey!: string;
 }

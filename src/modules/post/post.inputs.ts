@@ -1,13 +1,16 @@
 import { Field, ID, InputType } from "type-graphql";
 import { IsMongoId, Length } from "class-validator";
+import { NotBlank } from "../../graphql/validation.js";
 
 @InputType()
 export class CreatePostInput {
   @Field()
+  @NotBlank()
   @Length(1, 200, { message: "must be between 1 and 200 characters" })
   title!: string;
 
   @Field()
+  @NotBlank()
   @Length(1, 20000, { message: "must be between 1 and 20000 characters" })
   body!: string;
 }
@@ -19,6 +22,7 @@ export class AddCommentInput {
   postId!: string;
 
   @Field()
+  @NotBlank()
   @Length(1, 5000, { message: "must be between 1 and 5000 characters" })
   body!: string;
 }

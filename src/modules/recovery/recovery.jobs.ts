@@ -74,7 +74,7 @@ export async function sweep(deps: RecoveryDeps, now = new Date()): Promise<Recov
   for (const p of posts) await deps.scheduler.now<FanoutJobData>(FANOUT_JOB, { postId: p.id });
   for (const c of comments) await deps.scheduler.now<CommentJobData>(COMMENT_JOB, { commentId: c.id });
   for (const f of follows) await deps.scheduler.now<FollowJobData>(FOLLOW_JOB, { followId: f.id });
-  const announced = await deps.notifications.announceStale(em, cutoff, BATCH);
+  const announced = await deps.notifications.announceAbandoned(em, cutoff, BATCH);
   const recovered = {
     users: users.length,
     requests: requests.length,

@@ -1,5 +1,6 @@
 import { Field, InputType } from "type-graphql";
 import { IsEmail, IsNotEmpty, Length, MaxLength } from "class-validator";
+import { NotBlank } from "../../graphql/validation.js";
 
 export const PASSWORD_MIN = 8;
 export const PASSWORD_MAX = 128;
@@ -18,6 +19,7 @@ export class RegisterInput {
   password!: string;
 
   @Field()
+  @NotBlank()
   @Length(1, 80, { message: "must be between 1 and 80 characters" })
   displayName!: string;
 }
