@@ -47,7 +47,11 @@ export async function measureFanout(options: {
   const arrivals = new Map<string, number>();
   const sockets: WsConnection[] = [];
   options.onCleanup("fan-out subscribers", () => Promise.all(sockets.map((s) => s.dispose())));
-  for (const followerId of followerIds.slice(0, options.connected)) {
+  // Spread over the whole follower list: the fan-out pages through followers in order, so the
+  // first thousand alone would all be served by its first page.
+  const step = followerIds.length / options.connected;
+  const connected = Array.from({ length: options.connected }, (_, i) => followerIds[Math.floor(i * step)] ?? "");
+  for (const followerId of connected) {
     const ws = connectWs(options.api.url, { authorization: `Bearer ${await tokens.issue(followerId)}` });
     sockets.push(ws);
     ws.client.subscribe(
@@ -64,7 +68,7 @@ export async function measureFanout(options: {
       },
     );
   }
-  await allSubscribed(followerIds.slice(0, options.connected));
+  await allSubscribed(connected);
 
   options.log("fan-out: creating the post …");
   const startedWall = Date.now();

@@ -79,6 +79,11 @@ export class NotificationService {
     await this.publishUnreadCounts(em, [...new Set(views.map((v) => v.recipientId))], { onlyListening: true });
   }
 
+  /** Those of `userIds` with an open notificationAdded subscription right now, on any instance. */
+  listeningForNew(userIds: readonly string[]): Promise<string[]> {
+    return this.topics.listening(NOTIFICATION_ADDED, userIds);
+  }
+
   /** Unread and not archived: what a badge shows. */
   async unreadCount(em: EntityManager, userId: string): Promise<number> {
     return em.count(Notification, { recipientId: new ObjectId(userId), readAt: null, archivedAt: null });

@@ -1,8 +1,9 @@
 import { ObjectId } from "@mikro-orm/mongodb";
+import type { Collection } from "mongodb";
 import type { Agenda } from "agenda";
 import { defineJob, type JobOutcome } from "../../infra/agenda.js";
 import type { Logger } from "../../infra/logger.js";
-import type { MikroORM } from "../../infra/orm.js";
+import type { EntityManager, MikroORM } from "../../infra/orm.js";
 import type { ActivityService } from "../activity/activity.service.js";
 import { Follow } from "../follow/follow.entity.js";
 import { NotificationKind } from "../notification/notification.enums.js";
@@ -18,15 +19,19 @@ export interface PostJobDeps {
   logger: Logger;
 }
 
-/** Followers read and notified per step: one bulk insert each, and the resume point saved after it. */
-export const FANOUT_PAGE = 1000;
+/** Follows read per query: FerretDB v1 scans the collection for each, so few large reads win. */
+export const FANOUT_READ_PAGE = 10_000;
+/** Notifications per bulk insert. */
+export const FANOUT_WRITE_BATCH = 1000;
 
 const id = (value: string) => (ObjectId.isValid(value) ? new ObjectId(value) : null);
 
 /**
- * NEW_POST to every follower of the author, in pages ordered by follow id. After each page the
- * post records how far it got, so a run that stopped (crash, deploy) resumes there; a page written
- * twice is harmless because each notification's dedupe key is `post:<post>:<follower>`.
+ * NEW_POST to every follower of the author. Follows are read in pages ordered by follow id; within
+ * a page the followers with an open subscription are written (and so told) first, then the rest,
+ * in bulk inserts. After each page the post records how far it got, so a run that stopped (crash,
+ * deploy) resumes at that page; what it had already written is skipped by the dedupe key
+ * `post:<post>:<follower>`, so no follower is notified twice.
  */
 export async function fanout(deps: PostJobDeps, data: FanoutJobData): Promise<JobOutcome> {
   const em = deps.orm.em.fork();
@@ -34,32 +39,30 @@ export async function fanout(deps: PostJobDeps, data: FanoutJobData): Promise<Jo
   const post = postId ? await em.findOne(Post, { _id: postId }) : null;
   if (!post || post.fanoutCompletedAt) return "skipped";
   const author = await em.findOne(User, { _id: post.authorId });
-  const name = author?.displayName ?? "Someone";
+  const draft = (followerId: string) => ({
+    recipientId: new ObjectId(followerId),
+    dedupeKey: `post:${post.id}:${followerId}`,
+    kind: NotificationKind.NEW_POST,
+    title: `New post from ${author?.displayName ?? "Someone"}`,
+    body: post.title,
+    actorId: post.authorId,
+    postId: post._id,
+  });
   let cursor = post.fanoutCursor ?? null;
   for (;;) {
-    const page = await em.find(
-      Follow,
-      { followeeId: post.authorId, ...(cursor ? { _id: { $gt: cursor } } : {}) },
-      { orderBy: { _id: "asc" }, limit: FANOUT_PAGE, fields: ["_id", "followerId"] },
-    );
+    const page = await followsAfter(em, post.authorId, cursor);
     const last = page.at(-1);
     if (!last) break;
-    await deps.notifications.deliver(
-      em,
-      page.map((f) => ({
-        recipientId: f.followerId,
-        dedupeKey: `post:${post.id}:${f.followerId.toHexString()}`,
-        kind: NotificationKind.NEW_POST,
-        title: `New post from ${name}`,
-        body: post.title,
-        actorId: post.authorId,
-        postId: post._id,
-      })),
-    );
+    const followerIds = page.map((f) => f.followerId.toHexString());
+    const live = new Set(await deps.notifications.listeningForNew(followerIds));
+    const ordered = [...followerIds.filter((f) => live.has(f)), ...followerIds.filter((f) => !live.has(f))];
+    for (let i = 0; i < ordered.length; i += FANOUT_WRITE_BATCH) {
+      await deps.notifications.deliver(em, ordered.slice(i, i + FANOUT_WRITE_BATCH).map(draft));
+    }
     cursor = last._id;
     await em.nativeUpdate(Post, { _id: post._id }, { fanoutCursor: cursor });
-    em.clear();
-    if (page.length < FANOUT_PAGE) break;
+    deps.logger.debug({ post: post.id, followers: page.length, live: live.size }, "fan-out page done");
+    if (page.length < FANOUT_READ_PAGE) break;
   }
   await deps.activity.record(em, {
     dedupeKey: `post.created:${post.id}`,
@@ -70,6 +73,22 @@ export async function fanout(deps: PostJobDeps, data: FanoutJobData): Promise<Jo
   });
   await em.nativeUpdate(Post, { _id: post._id }, { fanoutCompletedAt: new Date() });
   return "done";
+}
+
+interface FollowRow {
+  _id: ObjectId;
+  followerId: ObjectId;
+}
+
+/** The next page of an author's follows after `cursor`, as plain rows: no entities to track. */
+function followsAfter(em: EntityManager, authorId: ObjectId, cursor: ObjectId | null): Promise<FollowRow[]> {
+  const follows = em.getCollection(Follow) as unknown as Collection<FollowRow & { followeeId: ObjectId }>;
+  return follows
+    .find(
+      { followeeId: authorId, ...(cursor ? { _id: { $gt: cursor } } : {}) },
+      { projection: { _id: 1, followerId: 1 }, sort: { _id: 1 }, limit: FANOUT_READ_PAGE },
+    )
+    .toArray();
 }
 
 /** NEW_COMMENT to the post's author, unless they wrote the comment themselves. */
