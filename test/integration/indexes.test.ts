@@ -1,0 +1,87 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { ObjectId } from "@mikro-orm/mongodb";
+import type { Document } from "mongodb";
+import { startWorkerStack, type WorkerStack } from "../helpers/stack.js";
+
+/**
+ * Every query Herald runs on a hot path, by collection: the keys it filters on, in the order an
+ * index must start with to serve it (sort keys last). Kept beside the queries' owners in mind:
+ * a new query belongs here.
+ */
+const QUERIES: { collection: string; what: string; filter: Document; sort?: Document }[] = [
+  {
+    collection: "notifications",
+    what: "inbox page",
+    filter: { recipientId: 1, createdAt: 1, _id: 1 },
+    sort: { createdAt: -1, _id: -1 },
+  },
+  { collection: "notifications", what: "unread count", filter: { recipientId: 1, readAt: 1, archivedAt: 1 } },
+  { collection: "notifications", what: "dedupe on insert", filter: { dedupeKey: 1 } },
+  {
+    collection: "follows",
+    what: "fan-out page and follower count",
+    filter: { followeeId: 1, _id: 1 },
+    sort: { _id: 1 },
+  },
+  { collection: "follows", what: "follow / unfollow", filter: { followerId: 1, followeeId: 1 } },
+  { collection: "follows", what: "recovery sweep", filter: { notifiedAt: 1, createdAt: 1 } },
+  { collection: "users", what: "login by email", filter: { email: 1 } },
+  { collection: "users", what: "recovery sweep", filter: { welcomedAt: 1, createdAt: 1 } },
+  { collection: "posts", what: "recovery sweep", filter: { fanoutCompletedAt: 1, createdAt: 1 } },
+  { collection: "comments", what: "recovery sweep", filter: { notifiedAt: 1, createdAt: 1 } },
+  { collection: "notification_requests", what: "recovery sweep", filter: { completedAt: 1, createdAt: 1 } },
+  { collection: "activity", what: "activity page", filter: { actorId: 1, createdAt: 1, _id: 1 } },
+  { collection: "activity", what: "dedupe on insert", filter: { dedupeKey: 1 } },
+  { collection: "pending_announcements", what: "recovery sweep", filter: { createdAt: 1 } },
+];
+
+describe("indexes", () => {
+  let stack: WorkerStack;
+
+  before(async () => {
+    stack = await startWorkerStack("it_indexes");
+  });
+
+  after(async () => {
+    await stack.stop();
+  });
+
+  const db = () => stack.orm.em.getConnection().getDb();
+
+  it("an index starts with the keys of every hot query", async () => {
+    const missing: string[] = [];
+    for (const query of QUERIES) {
+      const indexes = await db().collection(query.collection).indexes();
+      const wanted = Object.keys(query.filter);
+      const served = indexes.some((index) => {
+        const keys = Object.keys(index.key as Document);
+        return wanted.every((key, i) => keys[i] === key);
+      });
+      if (!served) missing.push(`${query.collection}: ${query.what} (${wanted.join(", ")})`);
+    }
+    assert.deepEqual(missing, []);
+  });
+
+  it("MongoDB plans each of them with an index, not a collection scan", async (t) => {
+    const info = await db().admin().command({ buildInfo: 1 });
+    if ("ferretdbVersion" in info || "ferretdbFeatures" in info) {
+      t.skip("FerretDB v1 does not plan with secondary indexes; this runs against real MongoDB (MONGO_URL)");
+      return;
+    }
+    for (const query of QUERIES) {
+      const filter = Object.fromEntries(Object.keys(query.filter).map((key) => [key, sampleValue(key)]));
+      const cursor = db()
+        .collection(query.collection)
+        .find(filter, query.sort ? { sort: query.sort } : {});
+      const plan = JSON.stringify(await cursor.explain("queryPlanner"));
+      assert.doesNotMatch(plan, /COLLSCAN/, `${query.collection}: ${query.what}`);
+    }
+  });
+});
+
+function sampleValue(key: string): unknown {
+  if (key === "_id" || key.endsWith("Id")) return new ObjectId();
+  if (key.endsWith("At")) return null;
+  return "x";
+}
