@@ -55,7 +55,7 @@ describe("indexes", () => {
       const indexes = await db().collection(query.collection).indexes();
       const wanted = Object.keys(query.filter);
       const served = indexes.some((index) => {
-        const keys = Object.keys(index.key as Document);
+        const keys = Object.keys(index.key);
         return wanted.every((key, i) => keys[i] === key);
       });
       if (!served) missing.push(`${query.collection}: ${query.what} (${wanted.join(", ")})`);
