@@ -10,20 +10,20 @@ import { ActivityResolver } from "./modules/activity/activity.resolver.js";
 import { ActivityService } from "./modules/activity/activity.service.js";
 import { FollowResolver } from "./modules/follow/follow.resolver.js";
 import { FollowService } from "./modules/follow/follow.service.js";
-import { FollowSubscriber } from "./modules/follow/follow.subscriber.js";
+import { followSubscribers } from "./modules/follow/follow.subscriber.js";
 import { InboxService } from "./modules/notification/inbox.service.js";
 import { NotificationRequestService } from "./modules/notification/notification-request.service.js";
 import { CommentResolver, PostResolver } from "./modules/post/post.resolver.js";
 import { PostService } from "./modules/post/post.service.js";
-import { PostSubscriber } from "./modules/post/post.subscriber.js";
-import { NotificationRequestSubscriber } from "./modules/notification/notification-request.subscriber.js";
+import { postSubscribers } from "./modules/post/post.subscriber.js";
+import { notificationRequestSubscribers } from "./modules/notification/notification-request.subscriber.js";
 import { NotificationResolver } from "./modules/notification/notification.resolver.js";
 import { NotificationService } from "./modules/notification/notification.service.js";
 import type { Topics } from "./modules/notification/notification.topics.js";
 import { TokenService } from "./modules/user/token.service.js";
 import { UserResolver } from "./modules/user/user.resolver.js";
 import { UserService } from "./modules/user/user.service.js";
-import { UserSubscriber } from "./modules/user/user.subscriber.js";
+import { userSubscribers } from "./modules/user/user.subscriber.js";
 import { startApi } from "./roles/api.js";
 import { createHttp, listen } from "./roles/http.js";
 import { defineWorkerJobs } from "./roles/worker.js";
@@ -77,10 +77,14 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
     });
     const scheduler = agendaScheduler(agenda);
     const events = orm.em.getEventManager();
-    events.registerSubscriber(new UserSubscriber(scheduler, logger));
-    events.registerSubscriber(new NotificationRequestSubscriber(scheduler, logger));
-    events.registerSubscriber(new PostSubscriber(scheduler, logger));
-    events.registerSubscriber(new FollowSubscriber(scheduler, logger));
+    for (const subscriber of [
+      ...userSubscribers(scheduler, logger),
+      ...notificationRequestSubscribers(scheduler, logger),
+      ...postSubscribers(scheduler, logger),
+      ...followSubscribers(scheduler, logger),
+    ]) {
+      events.registerSubscriber(subscriber);
+    }
 
     const tokens = new TokenService(config.jwt.secret, config.jwt.ttlSeconds);
     const users = new UserService(tokens);

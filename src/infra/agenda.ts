@@ -55,19 +55,19 @@ export function agendaScheduler(agenda: Agenda): JobScheduler {
 }
 
 /**
- * Schedules one job per id after a commit. A throw from `afterFlush` would reject a flush whose
+ * Schedules one job per item after a commit. A throw from `afterFlush` would reject a flush whose
  * data is already written, so failures are logged; the recovery sweep reschedules what was missed.
  */
-export async function scheduleEach(
-  ids: string[],
-  schedule: (id: string) => Promise<void>,
+export async function scheduleEach<Item>(
+  items: Item[],
+  schedule: (item: Item) => Promise<void>,
   logger: Logger,
 ): Promise<void> {
-  for (const id of ids) {
+  for (const item of items) {
     try {
-      await schedule(id);
+      await schedule(item);
     } catch (err) {
-      logger.error({ err, id }, "could not schedule job after commit; the recovery sweep will retry");
+      logger.error({ err, item }, "could not schedule job after commit; the recovery sweep will retry");
     }
   }
 }

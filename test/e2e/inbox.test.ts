@@ -32,7 +32,7 @@ import {
   type WsConnection,
 } from "../helpers/graphql-client.js";
 import { testRedisUrl } from "../helpers/env.js";
-import { baseEnv, startHerald, TEST_SERVICE_KEY, uniqueDatabase, type HeraldProcess } from "../helpers/herald.js";
+import { startCluster, TEST_SERVICE_KEY, type Cluster, type HeraldProcess } from "../helpers/herald.js";
 import { MAX_ALIASES, MAX_COST, MAX_DEPTH } from "../../src/graphql/limits.js";
 
 type Item = InboxPageQuery["notifications"]["edges"][number]["node"];
@@ -87,32 +87,22 @@ function subscribeError(client: Client, query: string): Promise<{ message: strin
  * counts under concurrent changes, pagination under concurrent inserts, and the document limits.
  */
 describe("the inbox", () => {
-  let worker: HeraldProcess;
+  let cluster: Cluster;
   let apiA: HeraldProcess;
   let apiB: HeraldProcess;
   let redis: Redis;
   const sockets: WsConnection[] = [];
 
   before(async () => {
-    const env = baseEnv(uniqueDatabase("e2e_inbox"));
-    [worker, apiA, apiB] = await Promise.all([
-      startHerald({ ...env, ROLES: "worker" }),
-      startHerald({ ...env, ROLES: "api" }),
-      startHerald({ ...env, ROLES: "api" }),
-    ]);
+    cluster = await startCluster("e2e_inbox");
+    [apiA, apiB] = cluster.apis as [HeraldProcess, HeraldProcess];
     redis = new Redis(testRedisUrl());
   });
 
   after(async () => {
     await Promise.all(sockets.map((s) => s.dispose()));
     redis?.disconnect();
-    const procs = [apiA, apiB, worker].filter(Boolean);
-    const codes = await Promise.all(procs.map((p) => p.stop()));
-    assert.deepEqual(
-      codes,
-      procs.map(() => 0),
-      `every process exits 0 on SIGTERM\n${procs.map((p) => p.output()).join("\n")}`,
-    );
+    await cluster?.stop();
   });
 
   /** A new user whose WELCOME is in the inbox already (unread count 1). */

@@ -26,7 +26,7 @@ import {
   type WsConnection,
 } from "../helpers/graphql-client.js";
 import { testRedisUrl } from "../helpers/env.js";
-import { baseEnv, startHerald, uniqueDatabase, type HeraldProcess } from "../helpers/herald.js";
+import { startCluster, type Cluster, type HeraldProcess } from "../helpers/herald.js";
 
 type InboxItem = SocialInboxQuery["notifications"]["edges"][number]["node"];
 type Entry = ActivityQuery["activity"][number];
@@ -49,32 +49,22 @@ let counter = 0;
  * an Agenda job in the worker, and land in every follower's inbox.
  */
 describe("posts, comments and follows", () => {
-  let worker: HeraldProcess;
+  let cluster: Cluster;
   let apiA: HeraldProcess;
   let apiB: HeraldProcess;
   let redis: Redis;
   const sockets: WsConnection[] = [];
 
   before(async () => {
-    const env = baseEnv(uniqueDatabase("e2e_social"));
-    [worker, apiA, apiB] = await Promise.all([
-      startHerald({ ...env, ROLES: "worker" }),
-      startHerald({ ...env, ROLES: "api" }),
-      startHerald({ ...env, ROLES: "api" }),
-    ]);
+    cluster = await startCluster("e2e_social");
+    [apiA, apiB] = cluster.apis as [HeraldProcess, HeraldProcess];
     redis = new Redis(testRedisUrl());
   });
 
   after(async () => {
     await Promise.all(sockets.map((s) => s.dispose()));
     redis?.disconnect();
-    const procs = [apiA, apiB, worker].filter(Boolean);
-    const codes = await Promise.all(procs.map((p) => p.stop()));
-    assert.deepEqual(
-      codes,
-      procs.map(() => 0),
-      `every process exits 0 on SIGTERM\n${procs.map((p) => p.output()).join("\n")}`,
-    );
+    await cluster?.stop();
   });
 
   /**

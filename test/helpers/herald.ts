@@ -83,3 +83,35 @@ export async function startHerald(env: Record<string, string>): Promise<HeraldPr
   }
   return proc;
 }
+
+/** One worker and `apis` api instances on one fresh database, as separate OS processes. */
+export interface Cluster {
+  readonly worker: HeraldProcess;
+  readonly apis: HeraldProcess[];
+  readonly env: Record<string, string>;
+  /** SIGTERM to every process; throws, with their output, unless every one exits 0. */
+  stop(): Promise<void>;
+}
+
+export async function startCluster(prefix: string, apis = 2): Promise<Cluster> {
+  const env = baseEnv(uniqueDatabase(prefix));
+  const [worker, ...apiProcesses] = await Promise.all([
+    startHerald({ ...env, ROLES: "worker" }),
+    ...Array.from({ length: apis }, () => startHerald({ ...env, ROLES: "api" })),
+  ]);
+  if (!worker) throw new Error("no worker started");
+  return {
+    worker,
+    apis: apiProcesses,
+    env,
+    stop: async () => {
+      const procs = [...apiProcesses, worker];
+      const codes = await Promise.all(procs.map((p) => p.stop()));
+      if (codes.some((code) => code !== 0)) {
+        throw new Error(
+          `not every process exited 0 on SIGTERM (${codes.join(", ")}):\n${procs.map((p) => p.output()).join("\n")}`,
+        );
+      }
+    },
+  };
+}

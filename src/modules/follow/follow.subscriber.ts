@@ -1,6 +1,7 @@
-import { ChangeSetType, type EventSubscriber, type FlushEventArgs } from "@mikro-orm/core";
-import { scheduleEach, type JobScheduler } from "../../infra/agenda.js";
+import type { EventSubscriber } from "@mikro-orm/core";
+import type { JobScheduler } from "../../infra/agenda.js";
 import type { Logger } from "../../infra/logger.js";
+import { scheduleOnCreate } from "../../infra/signals.js";
 import { Follow } from "./follow.entity.js";
 
 export const FOLLOW_JOB = "follow.notify";
@@ -10,17 +11,14 @@ export interface FollowJobData {
 }
 
 /** A committed follow tells the followed user. */
-export class FollowSubscriber implements EventSubscriber {
-  constructor(
-    private readonly scheduler: JobScheduler,
-    private readonly logger: Logger,
-  ) {}
-
-  async afterFlush({ uow }: FlushEventArgs): Promise<void> {
-    const created = uow
-      .getChangeSets()
-      .filter((cs) => cs.type === ChangeSetType.CREATE && cs.entity instanceof Follow)
-      .map((cs) => (cs.entity as Follow).id);
-    await scheduleEach(created, (followId) => this.scheduler.now<FollowJobData>(FOLLOW_JOB, { followId }), this.logger);
-  }
+export function followSubscribers(scheduler: JobScheduler, logger: Logger): EventSubscriber[] {
+  return [
+    scheduleOnCreate({
+      entity: Follow,
+      job: FOLLOW_JOB,
+      data: (f): FollowJobData => ({ followId: f.id }),
+      scheduler,
+      logger,
+    }),
+  ];
 }

@@ -1,6 +1,7 @@
-import { ChangeSetType, type EventSubscriber, type FlushEventArgs } from "@mikro-orm/core";
-import { scheduleEach, type JobScheduler } from "../../infra/agenda.js";
+import type { EventSubscriber } from "@mikro-orm/core";
+import type { JobScheduler } from "../../infra/agenda.js";
 import type { Logger } from "../../infra/logger.js";
+import { scheduleOnCreate } from "../../infra/signals.js";
 import { NotificationRequest } from "./notification-request.entity.js";
 
 export const DELIVER_JOB = "notification.deliver";
@@ -10,21 +11,14 @@ export interface DeliverJobData {
 }
 
 /** A committed `sendNotification` request schedules its delivery. */
-export class NotificationRequestSubscriber implements EventSubscriber {
-  constructor(
-    private readonly scheduler: JobScheduler,
-    private readonly logger: Logger,
-  ) {}
-
-  async afterFlush({ uow }: FlushEventArgs): Promise<void> {
-    const created = uow
-      .getChangeSets()
-      .filter((cs) => cs.type === ChangeSetType.CREATE && cs.entity instanceof NotificationRequest)
-      .map((cs) => (cs.entity as NotificationRequest).id);
-    await scheduleEach(
-      created,
-      (requestId) => this.scheduler.now<DeliverJobData>(DELIVER_JOB, { requestId }),
-      this.logger,
-    );
-  }
+export function notificationRequestSubscribers(scheduler: JobScheduler, logger: Logger): EventSubscriber[] {
+  return [
+    scheduleOnCreate({
+      entity: NotificationRequest,
+      job: DELIVER_JOB,
+      data: (r): DeliverJobData => ({ requestId: r.id }),
+      scheduler,
+      logger,
+    }),
+  ];
 }

@@ -1,6 +1,7 @@
-import { ChangeSetType, type EventSubscriber, type FlushEventArgs } from "@mikro-orm/core";
-import { scheduleEach, type JobScheduler } from "../../infra/agenda.js";
+import type { EventSubscriber } from "@mikro-orm/core";
+import type { JobScheduler } from "../../infra/agenda.js";
 import type { Logger } from "../../infra/logger.js";
+import { scheduleOnCreate } from "../../infra/signals.js";
 import { User } from "./user.entity.js";
 
 export const WELCOME_JOB = "notification.welcome";
@@ -10,17 +11,14 @@ export interface WelcomeJobData {
 }
 
 /** The "post_save" signal for users: a committed sign-up schedules the welcome job. */
-export class UserSubscriber implements EventSubscriber {
-  constructor(
-    private readonly scheduler: JobScheduler,
-    private readonly logger: Logger,
-  ) {}
-
-  async afterFlush({ uow }: FlushEventArgs): Promise<void> {
-    const created = uow
-      .getChangeSets()
-      .filter((cs) => cs.type === ChangeSetType.CREATE && cs.entity instanceof User)
-      .map((cs) => (cs.entity as User).id);
-    await scheduleEach(created, (userId) => this.scheduler.now<WelcomeJobData>(WELCOME_JOB, { userId }), this.logger);
-  }
+export function userSubscribers(scheduler: JobScheduler, logger: Logger): EventSubscriber[] {
+  return [
+    scheduleOnCreate({
+      entity: User,
+      job: WELCOME_JOB,
+      data: (u): WelcomeJobData => ({ userId: u.id }),
+      scheduler,
+      logger,
+    }),
+  ];
 }

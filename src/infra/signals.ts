@@ -1,0 +1,25 @@
+import { ChangeSetType, type EventSubscriber, type FlushEventArgs } from "@mikro-orm/core";
+import { scheduleEach, type JobScheduler } from "./agenda.js";
+import type { Logger } from "./logger.js";
+
+/**
+ * The Django "post_save" signal: once a flush has written new `entity` records, schedule `job` for
+ * each. It runs in afterFlush, so a job never sees a record that is not committed.
+ */
+export function scheduleOnCreate<T extends object, Data extends object>(options: {
+  entity: new (...args: never[]) => T;
+  job: string;
+  data: (created: T) => Data;
+  scheduler: JobScheduler;
+  logger: Logger;
+}): EventSubscriber {
+  return {
+    afterFlush: async ({ uow }: FlushEventArgs) => {
+      const created = uow
+        .getChangeSets()
+        .filter((cs) => cs.type === ChangeSetType.CREATE && cs.entity instanceof options.entity)
+        .map((cs) => options.data(cs.entity as T));
+      await scheduleEach(created, (data) => options.scheduler.now<Data>(options.job, data), options.logger);
+    },
+  };
+}
