@@ -6,8 +6,9 @@ import type { GraphQLError, ValidationContext, ValidationRule } from "graphql";
 /** Deep enough for every operation a client needs (inbox with actor, post and comment author). */
 export const MAX_DEPTH = 8;
 /**
- * graphql-armor's static cost: objects weigh more the deeper they sit. A full inbox page
- * (first: 100, every field and relation) costs about 8,000.
+ * graphql-armor's static cost: objects weigh more the deeper they sit, and a list argument written
+ * inline (`first: 100`) multiplies what is below it. The usual inbox page with `first: 100` written
+ * inline costs about 8,700; with `first` passed as a variable it costs under 100.
  */
 export const MAX_COST = 10_000;
 export const MAX_ALIASES = 15;

@@ -31,12 +31,25 @@ export interface VersionClock {
   next(keys: readonly string[]): Promise<number[]>;
 }
 
+/**
+ * INCR, but a counter that does not exist yet starts at the server's clock in microseconds. A
+ * counter lost with Redis's data then restarts above every version handed out before, so readers
+ * still holding an old high version do not ignore the new ones. (TIME's fields are strings; they
+ * are joined as digits, a Lua number would be written in exponent form.)
+ */
+const NEXT_VERSION = `
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  local now = redis.call('TIME')
+  redis.call('SET', KEYS[1], now[1] .. string.format('%06d', tonumber(now[2])))
+end
+return redis.call('INCR', KEYS[1])`;
+
 export function createVersionClock(client: Redis, prefix: string): VersionClock {
   return {
     next: async (keys) => {
       if (keys.length === 0) return [];
       const pipeline = client.pipeline();
-      for (const key of keys) pipeline.incr(`${prefix}:${key}`);
+      for (const key of keys) pipeline.eval(NEXT_VERSION, 1, `${prefix}:${key}`);
       const results = (await pipeline.exec()) ?? [];
       return results.map(([err, value]) => {
         if (err) throw err;

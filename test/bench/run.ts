@@ -1,8 +1,9 @@
 // Entry of `npm run bench`: how long a notification takes from sendNotification (HTTP, on an api
 // process) to the notificationAdded event at a graphql-ws client, through a separate worker
-// process, with and without Agenda's Redis notification channel.
+// process, with and without Agenda's Redis notification channel; then one post fanned out to many
+// followers, some of them subscribed (test/bench/fanout.ts).
 //
-//   node dist/test/bench/run.js [--count=N] [--polling-count=N]
+//   node dist/test/bench/run.js [--count=N] [--polling-count=N] [--fanout-followers=N] [--fanout-connected=N]
 //
 // Starts a throwaway FerretDB and Redis unless MONGO_URL / REDIS_URL name servers to use (each
 // scenario then gets a fresh database, dropped afterwards). Figures go to stdout, progress to stderr.
@@ -180,7 +181,8 @@ interface Options {
 }
 
 const USAGE =
-  "run.js [--count=N] [--polling-count=N] [--fanout-followers=N] [--fanout-connected=N] (0 skips a scenario)";
+  "run.js [--count=N] [--polling-count=N] [--fanout-followers=N] [--fanout-connected=N] " +
+  "(--count, --polling-count or --fanout-followers of 0 skips that scenario)";
 
 function parseArgs(args: readonly string[]): Options {
   const options: Options = {
@@ -200,6 +202,9 @@ function parseArgs(args: readonly string[]): Options {
     const key = match?.[1] ? keys[match[1]] : undefined;
     if (!match || !key) throw new Error(`unknown argument ${arg}; usage: ${USAGE}`);
     options[key] = Number(match[2]);
+  }
+  if (options.fanoutFollowers > 0 && options.fanoutConnected < 1) {
+    throw new Error(`--fanout-connected must be at least 1: the fan-out scenario times delivery to subscribers`);
   }
   return options;
 }

@@ -311,6 +311,20 @@ describe("posts, comments and follows", () => {
         "exactly one NEW_FOLLOWER",
       );
       assert.equal(starLive.pending(), 0);
+
+      // Unfollow and follow again: a new follow, whose job runs (a second user.followed entry),
+      // but the followed user is not told twice.
+      await gqlOk(apiA.url, UnfollowDocument, { userId: star.id }, fan.auth);
+      await follow(fan, star, apiB);
+      await eventually(
+        async () =>
+          (await activity(fan)).filter((e) => e.verb === "user.followed" && e.targetId === star.id).length === 2
+            ? true
+            : undefined,
+        { timeoutMs: 5000, what: "the second follow's job" },
+      );
+      assert.equal((await inbox(star, ["NEW_FOLLOWER"])).length, 1, "still one NEW_FOLLOWER after following again");
+      assert.equal(starLive.pending(), 0);
     });
 
     it("unfollows without error when not following, and refuses yourself and unknown users", async () => {

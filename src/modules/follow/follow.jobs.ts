@@ -7,7 +7,10 @@ import { User } from "../user/user.entity.js";
 import { Follow } from "./follow.entity.js";
 import { FOLLOW_JOB, type FollowJobData } from "./follow.subscriber.js";
 
-/** NEW_FOLLOWER to the followed user. A follow undone before the job ran notifies nobody. */
+/**
+ * NEW_FOLLOWER to the followed user, once per follower: a follow undone before the job ran notifies
+ * nobody, and following again after an unfollow does not notify again.
+ */
 export async function notifyFollow(deps: PostJobDeps, data: FollowJobData): Promise<JobOutcome> {
   const em = deps.orm.em.fork();
   const follow = ObjectId.isValid(data.followId)
@@ -19,7 +22,8 @@ export async function notifyFollow(deps: PostJobDeps, data: FollowJobData): Prom
   await deps.notifications.deliver(em, [
     {
       recipientId: follow.followeeId,
-      dedupeKey: `follow:${follow.id}`,
+      // Per pair, not per follow: unfollowing and following again must not notify again.
+      dedupeKey: `follow:${follow.followerId.toHexString()}:${follow.followeeId.toHexString()}`,
       kind: NotificationKind.NEW_FOLLOWER,
       title: `${name} followed you`,
       body: `${name} will see your new posts.`,

@@ -74,7 +74,7 @@ export class NotificationService {
 
   private async announce(em: EntityManager, views: NotificationView[]): Promise<void> {
     if (views.length === 0) return;
-    // Published together: ioredis pipelines the commands of one tick into one round trip.
+    // Sent together: ioredis writes each command without waiting for the previous reply.
     await Promise.all(views.map((view) => this.topics.publish(NOTIFICATION_ADDED, view.recipientId, view)));
     await this.publishUnreadCounts(em, [...new Set(views.map((v) => v.recipientId))], { onlyListening: true });
   }
