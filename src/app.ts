@@ -5,6 +5,11 @@ import type { Logger } from "./infra/logger.js";
 import { createOrm, pingMongo } from "./infra/orm.js";
 import { createPubSub } from "./infra/pubsub.js";
 import { createRedis, createVersionClock, pingRedis } from "./infra/redis.js";
+import { createMailer } from "./infra/mailer.js";
+import { createEmailOutbox } from "./modules/email/email.outbox.js";
+import { PreferencesResolver } from "./modules/preferences/preferences.resolver.js";
+import { PreferencesService } from "./modules/preferences/preferences.service.js";
+import { unsubscribeRoute } from "./modules/preferences/unsubscribe.route.js";
 import { ENTITIES } from "./modules/entities.js";
 import { ActivityResolver } from "./modules/activity/activity.resolver.js";
 import { ActivityService } from "./modules/activity/activity.service.js";
@@ -20,7 +25,7 @@ import { notificationRequestSubscribers } from "./modules/notification/notificat
 import { NotificationResolver } from "./modules/notification/notification.resolver.js";
 import { NotificationService } from "./modules/notification/notification.service.js";
 import type { Topics } from "./modules/notification/notification.topics.js";
-import { TokenService } from "./modules/user/token.service.js";
+import { TokenService, UnsubscribeTokens } from "./modules/user/token.service.js";
 import { UserResolver } from "./modules/user/user.resolver.js";
 import { UserService } from "./modules/user/user.service.js";
 import { userSubscribers } from "./modules/user/user.subscriber.js";
@@ -88,7 +93,16 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
 
     const tokens = new TokenService(config.jwt.secret, config.jwt.ttlSeconds);
     const users = new UserService(tokens);
-    const notifications = new NotificationService(pubsub, createVersionClock(redis, "herald:unread-version"));
+    const preferences = new PreferencesService();
+    const unsubscribeTokens = new UnsubscribeTokens(config.jwt.secret);
+    const mailer = config.smtpUrl ? createMailer(config.smtpUrl, config.email.from) : undefined;
+    if (mailer) onStop("mailer", () => Promise.resolve(mailer.close()));
+    else logger.warn("SMTP_URL is not set: notifications are in-app only, no email is sent");
+    const notifications = new NotificationService(
+      pubsub,
+      createVersionClock(redis, "herald:unread-version"),
+      mailer ? createEmailOutbox(preferences, scheduler) : undefined,
+    );
     const activity = new ActivityService();
 
     const http = createHttp({
@@ -100,7 +114,18 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
     });
     onStop("http", () => closeServer(http.server));
 
-    if (hasWorker) await defineWorkerJobs({ agenda, scheduler, orm, notifications, activity, logger });
+    if (hasWorker) {
+      const email = {
+        orm,
+        mailer,
+        unsubscribe: unsubscribeTokens,
+        publicUrl: config.publicUrl,
+        maxAttempts: config.email.maxAttempts,
+        retryDelayMs: config.email.retryDelayMs,
+        logger,
+      };
+      await defineWorkerJobs({ agenda, scheduler, orm, notifications, activity, logger, email });
+    }
     // Producers start Agenda too: its notification channel connects only on start().
     await agenda.start();
     onStop("agenda", async () => {
@@ -126,7 +151,9 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
         [CommentResolver, new CommentResolver(posts, users)],
         [FollowResolver, new FollowResolver(follows)],
         [ActivityResolver, new ActivityResolver(activity, users)],
+        [PreferencesResolver, new PreferencesResolver(preferences)],
       ]);
+      http.app.get("/unsubscribe", unsubscribeRoute({ orm, tokens: unsubscribeTokens, preferences, logger }));
       const stopApi = await startApi({
         config,
         logger,

@@ -33,6 +33,7 @@ const schema = z.object({
   LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
   PUBLIC_URL: url(["http", "https"]).default("http://localhost:4000"),
   SMTP_URL: url(["smtp", "smtps"]).optional(),
+  EMAIL_FROM: z.string().min(3).default("Herald <notifications@herald.localhost>"),
   EMAIL_MAX_ATTEMPTS: positiveInt(5),
   EMAIL_RETRY_DELAY_MS: positiveInt(1000),
   /** Off only to measure polling against the Redis notification channel (benchmarks). */
@@ -65,7 +66,7 @@ export interface Config {
   readonly logLevel: Env["LOG_LEVEL"];
   readonly publicUrl: string;
   readonly smtpUrl: string | undefined;
-  readonly email: { readonly maxAttempts: number; readonly retryDelayMs: number };
+  readonly email: { readonly from: string; readonly maxAttempts: number; readonly retryDelayMs: number };
   readonly agenda: {
     readonly notifications: boolean;
     readonly processEveryMs: number;
@@ -103,7 +104,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     logLevel: env.LOG_LEVEL,
     publicUrl: env.PUBLIC_URL.replace(/\/+$/, ""),
     smtpUrl: env.SMTP_URL,
-    email: { maxAttempts: env.EMAIL_MAX_ATTEMPTS, retryDelayMs: env.EMAIL_RETRY_DELAY_MS },
+    email: { from: env.EMAIL_FROM, maxAttempts: env.EMAIL_MAX_ATTEMPTS, retryDelayMs: env.EMAIL_RETRY_DELAY_MS },
     agenda: {
       notifications: env.AGENDA_NOTIFICATIONS === "on",
       processEveryMs: env.AGENDA_PROCESS_EVERY_MS,

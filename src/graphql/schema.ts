@@ -6,6 +6,7 @@ import { ActivityResolver } from "../modules/activity/activity.resolver.js";
 import { FollowResolver } from "../modules/follow/follow.resolver.js";
 import { NotificationResolver } from "../modules/notification/notification.resolver.js";
 import { CommentResolver, PostResolver } from "../modules/post/post.resolver.js";
+import { PreferencesResolver } from "../modules/preferences/preferences.resolver.js";
 import { UserResolver } from "../modules/user/user.resolver.js";
 
 export const RESOLVERS = [
@@ -15,6 +16,7 @@ export const RESOLVERS = [
   CommentResolver,
   FollowResolver,
   ActivityResolver,
+  PreferencesResolver,
 ] as const;
 
 /**

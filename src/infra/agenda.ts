@@ -1,5 +1,5 @@
 import { hostname } from "node:os";
-import { Agenda, backoffStrategies, type Job } from "agenda";
+import { Agenda, backoffStrategies, type BackoffStrategy, type Job } from "agenda";
 import { MongoBackend } from "@agendajs/mongo-backend";
 import { RedisNotificationChannel } from "@agendajs/redis-backend";
 import type { Db } from "mongodb";
@@ -84,6 +84,7 @@ export function defineJob<Data>(
   logger: Logger,
   name: string,
   handler: (data: Data) => Promise<JobOutcome>,
+  options: { backoff?: BackoffStrategy } = {},
 ): void {
   const running = trackerOf(agenda);
   agenda.define<Data>(
@@ -94,7 +95,7 @@ export function defineJob<Data>(
       const ms = Math.round(performance.now() - started);
       logger.debug({ job: name, id: job.attrs._id, outcome, ms }, "job finished");
     },
-    { backoff: retryBackoff },
+    { backoff: options.backoff ?? retryBackoff },
   );
 }
 

@@ -2,6 +2,7 @@ import { ActivityEntry } from "./activity/activity.entity.js";
 import { Delivery, Notification } from "./notification/notification.entity.js";
 import { NotificationRequest } from "./notification/notification-request.entity.js";
 import { PendingAnnouncement } from "./notification/announcement.entity.js";
+import { UserPreferences } from "./preferences/preferences.entity.js";
 import { User } from "./user/user.entity.js";
 import { Follow } from "./follow/follow.entity.js";
 import { Comment, Post } from "./post/post.entity.js";
@@ -17,4 +18,5 @@ export const ENTITIES = [
   Comment,
   Follow,
   PendingAnnouncement,
+  UserPreferences,
 ];

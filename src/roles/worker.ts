@@ -4,9 +4,11 @@ import { defineNotificationJobs, type NotificationJobDeps } from "../modules/not
 import { defineRecoveryJobs } from "../modules/recovery/recovery.jobs.js";
 import { defineFollowJobs } from "../modules/follow/follow.jobs.js";
 import { definePostJobs } from "../modules/post/post.jobs.js";
+import { defineEmailJobs, type EmailJobDeps } from "../modules/email/email.jobs.js";
 import type { JobScheduler } from "../infra/agenda.js";
 
 export interface WorkerDeps extends NotificationJobDeps {
+  email: EmailJobDeps;
   agenda: Agenda;
   scheduler: JobScheduler;
   logger: Logger;
@@ -20,5 +22,6 @@ export async function defineWorkerJobs(deps: WorkerDeps): Promise<void> {
   defineNotificationJobs(deps.agenda, deps);
   definePostJobs(deps.agenda, deps);
   defineFollowJobs(deps.agenda, deps);
+  defineEmailJobs(deps.agenda, deps.email);
   await defineRecoveryJobs(deps.agenda, deps);
 }

@@ -1,5 +1,6 @@
 import { Redis } from "ioredis";
 import { createVersionClock } from "../../src/infra/redis.js";
+import { UnsubscribeTokens } from "../../src/modules/user/token.service.js";
 import { agendaScheduler, createAgenda, drainAgenda, type Agenda, type JobScheduler } from "../../src/infra/agenda.js";
 import { createLogger, type Logger } from "../../src/infra/logger.js";
 import { createOrm, type MikroORM } from "../../src/infra/orm.js";
@@ -48,7 +49,17 @@ export async function startWorkerStack(prefix: string): Promise<WorkerStack> {
   const scheduler = agendaScheduler(agenda);
   const notifications = new NotificationService(pubsub, createVersionClock(redis, "herald:unread-version"));
   const activity = new ActivityService();
-  await defineWorkerJobs({ agenda, scheduler, orm, notifications, activity, logger });
+  // No SMTP server here: email jobs record SKIPPED (the e2e email tests run a real one).
+  const email = {
+    orm,
+    mailer: undefined,
+    unsubscribe: new UnsubscribeTokens("test-unsubscribe-secret-0123456789abcdef"),
+    publicUrl: "http://localhost:4000",
+    maxAttempts: 3,
+    retryDelayMs: 100,
+    logger,
+  };
+  await defineWorkerJobs({ agenda, scheduler, orm, notifications, activity, logger, email });
   await agenda.start();
   return {
     orm,

@@ -3,6 +3,7 @@ import type { Collection, Document } from "mongodb";
 import type { EntityManager } from "../../infra/orm.js";
 import type { TopicPublisher } from "../../infra/pubsub.js";
 import type { VersionClock } from "../../infra/redis.js";
+import type { EmailOutbox } from "../email/email.outbox.js";
 import { PendingAnnouncement } from "./announcement.entity.js";
 import { Notification } from "./notification.entity.js";
 import { DeliveryStatus, NotificationChannel, NotificationKind } from "./notification.enums.js";
@@ -32,6 +33,8 @@ export class NotificationService {
   constructor(
     private readonly topics: TopicPublisher<Topics>,
     private readonly versions: VersionClock,
+    /** Absent when email is not configured: notifications are then in-app only. */
+    private readonly email?: EmailOutbox,
   ) {}
 
   /**
@@ -42,12 +45,17 @@ export class NotificationService {
    */
   async deliver(em: EntityManager, drafts: NotificationDraft[]): Promise<DeliverySummary> {
     if (drafts.length === 0) return { inserted: 0, published: 0 };
-    const docs = toDocuments(drafts);
+    const emailNow = await this.emailRecipients(em, drafts);
+    const docs = toDocuments(drafts, emailNow);
     const pending = new PendingAnnouncement(docs.map((d) => d._id));
     await em.insert(PendingAnnouncement, pending);
     const inserted = await this.insertIgnoringDuplicates(em, docs);
     await this.announce(em, inserted);
     await em.nativeDelete(PendingAnnouncement, { _id: pending._id });
+    // Email goes out after the in-app notification is stored and announced, never before it.
+    const emailIds = new Set(docs.filter((d) => emailNow.has(d.dedupeKey)).map((d) => d._id.toHexString()));
+    const toEmail = inserted.filter((v) => emailIds.has(v.id)).map((v) => v.id);
+    if (toEmail.length > 0) await this.email?.schedule(toEmail);
     return { inserted: inserted.length, published: inserted.length };
   }
 
@@ -77,6 +85,18 @@ export class NotificationService {
     // Sent together: ioredis writes each command without waiting for the previous reply.
     await Promise.all(views.map((view) => this.topics.publish(NOTIFICATION_ADDED, view.recipientId, view)));
     await this.publishUnreadCounts(em, [...new Set(views.map((v) => v.recipientId))], { onlyListening: true });
+  }
+
+  /** The dedupe keys of the drafts whose recipient wants this kind emailed one by one. */
+  private async emailRecipients(em: EntityManager, drafts: NotificationDraft[]): Promise<Set<string>> {
+    if (!this.email) return new Set();
+    const wanted = new Set<string>();
+    for (const kind of new Set(drafts.map((d) => d.kind))) {
+      const ofKind = drafts.filter((d) => d.kind === kind);
+      const plans = await this.email.plan(em, [...new Set(ofKind.map((d) => d.recipientId))], kind);
+      for (const d of ofKind) if (plans.get(d.recipientId.toHexString()) === "now") wanted.add(d.dedupeKey);
+    }
+    return wanted;
   }
 
   /** Those of `userIds` with an open notificationAdded subscription right now, on any instance. */
@@ -145,7 +165,7 @@ export class NotificationService {
 
 type NotificationDocument = ReturnType<typeof toDocuments>[number];
 
-function toDocuments(drafts: NotificationDraft[]) {
+function toDocuments(drafts: NotificationDraft[], emailNow: Set<string>) {
   const now = new Date();
   return drafts.map((d) => ({
     _id: new ObjectId(),
@@ -169,6 +189,7 @@ function toDocuments(drafts: NotificationDraft[]) {
         lastError: null,
         deliveredAt: now,
       },
+      ...(emailNow.has(d.dedupeKey) ? [pendingEmail()] : []),
     ],
   }));
 }
@@ -188,6 +209,11 @@ function docToView(doc: NotificationDocument): NotificationView {
     archivedAt: null,
     deliveries: doc.deliveries,
   };
+}
+
+function pendingEmail() {
+  const status: DeliveryStatus = DeliveryStatus.PENDING;
+  return { channel: NotificationChannel.EMAIL, status, attempts: 0, lastError: null, deliveredAt: null as Date | null };
 }
 
 /** The raw collection, for an unordered batch insert, which MikroORM's unit of work does not express. */

@@ -38,6 +38,42 @@ export class TokenService {
   }
 }
 
+/** Unsubscribe links live long (a year) and can do one thing only: turn one kind of email off. */
+const UNSUBSCRIBE_TTL = "365d";
+
+export interface UnsubscribeClaims {
+  userId: string;
+  kind: string;
+}
+
+export class UnsubscribeTokens {
+  private readonly key: Uint8Array;
+
+  constructor(secret: string) {
+    this.key = new TextEncoder().encode(secret);
+  }
+
+  async issue(userId: string, kind: string): Promise<string> {
+    return new SignJWT({ kind })
+      .setProtectedHeader({ alg: "HS256" })
+      .setSubject(userId)
+      .setAudience("herald:unsubscribe")
+      .setIssuedAt()
+      .setExpirationTime(UNSUBSCRIBE_TTL)
+      .sign(this.key);
+  }
+
+  async verify(token: string): Promise<UnsubscribeClaims | null> {
+    try {
+      const { payload } = await jwtVerify(token, this.key, { algorithms: ["HS256"], audience: "herald:unsubscribe" });
+      if (typeof payload.sub !== "string" || typeof payload["kind"] !== "string") return null;
+      return { userId: payload.sub, kind: payload["kind"] };
+    } catch {
+      return null;
+    }
+  }
+}
+
 /** `Bearer <token>` (case-insensitive scheme) to the token; anything else to undefined. */
 export function bearerToken(header: unknown): string | undefined {
   if (typeof header !== "string") return undefined;

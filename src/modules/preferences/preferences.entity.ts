@@ -1,0 +1,33 @@
+import { ObjectId } from "@mikro-orm/mongodb";
+import { Entity, Enum, PrimaryKey, Property } from "@mikro-orm/decorators/legacy";
+import { DigestFrequency } from "./preferences.enums.js";
+import type { NotificationKind } from "../notification/notification.enums.js";
+
+/**
+ * A user's choices, keyed by the user's id (one document, read by primary key). Only what differs
+ * from the defaults is stored, so a new default reaches everyone who never chose otherwise.
+ */
+@Entity({ collection: "preferences" })
+export class UserPreferences {
+  /** The user's id. */
+  @PrimaryKey()
+  _id: ObjectId;
+
+  /** Email on or off per kind, where the user chose. */
+  @Property()
+  email: Partial<Record<NotificationKind, boolean>> = {};
+
+  @Enum(() => DigestFrequency)
+  digest: DigestFrequency = DigestFrequency.OFF;
+
+  /** Kinds gathered into the digest instead of emailed one by one, while the digest is on. */
+  @Property()
+  digestKinds: NotificationKind[] = [];
+
+  @Property()
+  updatedAt: Date = new Date();
+
+  constructor(userId: ObjectId) {
+    this._id = userId;
+  }
+}

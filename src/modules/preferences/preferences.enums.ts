@@ -1,0 +1,9 @@
+import { registerEnumType } from "type-graphql";
+
+export enum DigestFrequency {
+  OFF = "OFF",
+  HOURLY = "HOURLY",
+  DAILY = "DAILY",
+}
+
+registerEnumType(DigestFrequency, { name: "DigestFrequency" });

@@ -1,0 +1,74 @@
+import { ObjectId } from "@mikro-orm/mongodb";
+import type { EntityManager } from "../../infra/orm.js";
+import { NotificationKind } from "../notification/notification.enums.js";
+import { UserPreferences } from "./preferences.entity.js";
+import { DigestFrequency } from "./preferences.enums.js";
+import type { Preferences, PreferencesInput } from "./preferences.types.js";
+
+/** Emailed unless the user says otherwise: everything but new posts, which can come by the hundred. */
+const EMAIL_BY_DEFAULT: Record<NotificationKind, boolean> = {
+  [NotificationKind.WELCOME]: true,
+  [NotificationKind.NEW_POST]: false,
+  [NotificationKind.NEW_COMMENT]: true,
+  [NotificationKind.NEW_FOLLOWER]: true,
+  [NotificationKind.REMINDER]: true,
+  [NotificationKind.DIGEST]: true,
+  [NotificationKind.SYSTEM]: true,
+};
+
+const KINDS = Object.values(NotificationKind);
+
+export class PreferencesService {
+  async get(em: EntityManager, userId: string): Promise<Preferences> {
+    return present(await em.findOne(UserPreferences, { _id: new ObjectId(userId) }));
+  }
+
+  async update(em: EntityManager, userId: string, input: PreferencesInput): Promise<Preferences> {
+    const _id = new ObjectId(userId);
+    const stored = (await em.findOne(UserPreferences, { _id })) ?? new UserPreferences(_id);
+    for (const change of input.kinds ?? []) {
+      if (change.email !== null && change.email !== undefined)
+        stored.email = { ...stored.email, [change.kind]: change.email };
+      if (change.digest !== null && change.digest !== undefined) {
+        const others = stored.digestKinds.filter((k) => k !== change.kind);
+        stored.digestKinds = change.digest ? [...others, change.kind] : others;
+      }
+    }
+    if (input.digest) stored.digest = input.digest;
+    stored.updatedAt = new Date();
+    await em.persist(stored).flush();
+    return present(stored);
+  }
+
+  /** Turns email off for one kind: what an unsubscribe link does. */
+  async unsubscribe(em: EntityManager, userId: string, kind: NotificationKind): Promise<void> {
+    await this.update(em, userId, { kinds: [{ kind, email: false }] });
+  }
+
+  /** Each user's decision for one kind: email now, gather into the digest, or neither. */
+  async emailPlan(em: EntityManager, userIds: ObjectId[], kind: NotificationKind): Promise<Map<string, EmailPlan>> {
+    const stored = await em.find(UserPreferences, { _id: { $in: userIds } });
+    const byUser = new Map(stored.map((p) => [p._id.toHexString(), p]));
+    return new Map(userIds.map((id) => [id.toHexString(), planFor(byUser.get(id.toHexString()) ?? null, kind)]));
+  }
+}
+
+export type EmailPlan = "now" | "digest" | "none";
+
+export function planFor(prefs: UserPreferences | null, kind: NotificationKind): EmailPlan {
+  const email = prefs?.email[kind] ?? EMAIL_BY_DEFAULT[kind];
+  if (!email) return "none";
+  const inDigest = prefs !== null && prefs.digest !== DigestFrequency.OFF && prefs.digestKinds.includes(kind);
+  return inDigest ? "digest" : "now";
+}
+
+function present(prefs: UserPreferences | null): Preferences {
+  return {
+    digest: prefs?.digest ?? DigestFrequency.OFF,
+    kinds: KINDS.map((kind) => ({
+      kind,
+      email: prefs?.email[kind] ?? EMAIL_BY_DEFAULT[kind],
+      digest: prefs?.digestKinds.includes(kind) ?? false,
+    })),
+  };
+}
