@@ -93,8 +93,8 @@ export interface Cluster {
   stop(): Promise<void>;
 }
 
-export async function startCluster(prefix: string, apis = 2): Promise<Cluster> {
-  const env = baseEnv(uniqueDatabase(prefix));
+export async function startCluster(prefix: string, apis = 2, extraEnv: Record<string, string> = {}): Promise<Cluster> {
+  const env = { ...baseEnv(uniqueDatabase(prefix)), ...extraEnv };
   const [worker, ...apiProcesses] = await Promise.all([
     startHerald({ ...env, ROLES: "worker" }),
     ...Array.from({ length: apis }, () => startHerald({ ...env, ROLES: "api" })),

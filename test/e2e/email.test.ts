@@ -1,0 +1,195 @@
+import assert from "node:assert/strict";
+import { after, before, beforeEach, describe, it } from "node:test";
+import type { ParsedMail } from "mailparser";
+import {
+  DeliveriesDocument,
+  EmailTestCommentDocument,
+  EmailTestPostDocument,
+  MyPreferencesDocument,
+  RegisterDocument,
+  SendNotificationDocument,
+  UpdateMyPreferencesDocument,
+} from "../generated/graphql.js";
+import { bearer, eventually, gqlOk } from "../helpers/graphql-client.js";
+import { startCluster, TEST_SERVICE_KEY, type Cluster } from "../helpers/herald.js";
+import { startSmtpServer, type SmtpServer } from "../helpers/smtp.js";
+
+const MAX_ATTEMPTS = 3;
+
+interface TestUser {
+  id: string;
+  email: string;
+  auth: Record<string, string>;
+}
+
+/** Email through a real SMTP server, with one worker and one api process. */
+describe("email delivery", () => {
+  let smtp: SmtpServer;
+  let cluster: Cluster;
+  let api: string;
+  let counter = 0;
+
+  before(async () => {
+    smtp = await startSmtpServer();
+    cluster = await startCluster("e2e_email", 1, {
+      SMTP_URL: smtp.url,
+      EMAIL_MAX_ATTEMPTS: String(MAX_ATTEMPTS),
+      EMAIL_RETRY_DELAY_MS: "100",
+      // A retry is due after its backoff but runs at the worker's next poll: poll often here.
+      AGENDA_PROCESS_EVERY_MS: "200",
+      PUBLIC_URL: "http://herald.test",
+    });
+    api = cluster.apis[0]?.url ?? "";
+  });
+
+  after(async () => {
+    await cluster?.stop();
+    await smtp?.stop();
+  });
+
+  beforeEach(() => smtp.setRefuse({ kind: "none" }));
+
+  async function register(name: string): Promise<TestUser> {
+    counter += 1;
+    const email = `${name.toLowerCase()}.${counter}.${Date.now()}@example.com`;
+    const { register } = await gqlOk(api, RegisterDocument, {
+      input: { email, password: "correct horse battery", displayName: name },
+    });
+    return { id: register.user.id, email, auth: bearer(register.token) };
+  }
+
+  const mailTo = (user: TestUser, subject: RegExp) =>
+    smtp.waitFor((m) => addressOf(m) === user.email && subject.test(m.subject ?? ""), 10_000);
+
+  async function deliveriesOf(user: TestUser, kind: string) {
+    const { notifications } = await gqlOk(api, DeliveriesDocument, { first: 20 }, user.auth);
+    return notifications.edges.map((e) => e.node).find((n) => n.kind === kind);
+  }
+
+  /** Waits until the notification's email delivery reaches `status`, and returns it. */
+  async function emailDelivery(user: TestUser, kind: string, status: string) {
+    return eventually(
+      async () => {
+        const email = (await deliveriesOf(user, kind))?.deliveries.find((d) => d.channel === "EMAIL");
+        return email?.status === status ? email : undefined;
+      },
+      { timeoutMs: 10_000, what: `a ${status} email delivery of ${kind}` },
+    );
+  }
+
+  it("sends the welcome email, with a link back and an unsubscribe link, and records it SENT", async () => {
+    const user = await register("Ada");
+    const mail = await mailTo(user, /^Welcome to Herald$/);
+    assert.match(mail.text ?? "", /Hi Ada/);
+    assert.match(mail.text ?? "", /Open: http:\/\/herald\.test\/notifications\/[0-9a-f]{24}/);
+    assert.match(mail.text ?? "", /Stop these emails: http:\/\/herald\.test\/unsubscribe\?token=/);
+    assert.match(String(mail.html), /<a href="http:\/\/herald\.test\/unsubscribe\?token=/);
+    const welcome = await deliveriesOf(user, "WELCOME");
+    assert.equal(mail.messageId, `<${welcome?.id}.welcome@herald>`);
+    const delivery = await emailDelivery(user, "WELCOME", "SENT");
+    assert.equal(delivery.attempts, 1);
+    assert.ok(delivery.deliveredAt);
+  });
+
+  it("emails the post's author about a comment, escaping what the commenter wrote", async () => {
+    const [author, commenter] = [await register("Author"), await register("Critic")];
+    const { createPost } = await gqlOk(
+      api,
+      EmailTestPostDocument,
+      { input: { title: "Tabs & spaces", body: "…" } },
+      author.auth,
+    );
+    await gqlOk(
+      api,
+      EmailTestCommentDocument,
+      { input: { postId: createPost.id, body: "<script>alert(1)</script> & more" } },
+      commenter.auth,
+    );
+    const mail = await mailTo(author, /Critic commented on "Tabs & spaces"/);
+    assert.match(mail.text ?? "", /<script>alert\(1\)<\/script> & more/, "plain text carries it as written");
+    const html = String(mail.html);
+    assert.doesNotMatch(html, /<script>/);
+    assert.match(html, /&lt;script&gt;alert\(1\)&lt;\/script&gt; &amp; more/);
+    await emailDelivery(author, "NEW_COMMENT", "SENT");
+  });
+
+  it("sends no email for a kind the user turned off, while the in-app notification still arrives", async () => {
+    const [author, commenter] = [await register("Quiet"), await register("Talker")];
+    const { updatePreferences } = await gqlOk(
+      api,
+      UpdateMyPreferencesDocument,
+      { input: { kinds: [{ kind: "NEW_COMMENT", email: false }] } },
+      author.auth,
+    );
+    assert.equal(updatePreferences.kinds.find((k) => k.kind === "NEW_COMMENT")?.email, false);
+    const { createPost } = await gqlOk(
+      api,
+      EmailTestPostDocument,
+      { input: { title: "Hush", body: "…" } },
+      author.auth,
+    );
+    await gqlOk(api, EmailTestCommentDocument, { input: { postId: createPost.id, body: "hello" } }, commenter.auth);
+    const comment = await eventually(() => deliveriesOf(author, "NEW_COMMENT"), {
+      timeoutMs: 10_000,
+      what: "the NEW_COMMENT notification",
+    });
+    // The decision is made when the notification is stored: no EMAIL delivery, so no email job.
+    assert.deepEqual(
+      comment.deliveries.map((d) => d.channel),
+      ["IN_APP"],
+    );
+    assert.ok(!smtp.received.some((m) => addressOf(m) === author.email && /commented/.test(m.subject ?? "")));
+  });
+
+  it("retries a refused email with backoff: refused twice, sent on the third attempt", async () => {
+    const user = await register("Patient");
+    await mailTo(user, /^Welcome/);
+    smtp.setRefuse({ kind: "first", count: 2 });
+    await system(user, "Retry me");
+    const mail = await mailTo(user, /^Retry me$/);
+    assert.equal(smtp.attempts(mail.messageId ?? ""), 3);
+    const delivery = await emailDelivery(user, "SYSTEM", "SENT");
+    assert.equal(delivery.attempts, 3);
+  });
+
+  it("gives up after the last attempt: FAILED with the server's error, the in-app notification intact", async () => {
+    const user = await register("Unlucky");
+    await mailTo(user, /^Welcome/);
+    smtp.setRefuse({ kind: "always" });
+    await system(user, "Never arrives");
+    const delivery = await emailDelivery(user, "SYSTEM", "FAILED");
+    assert.equal(delivery.attempts, MAX_ATTEMPTS);
+    assert.match(delivery.lastError ?? "", /451/);
+    const inApp = (await deliveriesOf(user, "SYSTEM"))?.deliveries.find((d) => d.channel === "IN_APP");
+    assert.equal(inApp?.status, "SENT");
+    assert.ok(!smtp.received.some((m) => m.subject === "Never arrives"));
+  });
+
+  it("turns one kind of email off through the unsubscribe link, without signing in", async () => {
+    const user = await register("Leaver");
+    const mail = await mailTo(user, /^Welcome/);
+    const link = /Stop these emails: (\S+)/.exec(mail.text ?? "")?.[1] ?? "";
+    const path = link.replace("http://herald.test", "");
+    const res = await fetch(`${api}${path}`);
+    assert.equal(res.status, 200);
+    assert.match(await res.text(), /no longer get welcome emails/);
+    const { preferences } = await gqlOk(api, MyPreferencesDocument, {}, user.auth);
+    assert.equal(preferences.kinds.find((k) => k.kind === "WELCOME")?.email, false);
+    assert.equal(preferences.kinds.find((k) => k.kind === "SYSTEM")?.email, true, "other kinds untouched");
+    assert.equal((await fetch(`${api}/unsubscribe?token=forged`)).status, 400);
+  });
+
+  async function system(user: TestUser, title: string): Promise<void> {
+    await gqlOk(
+      api,
+      SendNotificationDocument,
+      { input: { recipientIds: [user.id], title, body: "from the ops team", idempotencyKey: `${title}-${user.id}` } },
+      { "x-api-key": TEST_SERVICE_KEY },
+    );
+  }
+});
+
+function addressOf(mail: ParsedMail): string | undefined {
+  const to = Array.isArray(mail.to) ? mail.to[0] : mail.to;
+  return to?.value[0]?.address;
+}
