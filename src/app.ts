@@ -10,6 +10,9 @@ import { createEmailOutbox } from "./modules/email/email.outbox.js";
 import { PreferencesResolver } from "./modules/preferences/preferences.resolver.js";
 import { PreferencesService } from "./modules/preferences/preferences.service.js";
 import { unsubscribeRoute } from "./modules/preferences/unsubscribe.route.js";
+import { ReminderResolver } from "./modules/reminder/reminder.resolver.js";
+import { ReminderService } from "./modules/reminder/reminder.service.js";
+import { reminderSubscribers } from "./modules/reminder/reminder.subscriber.js";
 import { ENTITIES } from "./modules/entities.js";
 import { ActivityResolver } from "./modules/activity/activity.resolver.js";
 import { ActivityService } from "./modules/activity/activity.service.js";
@@ -87,6 +90,7 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
       ...notificationRequestSubscribers(scheduler, logger),
       ...postSubscribers(scheduler, logger),
       ...followSubscribers(scheduler, logger),
+      ...reminderSubscribers(scheduler, logger),
     ]) {
       events.registerSubscriber(subscriber);
     }
@@ -152,6 +156,7 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
         [FollowResolver, new FollowResolver(follows)],
         [ActivityResolver, new ActivityResolver(activity, users)],
         [PreferencesResolver, new PreferencesResolver(preferences)],
+        [ReminderResolver, new ReminderResolver(new ReminderService())],
       ]);
       http.app.get("/unsubscribe", unsubscribeRoute({ orm, tokens: unsubscribeTokens, preferences, logger }));
       const stopApi = await startApi({

@@ -7,6 +7,7 @@ import { FollowResolver } from "../modules/follow/follow.resolver.js";
 import { NotificationResolver } from "../modules/notification/notification.resolver.js";
 import { CommentResolver, PostResolver } from "../modules/post/post.resolver.js";
 import { PreferencesResolver } from "../modules/preferences/preferences.resolver.js";
+import { ReminderResolver } from "../modules/reminder/reminder.resolver.js";
 import { UserResolver } from "../modules/user/user.resolver.js";
 
 export const RESOLVERS = [
@@ -17,6 +18,7 @@ export const RESOLVERS = [
   FollowResolver,
   ActivityResolver,
   PreferencesResolver,
+  ReminderResolver,
 ] as const;
 
 /**

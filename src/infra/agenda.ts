@@ -11,6 +11,8 @@ export type { Agenda };
 /** Schedules background work; the api role only schedules, the worker role also runs. */
 export interface JobScheduler {
   now<Data extends object>(name: string, data: Data): Promise<void>;
+  /** Runs the job at `when`; the job is stored, so it survives restarts of every process. */
+  at<Data extends object>(when: Date, name: string, data: Data): Promise<void>;
 }
 
 export function createAgenda(options: {
@@ -50,6 +52,9 @@ export function agendaScheduler(agenda: Agenda): JobScheduler {
   return {
     now: async (name, data) => {
       await agenda.now(name, data);
+    },
+    at: async (when, name, data) => {
+      await agenda.schedule(when, name, data);
     },
   };
 }

@@ -10,6 +10,8 @@ export function scheduleOnCreate<T extends object, Data extends object>(options:
   entity: new (...args: never[]) => T;
   job: string;
   data: (created: T) => Data;
+  /** When to run the job; at once without it. */
+  at?: (created: T) => Date;
   scheduler: JobScheduler;
   logger: Logger;
 }): EventSubscriber {
@@ -18,8 +20,15 @@ export function scheduleOnCreate<T extends object, Data extends object>(options:
       const created = uow
         .getChangeSets()
         .filter((cs) => cs.type === ChangeSetType.CREATE && cs.entity instanceof options.entity)
-        .map((cs) => options.data(cs.entity as T));
-      await scheduleEach(created, (data) => options.scheduler.now<Data>(options.job, data), options.logger);
+        .map((cs) => cs.entity as T);
+      await scheduleEach(
+        created,
+        (entity) =>
+          options.at
+            ? options.scheduler.at<Data>(options.at(entity), options.job, options.data(entity))
+            : options.scheduler.now<Data>(options.job, options.data(entity)),
+        options.logger,
+      );
     },
   };
 }

@@ -3,6 +3,7 @@ import { Delivery, Notification } from "./notification/notification.entity.js";
 import { NotificationRequest } from "./notification/notification-request.entity.js";
 import { PendingAnnouncement } from "./notification/announcement.entity.js";
 import { UserPreferences } from "./preferences/preferences.entity.js";
+import { Reminder } from "./reminder/reminder.entity.js";
 import { User } from "./user/user.entity.js";
 import { Follow } from "./follow/follow.entity.js";
 import { Comment, Post } from "./post/post.entity.js";
@@ -19,4 +20,5 @@ export const ENTITIES = [
   Follow,
   PendingAnnouncement,
   UserPreferences,
+  Reminder,
 ];

@@ -34,6 +34,8 @@ const QUERIES: { collection: string; what: string; filter: Document; sort?: Docu
   { collection: "activity", what: "activity page", filter: { actorId: 1, createdAt: 1, _id: 1 } },
   { collection: "activity", what: "dedupe on insert", filter: { dedupeKey: 1 } },
   { collection: "pending_announcements", what: "recovery sweep", filter: { createdAt: 1 } },
+  { collection: "reminders", what: "pending reminders of a user", filter: { userId: 1, status: 1, sendAt: 1 } },
+  { collection: "reminders", what: "recovery sweep", filter: { status: 1, sendAt: 1 } },
 ];
 
 describe("indexes", () => {

@@ -137,6 +137,7 @@ describe("jobs are idempotent", () => {
         scheduled.push(name);
         return Promise.resolve();
       },
+      at: () => Promise.resolve(),
     };
     const first = await sweep({ ...stack, scheduler: recorder });
     assert.ok(first.announced >= 1);
@@ -168,6 +169,7 @@ describe("jobs are idempotent", () => {
         scheduled.push({ name, data });
         return Promise.resolve();
       },
+      at: () => Promise.resolve(),
     };
     await sweep({ ...stack, scheduler: recorder });
     assert.ok(scheduled.some((s) => s.name === WELCOME_JOB && (s.data as { userId: string }).userId === lost.id));

@@ -5,6 +5,8 @@ import { NotificationRequest } from "../notification/notification-request.entity
 import type { NotificationService } from "../notification/notification.service.js";
 import { DELIVER_JOB, type DeliverJobData } from "../notification/notification-request.subscriber.js";
 import { User } from "../user/user.entity.js";
+import { Reminder, ReminderStatus } from "../reminder/reminder.entity.js";
+import { REMINDER_JOB, type ReminderJobData } from "../reminder/reminder.subscriber.js";
 import { Follow } from "../follow/follow.entity.js";
 import { FOLLOW_JOB, type FollowJobData } from "../follow/follow.subscriber.js";
 import { Comment, Post } from "../post/post.entity.js";
@@ -24,6 +26,7 @@ export interface RecoverySummary {
   posts: number;
   comments: number;
   follows: number;
+  reminders: number;
   /** Stored notifications announced late because their writer stopped before announcing. */
   announced: number;
 }
@@ -64,6 +67,12 @@ export async function sweep(deps: RecoveryDeps, now = new Date()): Promise<Recov
     { notifiedAt: null, createdAt: { $lt: cutoff } },
     { fields: ["_id"], limit: BATCH },
   );
+  // A reminder still pending well after its time lost its job (scheduled after the commit).
+  const reminders = await em.find(
+    Reminder,
+    { status: ReminderStatus.PENDING, sendAt: { $lt: cutoff } },
+    { fields: ["_id"], limit: BATCH },
+  );
   const follows = await em.find(
     Follow,
     { notifiedAt: null, createdAt: { $lt: cutoff } },
@@ -74,6 +83,7 @@ export async function sweep(deps: RecoveryDeps, now = new Date()): Promise<Recov
   for (const p of posts) await deps.scheduler.now<FanoutJobData>(FANOUT_JOB, { postId: p.id });
   for (const c of comments) await deps.scheduler.now<CommentJobData>(COMMENT_JOB, { commentId: c.id });
   for (const f of follows) await deps.scheduler.now<FollowJobData>(FOLLOW_JOB, { followId: f.id });
+  for (const r of reminders) await deps.scheduler.now<ReminderJobData>(REMINDER_JOB, { reminderId: r.id });
   const announced = await deps.notifications.announceAbandoned(em, cutoff, BATCH);
   const recovered = {
     users: users.length,
@@ -81,6 +91,7 @@ export async function sweep(deps: RecoveryDeps, now = new Date()): Promise<Recov
     posts: posts.length,
     comments: comments.length,
     follows: follows.length,
+    reminders: reminders.length,
     announced,
   };
   if (Object.values(recovered).some((n) => n > 0)) deps.logger.warn(recovered, "recovered lost work");

@@ -1,0 +1,35 @@
+import { ObjectId } from "@mikro-orm/mongodb";
+import type { Agenda } from "agenda";
+import { defineJob, type JobOutcome } from "../../infra/agenda.js";
+import { NotificationKind } from "../notification/notification.enums.js";
+import type { PostJobDeps } from "../post/post.jobs.js";
+import { Reminder, ReminderStatus } from "./reminder.entity.js";
+import { REMINDER_JOB, type ReminderJobData } from "./reminder.subscriber.js";
+
+/** The REMINDER, unless it was cancelled; dedupe key `reminder:<id>` makes a second run a no-op. */
+export async function fireReminder(deps: PostJobDeps, data: ReminderJobData): Promise<JobOutcome> {
+  const em = deps.orm.em.fork();
+  const reminder = ObjectId.isValid(data.reminderId)
+    ? await em.findOne(Reminder, { _id: new ObjectId(data.reminderId) })
+    : null;
+  if (!reminder || reminder.status !== ReminderStatus.PENDING) return "skipped";
+  await deps.notifications.deliver(em, [
+    {
+      recipientId: reminder.userId,
+      dedupeKey: `reminder:${reminder.id}`,
+      kind: NotificationKind.REMINDER,
+      title: reminder.title,
+      body: reminder.body,
+    },
+  ]);
+  await em.nativeUpdate(
+    Reminder,
+    { _id: reminder._id, status: ReminderStatus.PENDING },
+    { status: ReminderStatus.SENT },
+  );
+  return "done";
+}
+
+export function defineReminderJobs(agenda: Agenda, deps: PostJobDeps): void {
+  defineJob(agenda, deps.logger, REMINDER_JOB, (data: ReminderJobData) => fireReminder(deps, data));
+}
