@@ -4,6 +4,7 @@ import { NotificationRequest } from "./notification/notification-request.entity.
 import { PendingAnnouncement } from "./notification/announcement.entity.js";
 import { UserPreferences } from "./preferences/preferences.entity.js";
 import { Reminder } from "./reminder/reminder.entity.js";
+import { Digest, DigestItem } from "./email/digest.entity.js";
 import { User } from "./user/user.entity.js";
 import { Follow } from "./follow/follow.entity.js";
 import { Comment, Post } from "./post/post.entity.js";
@@ -21,4 +22,6 @@ export const ENTITIES = [
   PendingAnnouncement,
   UserPreferences,
   Reminder,
+  DigestItem,
+  Digest,
 ];

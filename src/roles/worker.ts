@@ -5,6 +5,7 @@ import { defineRecoveryJobs } from "../modules/recovery/recovery.jobs.js";
 import { defineFollowJobs } from "../modules/follow/follow.jobs.js";
 import { definePostJobs } from "../modules/post/post.jobs.js";
 import { defineEmailJobs, type EmailJobDeps } from "../modules/email/email.jobs.js";
+import { defineDigestJobs } from "../modules/email/digest.jobs.js";
 import { defineReminderJobs } from "../modules/reminder/reminder.jobs.js";
 import type { JobScheduler } from "../infra/agenda.js";
 
@@ -24,6 +25,7 @@ export async function defineWorkerJobs(deps: WorkerDeps): Promise<void> {
   definePostJobs(deps.agenda, deps);
   defineFollowJobs(deps.agenda, deps);
   defineEmailJobs(deps.agenda, deps.email);
+  await defineDigestJobs(deps.agenda, deps.email);
   defineReminderJobs(deps.agenda, deps);
   await defineRecoveryJobs(deps.agenda, deps);
 }

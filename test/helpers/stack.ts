@@ -1,6 +1,10 @@
 import { Redis } from "ioredis";
 import { createVersionClock } from "../../src/infra/redis.js";
 import { UnsubscribeTokens } from "../../src/modules/user/token.service.js";
+import { createMailer } from "../../src/infra/mailer.js";
+import { createEmailOutbox } from "../../src/modules/email/email.outbox.js";
+import type { EmailJobDeps } from "../../src/modules/email/email.jobs.js";
+import { PreferencesService } from "../../src/modules/preferences/preferences.service.js";
 import { agendaScheduler, createAgenda, drainAgenda, type Agenda, type JobScheduler } from "../../src/infra/agenda.js";
 import { createLogger, type Logger } from "../../src/infra/logger.js";
 import { createOrm, type MikroORM } from "../../src/infra/orm.js";
@@ -22,10 +26,12 @@ export interface WorkerStack {
   activity: ActivityService;
   pubsub: PubSubBridge<Topics>;
   logger: Logger;
+  email: EmailJobDeps;
+  preferences: PreferencesService;
   stop(): Promise<void>;
 }
 
-export async function startWorkerStack(prefix: string): Promise<WorkerStack> {
+export async function startWorkerStack(prefix: string, options: { smtpUrl?: string } = {}): Promise<WorkerStack> {
   const logger = createLogger({ level: process.env["TEST_LOG_LEVEL"] ?? "warn", name: prefix });
   const { orm, db, close } = await createOrm({
     mongoUrl: testMongoUrl(uniqueDatabase(prefix)),
@@ -47,12 +53,18 @@ export async function startWorkerStack(prefix: string): Promise<WorkerStack> {
     lockLifetimeMs: 4000,
   });
   const scheduler = agendaScheduler(agenda);
-  const notifications = new NotificationService(pubsub, createVersionClock(redis, "herald:unread-version"));
+  const mailer = options.smtpUrl ? createMailer(options.smtpUrl, "Herald <test@herald.localhost>") : undefined;
+  const preferences = new PreferencesService();
+  const notifications = new NotificationService(
+    pubsub,
+    createVersionClock(redis, "herald:unread-version"),
+    mailer ? createEmailOutbox(preferences, scheduler) : undefined,
+  );
   const activity = new ActivityService();
-  // No SMTP server here: email jobs record SKIPPED (the e2e email tests run a real one).
+  // Without an SMTP server, email jobs record SKIPPED.
   const email = {
     orm,
-    mailer: undefined,
+    mailer,
     unsubscribe: new UnsubscribeTokens("test-unsubscribe-secret-0123456789abcdef"),
     publicUrl: "http://localhost:4000",
     maxAttempts: 3,
@@ -69,7 +81,10 @@ export async function startWorkerStack(prefix: string): Promise<WorkerStack> {
     activity,
     pubsub,
     logger,
+    email,
+    preferences,
     stop: async () => {
+      mailer?.close();
       await drainAgenda(agenda, 5000);
       await pubsub.close();
       await redis.quit();

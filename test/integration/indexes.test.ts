@@ -36,6 +36,9 @@ const QUERIES: { collection: string; what: string; filter: Document; sort?: Docu
   { collection: "pending_announcements", what: "recovery sweep", filter: { createdAt: 1 } },
   { collection: "reminders", what: "pending reminders of a user", filter: { userId: 1, status: 1, sendAt: 1 } },
   { collection: "reminders", what: "recovery sweep", filter: { status: 1, sendAt: 1 } },
+  { collection: "preferences", what: "due digests", filter: { nextDigestAt: 1 } },
+  { collection: "digest_items", what: "a user's waiting digest items", filter: { userId: 1, createdAt: 1 } },
+  { collection: "digests", what: "this period's digest", filter: { userId: 1, period: 1 } },
 ];
 
 describe("indexes", () => {

@@ -64,3 +64,36 @@ export function escapeHtml(value: string): string {
     .replaceAll('"', "&quot;")
     .replaceAll("'", "&#39;");
 }
+
+/** One email listing several notifications, oldest first. */
+export function renderDigestEmail(notifications: { title: string; body: string }[], links: EmailLinks): RenderedEmail {
+  const subject = `Your Herald digest: ${notifications.length} new`;
+  const reason = `You get this email because ${REASON[NotificationKind.DIGEST]}.`;
+  const text = [
+    subject,
+    "",
+    ...notifications.flatMap((n) => [`* ${n.title}`, `  ${n.body}`, ""]),
+    `Open: ${links.open}`,
+    "",
+    "--",
+    reason,
+    `Stop these emails: ${links.unsubscribe}`,
+    "",
+  ].join("\n");
+  const items = notifications
+    .map((n) => `<li><strong>${escapeHtml(n.title)}</strong><br>${escapeHtml(n.body)}</li>`)
+    .join("\n");
+  const html = `<!doctype html>
+<html><body style="font-family: sans-serif; max-width: 36em">
+<h1 style="font-size: 1.2em">${escapeHtml(subject)}</h1>
+<ul>
+${items}
+</ul>
+<p><a href="${escapeHtml(links.open)}">Open in Herald</a></p>
+<hr>
+<p style="color: #666; font-size: 0.85em">${escapeHtml(reason)}
+<a href="${escapeHtml(links.unsubscribe)}">Stop these emails</a></p>
+</body></html>
+`;
+  return { subject, text, html };
+}

@@ -45,7 +45,7 @@ export class NotificationService {
    */
   async deliver(em: EntityManager, drafts: NotificationDraft[]): Promise<DeliverySummary> {
     if (drafts.length === 0) return { inserted: 0, published: 0 };
-    const emailNow = await this.emailRecipients(em, drafts);
+    const { now: emailNow, digest: emailLater } = await this.emailPlans(em, drafts);
     const docs = toDocuments(drafts, emailNow);
     const pending = new PendingAnnouncement(docs.map((d) => d._id));
     await em.insert(PendingAnnouncement, pending);
@@ -56,6 +56,12 @@ export class NotificationService {
     const emailIds = new Set(docs.filter((d) => emailNow.has(d.dedupeKey)).map((d) => d._id.toHexString()));
     const toEmail = inserted.filter((v) => emailIds.has(v.id)).map((v) => v.id);
     if (toEmail.length > 0) await this.email?.schedule(toEmail);
+    const digestIds = new Set(docs.filter((d) => emailLater.has(d.dedupeKey)).map((d) => d._id.toHexString()));
+    const toDigest = inserted.filter((v) => digestIds.has(v.id));
+    await this.email?.gather(
+      em,
+      toDigest.map((v) => ({ userId: new ObjectId(v.recipientId), notificationId: new ObjectId(v.id) })),
+    );
     return { inserted: inserted.length, published: inserted.length };
   }
 
@@ -87,16 +93,23 @@ export class NotificationService {
     await this.publishUnreadCounts(em, [...new Set(views.map((v) => v.recipientId))], { onlyListening: true });
   }
 
-  /** The dedupe keys of the drafts whose recipient wants this kind emailed one by one. */
-  private async emailRecipients(em: EntityManager, drafts: NotificationDraft[]): Promise<Set<string>> {
-    if (!this.email) return new Set();
-    const wanted = new Set<string>();
+  /** The dedupe keys of the drafts to email one by one, and of those to keep for a digest. */
+  private async emailPlans(
+    em: EntityManager,
+    drafts: NotificationDraft[],
+  ): Promise<{ now: Set<string>; digest: Set<string> }> {
+    const plans = { now: new Set<string>(), digest: new Set<string>() };
+    if (!this.email) return plans;
     for (const kind of new Set(drafts.map((d) => d.kind))) {
       const ofKind = drafts.filter((d) => d.kind === kind);
-      const plans = await this.email.plan(em, [...new Set(ofKind.map((d) => d.recipientId))], kind);
-      for (const d of ofKind) if (plans.get(d.recipientId.toHexString()) === "now") wanted.add(d.dedupeKey);
+      const byUser = await this.email.plan(em, [...new Set(ofKind.map((d) => d.recipientId))], kind);
+      for (const d of ofKind) {
+        const plan = byUser.get(d.recipientId.toHexString());
+        if (plan === "now") plans.now.add(d.dedupeKey);
+        if (plan === "digest") plans.digest.add(d.dedupeKey);
+      }
     }
-    return wanted;
+    return plans;
   }
 
   /** Those of `userIds` with an open notificationAdded subscription right now, on any instance. */

@@ -1,5 +1,5 @@
 import { ObjectId } from "@mikro-orm/mongodb";
-import { Entity, Enum, PrimaryKey, Property } from "@mikro-orm/decorators/legacy";
+import { Entity, Enum, Index, PrimaryKey, Property } from "@mikro-orm/decorators/legacy";
 import { DigestFrequency } from "./preferences.enums.js";
 import type { NotificationKind } from "../notification/notification.enums.js";
 
@@ -8,6 +8,7 @@ import type { NotificationKind } from "../notification/notification.enums.js";
  * from the defaults is stored, so a new default reaches everyone who never chose otherwise.
  */
 @Entity({ collection: "preferences" })
+@Index({ properties: ["nextDigestAt"] })
 export class UserPreferences {
   /** The user's id. */
   @PrimaryKey()
@@ -23,6 +24,10 @@ export class UserPreferences {
   /** Kinds gathered into the digest instead of emailed one by one, while the digest is on. */
   @Property()
   digestKinds: NotificationKind[] = [];
+
+  /** When the next digest email is due; unset while the digest is off. */
+  @Property({ nullable: true })
+  nextDigestAt?: Date | null;
 
   @Property()
   updatedAt: Date = new Date();

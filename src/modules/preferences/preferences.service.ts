@@ -18,6 +18,13 @@ const EMAIL_BY_DEFAULT: Record<NotificationKind, boolean> = {
 
 const KINDS = Object.values(NotificationKind);
 
+/** How often a digest goes out; OFF has none. */
+export const DIGEST_PERIOD_MS: Record<DigestFrequency, number | null> = {
+  [DigestFrequency.OFF]: null,
+  [DigestFrequency.HOURLY]: 3600_000,
+  [DigestFrequency.DAILY]: 24 * 3600_000,
+};
+
 export class PreferencesService {
   async get(em: EntityManager, userId: string): Promise<Preferences> {
     return present(await em.findOne(UserPreferences, { _id: new ObjectId(userId) }));
@@ -34,7 +41,11 @@ export class PreferencesService {
         stored.digestKinds = change.digest ? [...others, change.kind] : others;
       }
     }
-    if (input.digest) stored.digest = input.digest;
+    if (input.digest && input.digest !== stored.digest) {
+      stored.digest = input.digest;
+      const period = DIGEST_PERIOD_MS[input.digest];
+      stored.nextDigestAt = period ? new Date(Date.now() + period) : null;
+    }
     stored.updatedAt = new Date();
     await em.persist(stored).flush();
     return present(stored);

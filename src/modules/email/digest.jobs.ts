@@ -1,0 +1,111 @@
+import type { Agenda } from "agenda";
+import { defineJob, type JobOutcome } from "../../infra/agenda.js";
+import type { EntityManager } from "../../infra/orm.js";
+import { isDuplicateKeyError } from "../../infra/orm.js";
+import { Notification } from "../notification/notification.entity.js";
+import { NotificationKind } from "../notification/notification.enums.js";
+import { UserPreferences } from "../preferences/preferences.entity.js";
+import { DIGEST_PERIOD_MS } from "../preferences/preferences.service.js";
+import { User } from "../user/user.entity.js";
+import { Digest, DigestItem } from "./digest.entity.js";
+import type { EmailJobDeps } from "./email.jobs.js";
+import { renderDigestEmail } from "./email.templates.js";
+
+export const DIGEST_JOB = "email.digest";
+
+/** Notifications in one digest at most; the rest wait for the next one. */
+const DIGEST_LIMIT = 100;
+const DUE_BATCH = 200;
+
+export interface DigestRun {
+  sent: number;
+  /** Due digests with nothing new: no email, only the next due time moves on. */
+  empty: number;
+}
+
+/**
+ * Sends every digest that is due at `now`. For each user: claim the waiting notifications in a
+ * Digest for this period (unique per user and period), email it, mark it sent, drop the claimed
+ * items, move the due time on. A run that stops anywhere is finished by the next one, with the same
+ * digest and the same Message-ID; a notification is never in two digests.
+ */
+export async function sendDigests(deps: EmailJobDeps, now = new Date()): Promise<DigestRun> {
+  const run: DigestRun = { sent: 0, empty: 0 };
+  if (!deps.mailer) return run;
+  const em = deps.orm.em.fork();
+  const due = await em.find(UserPreferences, { nextDigestAt: { $lte: now } }, { limit: DUE_BATCH });
+  for (const prefs of due) {
+    const period = DIGEST_PERIOD_MS[prefs.digest];
+    if (!period || !prefs.nextDigestAt) continue;
+    const digest = await claim(em, prefs, prefs.nextDigestAt.toISOString());
+    if (digest && !digest.sentAt) {
+      await send(deps, em, digest);
+      run.sent += 1;
+    } else if (!digest) run.empty += 1;
+    if (digest)
+      await em.nativeDelete(DigestItem, { userId: prefs._id, notificationId: { $in: digest.notificationIds } });
+    await em.nativeUpdate(
+      UserPreferences,
+      { _id: prefs._id },
+      { nextDigestAt: nextAfter(prefs.nextDigestAt, period, now) },
+    );
+  }
+  return run;
+}
+
+/** This period's digest: the one already claimed, or a new one holding what waits; null if nothing does. */
+async function claim(em: EntityManager, prefs: UserPreferences, period: string): Promise<Digest | null> {
+  const existing = await em.findOne(Digest, { userId: prefs._id, period });
+  if (existing) return existing;
+  const items = await em.find(
+    DigestItem,
+    { userId: prefs._id },
+    { orderBy: { createdAt: "asc" }, limit: DIGEST_LIMIT },
+  );
+  if (items.length === 0) return null;
+  const digest = new Digest(
+    prefs._id,
+    period,
+    items.map((i) => i.notificationId),
+  );
+  try {
+    await em.insert(Digest, digest);
+    return digest;
+  } catch (err) {
+    if (!isDuplicateKeyError(err)) throw err;
+    return em.fork().findOne(Digest, { userId: prefs._id, period });
+  }
+}
+
+async function send(deps: EmailJobDeps, em: EntityManager, digest: Digest): Promise<void> {
+  const [user, notifications] = await Promise.all([
+    em.findOne(User, { _id: digest.userId }),
+    em.find(Notification, { _id: { $in: digest.notificationIds } }, { orderBy: { createdAt: "asc", _id: "asc" } }),
+  ]);
+  if (user && notifications.length > 0 && deps.mailer) {
+    const token = await deps.unsubscribe.issue(user.id, NotificationKind.DIGEST);
+    const unsubscribe = `${deps.publicUrl}/unsubscribe?token=${encodeURIComponent(token)}`;
+    await deps.mailer.send({
+      to: user.email,
+      ...renderDigestEmail(notifications, { open: `${deps.publicUrl}/notifications`, unsubscribe }),
+      messageId: `<${digest._id.toHexString()}.digest@herald>`,
+      headers: { "List-Unsubscribe": `<${unsubscribe}>` },
+    });
+  }
+  await em.nativeUpdate(Digest, { _id: digest._id }, { sentAt: new Date() });
+}
+
+/** The first period boundary after `now`, keeping the rhythm the user started. */
+function nextAfter(previous: Date, period: number, now: Date): Date {
+  const missed = Math.max(1, Math.ceil((now.getTime() - previous.getTime() + 1) / period));
+  return new Date(previous.getTime() + missed * period);
+}
+
+export async function defineDigestJobs(agenda: Agenda, deps: EmailJobDeps): Promise<void> {
+  defineJob(agenda, deps.logger, DIGEST_JOB, async (): Promise<JobOutcome> => {
+    const run = await sendDigests(deps);
+    if (run.sent > 0) deps.logger.info(run, "digests sent");
+    return run.sent + run.empty > 0 ? "done" : "skipped";
+  });
+  await agenda.every("1 minute", DIGEST_JOB);
+}

@@ -1,0 +1,115 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { ObjectId } from "@mikro-orm/mongodb";
+import { DigestItem } from "../../src/modules/email/digest.entity.js";
+import { sendDigests } from "../../src/modules/email/digest.jobs.js";
+import { Notification } from "../../src/modules/notification/notification.entity.js";
+import { NotificationChannel, NotificationKind } from "../../src/modules/notification/notification.enums.js";
+import { DigestFrequency } from "../../src/modules/preferences/preferences.enums.js";
+import { User } from "../../src/modules/user/user.entity.js";
+import { startSmtpServer, type SmtpServer } from "../helpers/smtp.js";
+import { startWorkerStack, type WorkerStack } from "../helpers/stack.js";
+
+const HOUR = 3600_000;
+
+/** The digest job runs against a clock the test moves: a day passes in a call. */
+describe("email digests", () => {
+  let smtp: SmtpServer;
+  let stack: WorkerStack;
+
+  before(async () => {
+    smtp = await startSmtpServer();
+    stack = await startWorkerStack("it_digest", { smtpUrl: smtp.url });
+  });
+
+  after(async () => {
+    await stack?.stop();
+    await smtp?.stop();
+  });
+
+  async function userWithDailyDigestOfComments(): Promise<User> {
+    const em = stack.orm.em.fork();
+    const user = new User(`digest.${new ObjectId().toHexString()}@example.com`, "Digest reader", "scrypt$unused");
+    await em.persist(user).flush();
+    await stack.preferences.update(em, user.id, {
+      digest: DigestFrequency.DAILY,
+      kinds: [{ kind: NotificationKind.NEW_COMMENT, digest: true }],
+    });
+    return user;
+  }
+
+  const comment = (user: User, title: string) =>
+    stack.notifications.deliver(stack.orm.em.fork(), [
+      {
+        recipientId: user._id,
+        dedupeKey: `digest-test:${new ObjectId().toHexString()}`,
+        kind: NotificationKind.NEW_COMMENT,
+        title,
+        body: `${title} body`,
+      },
+    ]);
+
+  const mailsTo = (user: User) =>
+    smtp.received.filter((m) => (Array.isArray(m.to) ? m.to[0] : m.to)?.value[0]?.address === user.email);
+
+  it("gathers three notifications into one email a day, never twice, and sends nothing when nothing is new", async () => {
+    const user = await userWithDailyDigestOfComments();
+    for (const title of ["First <comment>", "Second comment", "Third comment"]) await comment(user, title);
+
+    const stored = await stack.orm.em
+      .fork()
+      .find(Notification, { recipientId: user._id, kind: NotificationKind.NEW_COMMENT });
+    assert.equal(stored.length, 3);
+    assert.ok(
+      stored.every((n) => !n.deliveries.some((d) => d.channel === NotificationChannel.EMAIL)),
+      "no email one by one for a kind in the digest",
+    );
+    assert.equal(await stack.orm.em.fork().count(DigestItem, { userId: user._id }), 3);
+
+    const start = Date.now();
+    assert.equal((await sendDigests(stack.email, new Date(start + 23 * HOUR))).sent, 0, "not due before a day");
+    await sendDigests(stack.email, new Date(start + 25 * HOUR));
+    const [digest] = await smtp.waitForMessages(1);
+    const mine = mailsTo(user);
+    assert.equal(mine.length, 1);
+    assert.equal(mine[0]?.subject, "Your Herald digest: 3 new");
+    for (const title of ["First <comment>", "Second comment", "Third comment"])
+      assert.ok(mine[0]?.text?.includes(title));
+    assert.match(String(mine[0]?.html), /First &lt;comment&gt;/);
+    assert.match(digest?.messageId ?? "", /^<[0-9a-f]{24}\.digest@herald>$/);
+
+    // The same moment again: the digest was sent, nothing new is built.
+    await sendDigests(stack.email, new Date(start + 25 * HOUR));
+    // The next day, with nothing new: no email.
+    await sendDigests(stack.email, new Date(start + 49 * HOUR));
+    assert.equal(mailsTo(user).length, 1);
+
+    // Something new: the next digest holds only it.
+    await comment(user, "Fourth comment");
+    await sendDigests(stack.email, new Date(start + 73 * HOUR));
+    const second = await smtp.waitFor((m) => m.subject === "Your Herald digest: 1 new");
+    assert.ok(second.text?.includes("Fourth comment"));
+    assert.ok(!second.text?.includes("First"), "a notification is in one digest only");
+    assert.equal(mailsTo(user).length, 2);
+  });
+
+  it("still emails kinds not chosen for the digest one by one", async () => {
+    const user = await userWithDailyDigestOfComments();
+    await stack.notifications.deliver(stack.orm.em.fork(), [
+      {
+        recipientId: user._id,
+        dedupeKey: `digest-test:${new ObjectId().toHexString()}`,
+        kind: NotificationKind.NEW_FOLLOWER,
+        title: "Someone followed you",
+        body: "b",
+      },
+    ]);
+    const [follower] = await stack.orm.em
+      .fork()
+      .find(Notification, { recipientId: user._id, kind: NotificationKind.NEW_FOLLOWER });
+    assert.ok(
+      follower?.deliveries.some((d) => d.channel === NotificationChannel.EMAIL),
+      "an email delivery is planned",
+    );
+  });
+});
