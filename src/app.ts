@@ -81,6 +81,7 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
       role,
       processEveryMs: config.agenda.processEveryMs,
       concurrency: config.agenda.concurrency,
+      lockLifetimeMs: config.agenda.lockLifetimeMs,
       logger,
     });
     const scheduler = agendaScheduler(agenda);

@@ -39,6 +39,7 @@ const schema = z.object({
   /** Off only to measure polling against the Redis notification channel (benchmarks). */
   AGENDA_NOTIFICATIONS: z.enum(["on", "off"]).default("on"),
   AGENDA_PROCESS_EVERY_MS: positiveInt(5000),
+  AGENDA_LOCK_LIFETIME_MS: positiveInt(60_000),
   WORKER_CONCURRENCY: positiveInt(20),
   SHUTDOWN_TIMEOUT_MS: positiveInt(15000),
   /** Browser origins allowed to call the API (comma-separated), or * for any. */
@@ -70,6 +71,8 @@ export interface Config {
   readonly agenda: {
     readonly notifications: boolean;
     readonly processEveryMs: number;
+    /** How long a job stays locked to a worker that went silent before another may run it. */
+    readonly lockLifetimeMs: number;
     readonly concurrency: number;
   };
   readonly shutdownTimeoutMs: number;
@@ -108,6 +111,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     agenda: {
       notifications: env.AGENDA_NOTIFICATIONS === "on",
       processEveryMs: env.AGENDA_PROCESS_EVERY_MS,
+      lockLifetimeMs: env.AGENDA_LOCK_LIFETIME_MS,
       concurrency: env.WORKER_CONCURRENCY,
     },
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,

@@ -11,7 +11,7 @@ import {
   UpdateMyPreferencesDocument,
 } from "../generated/graphql.js";
 import { bearer, eventually, gqlOk } from "../helpers/graphql-client.js";
-import { startCluster, TEST_SERVICE_KEY, type Cluster } from "../helpers/herald.js";
+import { startCluster, startHerald, TEST_SERVICE_KEY, type Cluster } from "../helpers/herald.js";
 import { startSmtpServer, type SmtpServer } from "../helpers/smtp.js";
 
 const MAX_ATTEMPTS = 3;
@@ -193,3 +193,82 @@ function addressOf(mail: ParsedMail): string | undefined {
   const to = Array.isArray(mail.to) ? mail.to[0] : mail.to;
   return to?.value[0]?.address;
 }
+
+/**
+ * A worker that dies while sending: the SMTP server has the email but the worker never heard back,
+ * so the delivery is not recorded. Another worker runs the job again once its lock expires.
+ */
+describe("email across a worker crash", () => {
+  let smtp: SmtpServer;
+  let cluster: Cluster;
+
+  before(async () => {
+    smtp = await startSmtpServer();
+    cluster = await startCluster("e2e_email_crash", 1, {
+      SMTP_URL: smtp.url,
+      AGENDA_PROCESS_EVERY_MS: "200",
+      // A killed worker's job is free to run again this soon, instead of after the default minute.
+      AGENDA_LOCK_LIFETIME_MS: "2000",
+    });
+  });
+
+  after(async () => {
+    await cluster?.stop();
+    await smtp?.stop();
+  });
+
+  it("arrives after a restart, every copy with the same Message-ID, and ends SENT", async () => {
+    const api = cluster.apis[0]?.url ?? "";
+    const { register } = await gqlOk(api, RegisterDocument, {
+      input: { email: `crash.${Date.now()}@example.com`, password: "correct horse battery", displayName: "Crash" },
+    });
+    const auth = bearer(register.token);
+    await smtp.waitFor((m) => m.subject === "Welcome to Herald", 10_000);
+
+    smtp.setRefuse({ kind: "hold" });
+    await gqlOk(
+      api,
+      SendNotificationDocument,
+      {
+        input: {
+          recipientIds: [register.user.id],
+          title: "Mid-send",
+          body: "b",
+          idempotencyKey: `crash-${register.user.id}`,
+        },
+      },
+      { "x-api-key": TEST_SERVICE_KEY },
+    );
+    const first = await smtp.waitFor((m) => m.subject === "Mid-send", 10_000);
+    cluster.worker.child.kill("SIGKILL");
+    smtp.setRefuse({ kind: "none" });
+    const worker = await startHerald({ ...cluster.env, ROLES: "worker" });
+    const apis = cluster.apis;
+    cluster = {
+      ...cluster,
+      worker,
+      stop: async () => {
+        const codes = await Promise.all([...apis.map((p) => p.stop()), worker.stop()]);
+        assert.deepEqual(codes, [...apis.map(() => 0), 0]);
+      },
+    };
+
+    const delivery = await eventually(
+      async () => {
+        const { notifications } = await gqlOk(api, DeliveriesDocument, { first: 10 }, auth);
+        const email = notifications.edges
+          .find((e) => e.node.title === "Mid-send")
+          ?.node.deliveries.find((d) => d.channel === "EMAIL");
+        return email?.status === "SENT" ? email : undefined;
+      },
+      { timeoutMs: 20_000, what: "the email delivery to end SENT after the restart" },
+    );
+    const copies = smtp.received.filter((m) => m.subject === "Mid-send");
+    assert.equal(copies.length, 2, "the copy the dead worker sent and the one after the restart");
+    assert.ok(
+      copies.every((m) => m.messageId === first.messageId),
+      "every copy carries the same Message-ID",
+    );
+    assert.equal(delivery.attempts, 1, "the first attempt never got as far as being recorded");
+  });
+});

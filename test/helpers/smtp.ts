@@ -3,7 +3,11 @@ import { simpleParser, type ParsedMail } from "mailparser";
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerError } from "smtp-server";
 
 /** Which deliveries the server answers with a temporary failure (451) at the end of DATA. */
-export type RefusePolicy = { kind: "none" } | { kind: "first"; count: number } | { kind: "always" };
+/**
+ * How the server answers the end of a message: accept, refuse (451), or "hold": the message is
+ * received and counted, but the reply never comes, as when a sender dies before hearing back.
+ */
+export type RefusePolicy = { kind: "none" } | { kind: "first"; count: number } | { kind: "always" } | { kind: "hold" };
 
 /** A real SMTP server on 127.0.0.1 that a test controls, so mail code is tested over the wire. */
 export interface SmtpServer {
@@ -48,6 +52,7 @@ export async function startSmtpServer(options: { refuse?: RefusePolicy } = {}): 
     }
     received.push(mail);
     for (const listener of [...listeners]) listener(false);
+    if (policy.kind === "hold") await new Promise<never>(() => {});
   };
 
   const smtp = new SMTPServer({
@@ -129,6 +134,7 @@ export async function startSmtpServer(options: { refuse?: RefusePolicy } = {}): 
 function shouldRefuse(policy: RefusePolicy, attempt: number): boolean {
   switch (policy.kind) {
     case "none":
+    case "hold":
       return false;
     case "first":
       return attempt <= policy.count;
