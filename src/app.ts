@@ -9,7 +9,7 @@ import { createMailer } from "./infra/mailer.js";
 import { createEmailOutbox } from "./modules/email/email.outbox.js";
 import { PreferencesResolver } from "./modules/preferences/preferences.resolver.js";
 import { PreferencesService } from "./modules/preferences/preferences.service.js";
-import { unsubscribeRoute } from "./modules/preferences/unsubscribe.route.js";
+import { unsubscribeRoutes } from "./modules/preferences/unsubscribe.route.js";
 import { ReminderResolver } from "./modules/reminder/reminder.resolver.js";
 import { ReminderService } from "./modules/reminder/reminder.service.js";
 import { reminderSubscribers } from "./modules/reminder/reminder.subscriber.js";
@@ -159,7 +159,9 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
         [PreferencesResolver, new PreferencesResolver(preferences)],
         [ReminderResolver, new ReminderResolver(new ReminderService())],
       ]);
-      http.app.get("/unsubscribe", unsubscribeRoute({ orm, tokens: unsubscribeTokens, preferences, logger }));
+      const unsubscribe = unsubscribeRoutes({ orm, tokens: unsubscribeTokens, preferences, logger });
+      http.app.get("/unsubscribe", unsubscribe.confirm);
+      http.app.post("/unsubscribe", unsubscribe.unsubscribe);
       const stopApi = await startApi({
         config,
         logger,

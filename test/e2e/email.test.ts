@@ -170,7 +170,17 @@ describe("email delivery", () => {
     const mail = await mailTo(user, /^Welcome/);
     const link = /Stop these emails: (\S+)/.exec(mail.text ?? "")?.[1] ?? "";
     const path = link.replace("http://herald.test", "");
-    const res = await fetch(`${api}${path}`);
+    const oneClick = mail.headerLines.find((h) => h.key === "list-unsubscribe-post")?.line;
+    assert.equal(oneClick, "List-Unsubscribe-Post: List-Unsubscribe=One-Click");
+    // Opening the link (as a mail scanner would) only asks; the button, or a one-click POST, acts.
+    const page = await fetch(`${api}${path}`);
+    assert.match(await page.text(), /<form method="post"/);
+    assert.equal(
+      (await gqlOk(api, MyPreferencesDocument, {}, user.auth)).preferences.kinds.find((k) => k.kind === "WELCOME")
+        ?.email,
+      true,
+    );
+    const res = await fetch(`${api}${path}`, { method: "POST" });
     assert.equal(res.status, 200);
     assert.match(await res.text(), /no longer get welcome emails/);
     const { preferences } = await gqlOk(api, MyPreferencesDocument, {}, user.auth);

@@ -19,6 +19,11 @@ const QUERIES: { collection: string; what: string; filter: Document; sort?: Docu
   { collection: "notifications", what: "unread count", filter: { recipientId: 1, readAt: 1, archivedAt: 1 } },
   { collection: "notifications", what: "dedupe on insert", filter: { dedupeKey: 1 } },
   {
+    collection: "notifications",
+    what: "recovery sweep: emails never tried",
+    filter: { "deliveries.status": 1, createdAt: 1 },
+  },
+  {
     collection: "follows",
     what: "fan-out page and follower count",
     filter: { followeeId: 1, _id: 1 },

@@ -5,9 +5,14 @@ import { Redis } from "ioredis";
 import { ActivityEntry } from "../../src/modules/activity/activity.entity.js";
 import { NotificationRequest } from "../../src/modules/notification/notification-request.entity.js";
 import { DELIVER_JOB } from "../../src/modules/notification/notification-request.subscriber.js";
-import { Notification } from "../../src/modules/notification/notification.entity.js";
+import { Delivery, Notification } from "../../src/modules/notification/notification.entity.js";
+import { EMAIL_JOB } from "../../src/modules/email/email.jobs.js";
 import { PendingAnnouncement } from "../../src/modules/notification/announcement.entity.js";
-import { NotificationKind } from "../../src/modules/notification/notification.enums.js";
+import {
+  DeliveryStatus,
+  NotificationChannel,
+  NotificationKind,
+} from "../../src/modules/notification/notification.enums.js";
 import { deliverRequest, welcome } from "../../src/modules/notification/notification.jobs.js";
 import { sweep } from "../../src/modules/recovery/recovery.jobs.js";
 import { User } from "../../src/modules/user/user.entity.js";
@@ -161,7 +166,31 @@ describe("jobs are idempotent", () => {
       body: "b",
     });
     request.createdAt = old;
-    await em.persist(request).flush();
+    // An email planned when its notification was stored, whose job never ran; and one that was tried.
+    const unsent = new Notification({
+      recipientId: lost._id,
+      dedupeKey: `unsent:${lost.id}`,
+      kind: NotificationKind.SYSTEM,
+      title: "t",
+      body: "b",
+    });
+    unsent.createdAt = old;
+    unsent.deliveries = [
+      Object.assign(new Delivery(NotificationChannel.IN_APP, DeliveryStatus.SENT), { attempts: 1 }),
+      new Delivery(NotificationChannel.EMAIL, DeliveryStatus.PENDING),
+    ];
+    const retrying = new Notification({
+      recipientId: lost._id,
+      dedupeKey: `retrying:${lost.id}`,
+      kind: NotificationKind.SYSTEM,
+      title: "t",
+      body: "b",
+    });
+    retrying.createdAt = old;
+    retrying.deliveries = [
+      Object.assign(new Delivery(NotificationChannel.EMAIL, DeliveryStatus.PENDING), { attempts: 1 }),
+    ];
+    await em.persist([request, unsent, retrying]).flush();
 
     const scheduled: { name: string; data: object }[] = [];
     const recorder: JobScheduler = {
@@ -177,5 +206,10 @@ describe("jobs are idempotent", () => {
       scheduled.some((s) => s.name === DELIVER_JOB && (s.data as { requestId: string }).requestId === request.id),
     );
     assert.ok(!scheduled.some((s) => (s.data as { userId?: string }).userId === fresh.id), "recent work is left alone");
+    const emails = scheduled
+      .filter((s) => s.name === EMAIL_JOB)
+      .map((s) => (s.data as { notificationId: string }).notificationId);
+    assert.ok(emails.includes(unsent.id), "an email never tried is scheduled");
+    assert.ok(!emails.includes(retrying.id), "one already tried has its retry in Agenda");
   });
 });

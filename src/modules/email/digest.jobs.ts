@@ -8,7 +8,7 @@ import { UserPreferences } from "../preferences/preferences.entity.js";
 import { DIGEST_PERIOD_MS } from "../preferences/preferences.service.js";
 import { User } from "../user/user.entity.js";
 import { Digest, DigestItem } from "./digest.entity.js";
-import type { EmailJobDeps } from "./email.jobs.js";
+import { unsubscribeHeaders, type EmailJobDeps } from "./email.jobs.js";
 import { renderDigestEmail } from "./email.templates.js";
 
 export const DIGEST_JOB = "email.digest";
@@ -89,7 +89,7 @@ async function send(deps: EmailJobDeps, em: EntityManager, digest: Digest): Prom
       to: user.email,
       ...renderDigestEmail(notifications, { open: `${deps.publicUrl}/notifications`, unsubscribe }),
       messageId: `<${digest._id.toHexString()}.digest@herald>`,
-      headers: { "List-Unsubscribe": `<${unsubscribe}>` },
+      headers: unsubscribeHeaders(unsubscribe),
     });
   }
   await em.nativeUpdate(Digest, { _id: digest._id }, { sentAt: new Date() });

@@ -78,7 +78,7 @@ export async function sendEmail(deps: EmailJobDeps, data: EmailJobData): Promise
       to: recipient.email,
       ...rendered,
       messageId: `<${notification.id}.${notification.kind.toLowerCase()}@herald>`,
-      headers: { "List-Unsubscribe": `<${deps.publicUrl}/unsubscribe?token=${encodeURIComponent(token)}>` },
+      headers: unsubscribeHeaders(`${deps.publicUrl}/unsubscribe?token=${encodeURIComponent(token)}`),
     });
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
@@ -117,4 +117,9 @@ export function defineEmailJobs(agenda: Agenda, deps: EmailJobDeps): void {
       jitter: 0.2,
     }),
   });
+}
+
+/** One-click unsubscribe (RFC 8058): mail clients POST to the link. */
+export function unsubscribeHeaders(url: string): Record<string, string> {
+  return { "List-Unsubscribe": `<${url}>`, "List-Unsubscribe-Post": "List-Unsubscribe=One-Click" };
 }

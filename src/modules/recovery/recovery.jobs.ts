@@ -5,6 +5,10 @@ import { NotificationRequest } from "../notification/notification-request.entity
 import type { NotificationService } from "../notification/notification.service.js";
 import { DELIVER_JOB, type DeliverJobData } from "../notification/notification-request.subscriber.js";
 import { User } from "../user/user.entity.js";
+import type { FilterQuery } from "@mikro-orm/core";
+import { EMAIL_JOB, type EmailJobData } from "../email/email.jobs.js";
+import { Notification } from "../notification/notification.entity.js";
+import { DeliveryStatus, NotificationChannel } from "../notification/notification.enums.js";
 import { Reminder, ReminderStatus } from "../reminder/reminder.entity.js";
 import { REMINDER_JOB, type ReminderJobData } from "../reminder/reminder.subscriber.js";
 import { Follow } from "../follow/follow.entity.js";
@@ -26,6 +30,7 @@ export interface RecoverySummary {
   posts: number;
   comments: number;
   follows: number;
+  emails: number;
   reminders: number;
   /** Stored notifications announced late because their writer stopped before announcing. */
   announced: number;
@@ -82,7 +87,24 @@ export async function sweep(deps: RecoveryDeps, now = new Date()): Promise<Recov
   for (const r of requests) await deps.scheduler.now<DeliverJobData>(DELIVER_JOB, { requestId: r.id });
   for (const p of posts) await deps.scheduler.now<FanoutJobData>(FANOUT_JOB, { postId: p.id });
   for (const c of comments) await deps.scheduler.now<CommentJobData>(COMMENT_JOB, { commentId: c.id });
+  // Emails planned at insert whose job never ran (a stop between storing and scheduling, or a
+  // batch the sweep announced below on an earlier run).
+  // (FerretDB v1 has no $elemMatch on fields, so the last condition is checked here.)
+  const unsentEmails = (
+    await em.find(
+      Notification,
+      { "deliveries.status": DeliveryStatus.PENDING, createdAt: { $lt: cutoff } } as FilterQuery<Notification>,
+      { fields: ["_id", "deliveries"], limit: BATCH },
+    )
+  ).filter((n) =>
+    n.deliveries.some(
+      (d) => d.channel === NotificationChannel.EMAIL && d.status === DeliveryStatus.PENDING && d.attempts === 0,
+    ),
+  );
   for (const f of follows) await deps.scheduler.now<FollowJobData>(FOLLOW_JOB, { followId: f.id });
+  for (const n of unsentEmails) {
+    await deps.scheduler.now<EmailJobData>(EMAIL_JOB, { notificationId: n.id });
+  }
   for (const r of reminders) await deps.scheduler.now<ReminderJobData>(REMINDER_JOB, { reminderId: r.id });
   const announced = await deps.notifications.announceAbandoned(em, cutoff, BATCH);
   const recovered = {
@@ -91,6 +113,7 @@ export async function sweep(deps: RecoveryDeps, now = new Date()): Promise<Recov
     posts: posts.length,
     comments: comments.length,
     follows: follows.length,
+    emails: unsentEmails.length,
     reminders: reminders.length,
     announced,
   };
