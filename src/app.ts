@@ -127,6 +127,7 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
         publicUrl: config.publicUrl,
         maxAttempts: config.email.maxAttempts,
         retryDelayMs: config.email.retryDelayMs,
+        lockLifetimeMs: config.agenda.lockLifetimeMs,
         logger,
       };
       await defineWorkerJobs({ agenda, scheduler, orm, notifications, activity, logger, email });

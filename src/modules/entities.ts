@@ -5,6 +5,7 @@ import { PendingAnnouncement } from "./notification/announcement.entity.js";
 import { UserPreferences } from "./preferences/preferences.entity.js";
 import { Reminder } from "./reminder/reminder.entity.js";
 import { Digest, DigestItem } from "./email/digest.entity.js";
+import { EmailAttempt } from "./email/email-attempt.entity.js";
 import { User } from "./user/user.entity.js";
 import { Follow } from "./follow/follow.entity.js";
 import { Comment, Post } from "./post/post.entity.js";
@@ -24,4 +25,5 @@ export const ENTITIES = [
   Reminder,
   DigestItem,
   Digest,
+  EmailAttempt,
 ];

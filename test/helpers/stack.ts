@@ -69,6 +69,7 @@ export async function startWorkerStack(prefix: string, options: { smtpUrl?: stri
     publicUrl: "http://localhost:4000",
     maxAttempts: 3,
     retryDelayMs: 100,
+    lockLifetimeMs: 4000,
     logger,
   };
   await defineWorkerJobs({ agenda, scheduler, orm, notifications, activity, logger, email });

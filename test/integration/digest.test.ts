@@ -93,6 +93,22 @@ describe("email digests", () => {
     assert.equal(mailsTo(user).length, 2);
   });
 
+  it("stops the digest, and gathers nothing more, once the user unsubscribed from it", async () => {
+    const user = await userWithDailyDigestOfComments();
+    await comment(user, "Before unsubscribing");
+    await stack.preferences.unsubscribe(stack.orm.em.fork(), user.id, NotificationKind.DIGEST);
+    await comment(user, "After unsubscribing");
+    await sendDigests(stack.email, new Date(Date.now() + 25 * HOUR));
+    assert.equal(mailsTo(user).length, 0);
+    const after = await stack.orm.em
+      .fork()
+      .findOne(Notification, { recipientId: user._id, title: "After unsubscribing" });
+    assert.ok(
+      after && !after.deliveries.some((d) => d.channel === NotificationChannel.EMAIL),
+      "not emailed one by one either",
+    );
+  });
+
   it("still emails kinds not chosen for the digest one by one", async () => {
     const user = await userWithDailyDigestOfComments();
     await stack.notifications.deliver(stack.orm.em.fork(), [

@@ -37,9 +37,16 @@ export async function sendDigests(deps: EmailJobDeps, now = new Date()): Promise
   for (const prefs of due) {
     const period = DIGEST_PERIOD_MS[prefs.digest];
     if (!period || !prefs.nextDigestAt) continue;
-    const digest = await claim(em, prefs, prefs.nextDigestAt.toISOString());
+    const unsubscribed = prefs.email[NotificationKind.DIGEST] === false;
+    const digest = unsubscribed ? null : await claim(em, prefs, prefs.nextDigestAt.toISOString());
     if (digest && !digest.sentAt) {
-      await send(deps, em, digest);
+      try {
+        await send(deps, em, digest);
+      } catch (err) {
+        // Left unsent for the next run; one refused digest must not hold up everyone else's.
+        deps.logger.warn({ err, digest: digest._id.toHexString() }, "digest email failed; retried next run");
+        continue;
+      }
       run.sent += 1;
     } else if (!digest) run.empty += 1;
     if (digest)

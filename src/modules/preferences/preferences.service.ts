@@ -70,7 +70,9 @@ export function planFor(prefs: UserPreferences | null, kind: NotificationKind): 
   const email = prefs?.email[kind] ?? EMAIL_BY_DEFAULT[kind];
   if (!email) return "none";
   const inDigest = prefs !== null && prefs.digest !== DigestFrequency.OFF && prefs.digestKinds.includes(kind);
-  return inDigest ? "digest" : "now";
+  // Unsubscribed from the digest email itself: what it would gather is not emailed at all.
+  if (inDigest) return prefs.email[NotificationKind.DIGEST] === false ? "none" : "digest";
+  return "now";
 }
 
 function present(prefs: UserPreferences | null): Preferences {
