@@ -30,11 +30,41 @@ const REASON: Record<NotificationKind, string> = {
  * bodies, names) is escaped in the HTML part; the text part carries it as it is.
  */
 export function renderNotificationEmail(notification: NotificationView, links: EmailLinks): RenderedEmail {
-  const reason = `You get this email because ${REASON[notification.kind]}.`;
+  return {
+    subject: notification.title,
+    ...withFrame(notification.kind, links, {
+      text: [notification.title, "", notification.body],
+      html: `<h1 style="font-size: 1.2em">${escapeHtml(notification.title)}</h1>
+<p style="white-space: pre-wrap">${escapeHtml(notification.body)}</p>`,
+    }),
+  };
+}
+
+/** One email listing several notifications, oldest first. */
+export function renderDigestEmail(notifications: { title: string; body: string }[], links: EmailLinks): RenderedEmail {
+  const subject = `Your Herald digest: ${notifications.length} new`;
+  const items = notifications.map((n) => `<li><strong>${escapeHtml(n.title)}</strong><br>${escapeHtml(n.body)}</li>`);
+  return {
+    subject,
+    ...withFrame(NotificationKind.DIGEST, links, {
+      text: [subject, ...notifications.flatMap((n) => ["", `* ${n.title}`, `  ${n.body}`])],
+      html: `<h1 style="font-size: 1.2em">${escapeHtml(subject)}</h1>
+<ul>
+${items.join("\n")}
+</ul>`,
+    }),
+  };
+}
+
+/** What every email shares around its content: the link back, why it came, how to stop it. */
+function withFrame(
+  kind: NotificationKind,
+  links: EmailLinks,
+  content: { text: string[]; html: string },
+): { text: string; html: string } {
+  const reason = `You get this email because ${REASON[kind]}.`;
   const text = [
-    notification.title,
-    "",
-    notification.body,
+    ...content.text,
     "",
     `Open: ${links.open}`,
     "",
@@ -45,15 +75,14 @@ export function renderNotificationEmail(notification: NotificationView, links: E
   ].join("\n");
   const html = `<!doctype html>
 <html><body style="font-family: sans-serif; max-width: 36em">
-<h1 style="font-size: 1.2em">${escapeHtml(notification.title)}</h1>
-<p style="white-space: pre-wrap">${escapeHtml(notification.body)}</p>
+${content.html}
 <p><a href="${escapeHtml(links.open)}">Open in Herald</a></p>
 <hr>
 <p style="color: #666; font-size: 0.85em">${escapeHtml(reason)}
 <a href="${escapeHtml(links.unsubscribe)}">Stop these emails</a></p>
 </body></html>
 `;
-  return { subject: notification.title, text, html };
+  return { text, html };
 }
 
 export function escapeHtml(value: string): string {
@@ -63,37 +92,4 @@ export function escapeHtml(value: string): string {
     .replaceAll(">", "&gt;")
     .replaceAll('"', "&quot;")
     .replaceAll("'", "&#39;");
-}
-
-/** One email listing several notifications, oldest first. */
-export function renderDigestEmail(notifications: { title: string; body: string }[], links: EmailLinks): RenderedEmail {
-  const subject = `Your Herald digest: ${notifications.length} new`;
-  const reason = `You get this email because ${REASON[NotificationKind.DIGEST]}.`;
-  const text = [
-    subject,
-    "",
-    ...notifications.flatMap((n) => [`* ${n.title}`, `  ${n.body}`, ""]),
-    `Open: ${links.open}`,
-    "",
-    "--",
-    reason,
-    `Stop these emails: ${links.unsubscribe}`,
-    "",
-  ].join("\n");
-  const items = notifications
-    .map((n) => `<li><strong>${escapeHtml(n.title)}</strong><br>${escapeHtml(n.body)}</li>`)
-    .join("\n");
-  const html = `<!doctype html>
-<html><body style="font-family: sans-serif; max-width: 36em">
-<h1 style="font-size: 1.2em">${escapeHtml(subject)}</h1>
-<ul>
-${items}
-</ul>
-<p><a href="${escapeHtml(links.open)}">Open in Herald</a></p>
-<hr>
-<p style="color: #666; font-size: 0.85em">${escapeHtml(reason)}
-<a href="${escapeHtml(links.unsubscribe)}">Stop these emails</a></p>
-</body></html>
-`;
-  return { subject, text, html };
 }

@@ -1,8 +1,8 @@
-import { ArrayMaxSize, ArrayMinSize, ArrayUnique, IsMongoId, Length } from "class-validator";
+import { ArrayMaxSize, ArrayMinSize, ArrayUnique, IsMongoId } from "class-validator";
 import { Field, ID, InputType, Int, ObjectType } from "type-graphql";
 import { DeliveryStatus, NotificationChannel, NotificationKind, NotificationStatus } from "./notification.enums.js";
 import type { Notification } from "./notification.entity.js";
-import { NotBlank } from "../../graphql/validation.js";
+import { Text } from "../../graphql/validation.js";
 
 @ObjectType("Delivery")
 export class DeliveryView {
@@ -135,18 +135,15 @@ export class SendNotificationInput {
   recipientIds!: string[];
 
   @Field()
-  @NotBlank()
-  @Length(1, 200, { message: "must be between 1 and 200 characters" })
+  @Text(200)
   title!: string;
 
   @Field()
-  @NotBlank()
-  @Length(1, 5000, { message: "must be between 1 and 5000 characters" })
+  @Text(5000)
   body!: string;
 
   @Field({ description: "The same key again returns the first result and sends nothing." })
-  @NotBlank()
-  @Length(1, 200, { message: "must be between 1 and 200 characters" })
+  @Text(200)
   idempotencyKey!: string;
 }
 

@@ -1,17 +1,15 @@
 import { Field, ID, InputType } from "type-graphql";
-import { IsMongoId, Length } from "class-validator";
-import { NotBlank } from "../../graphql/validation.js";
+import { IsMongoId } from "class-validator";
+import { Text } from "../../graphql/validation.js";
 
 @InputType()
 export class CreatePostInput {
   @Field()
-  @NotBlank()
-  @Length(1, 200, { message: "must be between 1 and 200 characters" })
+  @Text(200)
   title!: string;
 
   @Field()
-  @NotBlank()
-  @Length(1, 20000, { message: "must be between 1 and 20000 characters" })
+  @Text(20000)
   body!: string;
 }
 
@@ -22,7 +20,6 @@ export class AddCommentInput {
   postId!: string;
 
   @Field()
-  @NotBlank()
-  @Length(1, 5000, { message: "must be between 1 and 5000 characters" })
+  @Text(5000)
   body!: string;
 }

@@ -1,6 +1,5 @@
-import { Length } from "class-validator";
 import { Field, ID, InputType, ObjectType } from "type-graphql";
-import { NotBlank } from "../../graphql/validation.js";
+import { Text } from "../../graphql/validation.js";
 import type { Reminder } from "./reminder.entity.js";
 
 @ObjectType("Reminder")
@@ -24,13 +23,11 @@ export class ReminderView {
 @InputType()
 export class ScheduleReminderInput {
   @Field()
-  @NotBlank()
-  @Length(1, 200, { message: "must be between 1 and 200 characters" })
+  @Text(200)
   title!: string;
 
   @Field()
-  @NotBlank()
-  @Length(1, 5000, { message: "must be between 1 and 5000 characters" })
+  @Text(5000)
   body!: string;
 
   @Field({ description: "When to send it: in the future, at most a year ahead." })

@@ -1,6 +1,6 @@
 import { Field, InputType } from "type-graphql";
 import { IsEmail, IsNotEmpty, Length, MaxLength } from "class-validator";
-import { NotBlank } from "../../graphql/validation.js";
+import { Text } from "../../graphql/validation.js";
 
 export const PASSWORD_MIN = 8;
 export const PASSWORD_MAX = 128;
@@ -19,8 +19,7 @@ export class RegisterInput {
   password!: string;
 
   @Field()
-  @NotBlank()
-  @Length(1, 80, { message: "must be between 1 and 80 characters" })
+  @Text(80)
   displayName!: string;
 }
 
