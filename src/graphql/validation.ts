@@ -8,7 +8,7 @@ export function Text(max: number): PropertyDecorator {
   const notBlank = NotBlank();
   const length = Length(1, max, { message: `must be between 1 and ${max} characters` });
   return (target, key) => {
-    notBlank(target, key as string);
-    length(target, key as string);
+    notBlank(target, key);
+    length(target, key);
   };
 }
