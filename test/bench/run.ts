@@ -22,7 +22,7 @@ import {
   SendNotificationDocument,
   type NotificationAddedSubscription,
 } from "../generated/graphql.js";
-import { connectWs, eventually, gqlOk } from "../helpers/graphql-client.js";
+import { connectWs, gqlOk, subscribedInRedis } from "../helpers/graphql-client.js";
 import { testMongoUrl, testRedisUrl } from "../helpers/env.js";
 import { baseEnv, startHerald, TEST_SERVICE_KEY, uniqueDatabase, type HeraldProcess } from "../helpers/herald.js";
 import { summarize, type Summary } from "./stats.js";
@@ -263,7 +263,12 @@ async function measure(scenario: Scenario): Promise<number[]> {
     const ws = connectWs(api.url, { authorization: `Bearer ${register.token}` });
     cleanup.add("graphql-ws client", () => ws.dispose());
     const arrivals = new Arrivals(ws.client);
-    await subscribedInRedis(`NOTIFICATION_ADDED:${userId}`);
+    const redis = new Redis(testRedisUrl());
+    try {
+      await subscribedInRedis(redis, `NOTIFICATION_ADDED:${userId}`);
+    } finally {
+      redis.disconnect();
+    }
 
     const total = scenario.warmup + scenario.count;
     log(`${scenario.name}: ${scenario.warmup} warm-up + ${scenario.count} counted sends …`);
@@ -307,22 +312,6 @@ async function startOwned(env: Record<string, string>): Promise<HeraldProcess> {
     if (code !== 0) log(`herald (${env["ROLES"]}) exited with ${code ?? "a signal"}:\n${proc.output().slice(-3000)}`);
   });
   return proc;
-}
-
-/** Until the api process has subscribed in Redis, a published event would reach nobody. */
-async function subscribedInRedis(channel: string): Promise<void> {
-  const redis = new Redis(testRedisUrl());
-  try {
-    await eventually(
-      async () => {
-        const [, count] = (await redis.pubsub("NUMSUB", channel)) as [string, number];
-        return count > 0 ? true : undefined;
-      },
-      { timeoutMs: 5000, what: `a Redis subscriber on ${channel}` },
-    );
-  } finally {
-    redis.disconnect();
-  }
 }
 
 async function dropDatabase(url: string): Promise<void> {

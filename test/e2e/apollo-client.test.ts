@@ -15,7 +15,7 @@ import {
   SendNotificationDocument,
   UnreadCountDocument,
 } from "../generated/graphql.js";
-import { eventually, gqlOk } from "../helpers/graphql-client.js";
+import { eventually, gqlOk, subscribedInRedis } from "../helpers/graphql-client.js";
 import { testRedisUrl } from "../helpers/env.js";
 import { baseEnv, startHerald, TEST_SERVICE_KEY, uniqueDatabase, type HeraldProcess } from "../helpers/herald.js";
 
@@ -97,13 +97,7 @@ describe("Apollo Client", () => {
       );
 
       const next = firstValueFrom(client.subscribe({ query: NotificationAddedDocument }));
-      await eventually(
-        async () => {
-          const [, count] = (await redis.pubsub("NUMSUB", `NOTIFICATION_ADDED:${userId}`)) as [string, number];
-          return count > 0 ? true : undefined;
-        },
-        { timeoutMs: 5000, what: "the subscription to reach Redis" },
-      );
+      await subscribedInRedis(redis, `NOTIFICATION_ADDED:${userId}`);
       await gqlOk(
         api.url,
         SendNotificationDocument,

@@ -30,6 +30,7 @@ import {
   postRaw,
   Subscription,
   type WsConnection,
+  subscribedInRedis,
 } from "../helpers/graphql-client.js";
 import { testRedisUrl } from "../helpers/env.js";
 import { startCluster, TEST_SERVICE_KEY, type Cluster, type HeraldProcess } from "../helpers/herald.js";
@@ -157,15 +158,6 @@ describe("the inbox", () => {
     return new Map(items.map((n) => [n.title, n]));
   }
 
-  const subscribedInRedis = (channel: string, subscribers = 1) =>
-    eventually(
-      async () => {
-        const [, count] = (await redis.pubsub("NUMSUB", channel)) as [string, number];
-        return count >= subscribers ? true : undefined;
-      },
-      { timeoutMs: 5000, what: `${subscribers} Redis subscriber(s) on ${channel}` },
-    );
-
   function connect(user: TestUser, api: HeraldProcess): WsConnection {
     const ws = connectWs(api.url, { authorization: `Bearer ${user.token}` });
     sockets.push(ws);
@@ -271,7 +263,7 @@ describe("the inbox", () => {
       const items = await stock(user, ["one", "two", "three"]);
       const [one, two, three] = [pick(items, "one"), pick(items, "two"), pick(items, "three")];
       const device = watchCounts(connect(user, apiA).client);
-      await subscribedInRedis(`UNREAD_COUNT_CHANGED:${user.id}`);
+      await subscribedInRedis(redis, `UNREAD_COUNT_CHANGED:${user.id}`);
       assert.equal(await unreadCount(user), 4);
 
       const read = (await gqlOk(apiB.url, MarkNotificationReadDocument, { id: one.id }, user.auth))
@@ -379,7 +371,7 @@ describe("the inbox", () => {
       const phone = watchCounts(connect(user, apiA).client);
       const laptop = watchCounts(connect(user, apiB).client);
       // Subscribed from both instances: two Redis subscribers on the user's channel.
-      await subscribedInRedis(`UNREAD_COUNT_CHANGED:${user.id}`, 2);
+      await subscribedInRedis(redis, `UNREAD_COUNT_CHANGED:${user.id}`, 2);
 
       const changed = await gqlOk(apiB.url, MarkAllNotificationsReadDocument, {}, user.auth);
       assert.equal(changed.markAllNotificationsRead, 3);
@@ -413,7 +405,7 @@ describe("the inbox", () => {
       recorder.on("message", (_channel: string, message: string) => announcements.push(message));
       await recorder.subscribe(channel);
       // Both instances and the recorder.
-      await subscribedInRedis(channel, 3);
+      await subscribedInRedis(redis, channel, 3);
 
       /** Marks the notification read if it is unread and unread if it is read: always a change. */
       const flip = async (id: string) => {
@@ -489,7 +481,7 @@ describe("the inbox", () => {
 
       const ws = connect(user, apiA);
       const added = new Subscription(ws.client, NotificationAddedDocument);
-      await subscribedInRedis(`NOTIFICATION_ADDED:${user.id}`);
+      await subscribedInRedis(redis, `NOTIFICATION_ADDED:${user.id}`);
 
       const seen: Item[] = [];
       let after: string | null | undefined;
@@ -664,7 +656,7 @@ describe("the inbox", () => {
       // At the limit, on the same socket, the subscription is accepted and delivers.
       const atLimit = parse(aliased(MAX_ALIASES)) as TypedDocumentNode<{ notificationAdded: Record<string, string> }>;
       const live = new Subscription(ws.client, atLimit);
-      await subscribedInRedis(`NOTIFICATION_ADDED:${user.id}`);
+      await subscribedInRedis(redis, `NOTIFICATION_ADDED:${user.id}`);
       await send(user, "within limits");
       const event = await live.next();
       assert.equal(event.errors, undefined, JSON.stringify(event.errors));

@@ -10,7 +10,15 @@ import {
   UnreadCountChangedDocument,
   UnreadCountDocument,
 } from "../generated/graphql.js";
-import { bearer, connectWs, eventually, gql, gqlOk, Subscription } from "../helpers/graphql-client.js";
+import {
+  bearer,
+  connectWs,
+  eventually,
+  gql,
+  gqlOk,
+  Subscription,
+  subscribedInRedis,
+} from "../helpers/graphql-client.js";
 import { baseEnv, startHerald, TEST_SERVICE_KEY, uniqueDatabase, type HeraldProcess } from "../helpers/herald.js";
 import { testRedisUrl } from "../helpers/env.js";
 
@@ -53,16 +61,6 @@ describe("walking skeleton: mutation to live notification", () => {
     );
   });
 
-  /** The server has subscribed in Redis: events published from now on reach this client. */
-  const subscribedInRedis = (channel: string) =>
-    eventually(
-      async () => {
-        const [, count] = (await redis.pubsub("NUMSUB", channel)) as [string, number];
-        return count > 0 ? true : undefined;
-      },
-      { timeoutMs: 5000, what: `a Redis subscriber on ${channel}` },
-    );
-
   it("puts a WELCOME in a new user's inbox within a second of register", async () => {
     const { register } = await gqlOk(apiA.url, RegisterDocument, { input: newUser() });
     assert.ok(register.token);
@@ -97,8 +95,8 @@ describe("walking skeleton: mutation to live notification", () => {
     const ws = connectWs(apiA.url, { authorization: `Bearer ${register.token}` });
     const added = new Subscription(ws.client, NotificationAddedDocument);
     const counts = new Subscription(ws.client, UnreadCountChangedDocument);
-    await subscribedInRedis(`NOTIFICATION_ADDED:${userId}`);
-    await subscribedInRedis(`UNREAD_COUNT_CHANGED:${userId}`);
+    await subscribedInRedis(redis, `NOTIFICATION_ADDED:${userId}`);
+    await subscribedInRedis(redis, `UNREAD_COUNT_CHANGED:${userId}`);
 
     const input = {
       recipientIds: [userId],
@@ -160,7 +158,7 @@ describe("walking skeleton: mutation to live notification", () => {
     const extra = await startHerald({ ...baseEnvFrom(apiA), ROLES: "api" });
     const ws = connectWs(extra.url, { authorization: `Bearer ${register.token}` });
     const sub = new Subscription(ws.client, UnreadCountChangedDocument);
-    await subscribedInRedis(`UNREAD_COUNT_CHANGED:${register.user.id}`);
+    await subscribedInRedis(redis, `UNREAD_COUNT_CHANGED:${register.user.id}`);
     assert.equal(await extra.stop(), 0);
     assert.equal(await ws.closed, 1001, "going away");
     await sub.done;

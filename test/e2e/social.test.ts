@@ -24,6 +24,7 @@ import {
   gqlOk,
   Subscription,
   type WsConnection,
+  subscribedInRedis,
 } from "../helpers/graphql-client.js";
 import { testRedisUrl } from "../helpers/env.js";
 import { startCluster, type Cluster, type HeraldProcess } from "../helpers/herald.js";
@@ -88,22 +89,12 @@ describe("posts, comments and follows", () => {
     return { id: register.user.id, token: register.token, auth, name: register.user.displayName };
   }
 
-  /** The server has subscribed in Redis: events published from now on reach this client. */
-  const subscribedInRedis = (channel: string) =>
-    eventually(
-      async () => {
-        const [, count] = (await redis.pubsub("NUMSUB", channel)) as [string, number];
-        return count > 0 ? true : undefined;
-      },
-      { timeoutMs: 5000, what: `a Redis subscriber on ${channel}` },
-    );
-
   /** A live notificationAdded subscription of `user` on `api`, listening in Redis once it returns. */
   async function listen(user: TestUser, api: HeraldProcess) {
     const ws = connectWs(api.url, { authorization: `Bearer ${user.token}` });
     sockets.push(ws);
     const sub = new Subscription(ws.client, SocialNotificationAddedDocument);
-    await subscribedInRedis(`NOTIFICATION_ADDED:${user.id}`);
+    await subscribedInRedis(redis, `NOTIFICATION_ADDED:${user.id}`);
     return sub;
   }
 

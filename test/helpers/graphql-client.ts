@@ -1,6 +1,7 @@
 import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
 import { print, type ExecutionResult, type GraphQLFormattedError } from "graphql";
 import { createClient, type Client } from "graphql-ws";
+import type { Redis } from "ioredis";
 import WebSocket from "ws";
 
 export interface HttpResult<Data> {
@@ -145,4 +146,18 @@ export async function eventually<T>(
     if (Date.now() > deadline) throw new Error(`timed out after ${options.timeoutMs} ms waiting for ${options.what}`);
     await new Promise((r) => setTimeout(r, options.intervalMs ?? 20));
   }
+}
+
+/**
+ * Waits until `subscribers` server-side subscriptions listen on a Redis channel: only then does an
+ * event published on it reach the client, so a test may trigger it.
+ */
+export function subscribedInRedis(redis: Redis, channel: string, subscribers = 1): Promise<true> {
+  return eventually(
+    async () => {
+      const [, count] = (await redis.pubsub("NUMSUB", channel)) as [string, number];
+      return count >= subscribers ? true : undefined;
+    },
+    { timeoutMs: 5000, what: `${subscribers} Redis subscriber(s) on ${channel}` },
+  );
 }
