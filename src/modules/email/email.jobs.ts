@@ -57,13 +57,20 @@ export async function sendEmail(deps: EmailJobDeps, data: EmailJobData): Promise
   const previous = notification.deliveries.find((d) => d.channel === NotificationChannel.EMAIL);
   if (previous?.status === DeliveryStatus.SENT || previous?.status === DeliveryStatus.FAILED) return "skipped";
   const recorded = previous?.attempts ?? 0;
-  if (await inFlight(em, notification.id, recorded, deps.lockLifetimeMs)) return "skipped";
+  // Another run may be sending right now, or may have died doing so; which one is only known once
+  // its claim is older than a lock. Either way this run must not end here: it fails, and Agenda
+  // retries it later, when the other run has recorded SENT or its claim has gone stale.
+  if (await inFlight(em, notification.id, recorded, deps.lockLifetimeMs)) {
+    throw new Error(`attempt ${recorded} of this email is still in flight; retrying later`);
+  }
   const attempts = recorded + 1;
   const claim = new EmailAttempt(notification.id, attempts);
   try {
     await em.insert(EmailAttempt, claim);
   } catch (err) {
-    if (isDuplicateKeyError(err)) return "skipped"; // another run of this job claimed this attempt
+    if (isDuplicateKeyError(err)) {
+      throw new Error(`attempt ${recorded + 1} of this email was claimed by another run; retrying later`);
+    }
     throw err;
   }
   const finish = () => em.nativeUpdate(EmailAttempt, { _id: claim._id }, { finishedAt: new Date() });
