@@ -123,6 +123,7 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
       const email = {
         orm,
         mailer,
+        scheduler,
         unsubscribe: unsubscribeTokens,
         publicUrl: config.publicUrl,
         maxAttempts: config.email.maxAttempts,

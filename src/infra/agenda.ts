@@ -77,6 +77,15 @@ export async function scheduleEach<Item>(
   }
 }
 
+/** What a handler may do to the run it is in. */
+export interface JobRun {
+  /**
+   * Renews the run's lock; a run that outlives its lock unrenewed is cancelled and another worker
+   * takes the job. Throws when Agenda has cancelled the run already.
+   */
+  touch(): Promise<void>;
+}
+
 /** "skipped" means there was nothing to do (the record is gone or the work is done): not a failure. */
 export type JobOutcome = "done" | "skipped";
 
@@ -88,7 +97,7 @@ export function defineJob<Data>(
   agenda: Agenda,
   logger: Logger,
   name: string,
-  handler: (data: Data) => Promise<JobOutcome>,
+  handler: (data: Data, run: JobRun) => Promise<JobOutcome>,
   options: { backoff?: BackoffStrategy } = {},
 ): void {
   const running = trackerOf(agenda);
@@ -96,7 +105,7 @@ export function defineJob<Data>(
     name,
     async (job: Job<Data>) => {
       const started = performance.now();
-      const outcome = await running.track(() => handler(job.attrs.data));
+      const outcome = await running.track(() => handler(job.attrs.data, { touch: () => job.touch() }));
       const ms = Math.round(performance.now() - started);
       logger.debug({ job: name, id: job.attrs._id, outcome, ms }, "job finished");
     },

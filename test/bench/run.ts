@@ -1,9 +1,11 @@
 // Entry of `npm run bench`: how long a notification takes from sendNotification (HTTP, on an api
 // process) to the notificationAdded event at a graphql-ws client, through a separate worker
 // process, with and without Agenda's Redis notification channel; then one post fanned out to many
-// followers, some of them subscribed (test/bench/fanout.ts).
+// followers, some of them subscribed (test/bench/fanout.ts); then many emails through a worker to a
+// local SMTP server (test/bench/email.ts).
 //
 //   node dist/test/bench/run.js [--count=N] [--polling-count=N] [--fanout-followers=N] [--fanout-connected=N]
+//                               [--emails=N]
 //
 // Starts a throwaway FerretDB and Redis unless MONGO_URL / REDIS_URL name servers to use (each
 // scenario then gets a fresh database, dropped afterwards). Figures go to stdout, progress to stderr.
@@ -27,10 +29,12 @@ import { testMongoUrl, testRedisUrl } from "../helpers/env.js";
 import { baseEnv, startHerald, TEST_SERVICE_KEY, uniqueDatabase, type HeraldProcess } from "../helpers/herald.js";
 import { summarize, type Summary } from "./stats.js";
 import { measureFanout, type FanoutResult } from "./fanout.js";
+import { measureEmail, startSmtpSink, type EmailResult } from "./email.js";
 
 const DEFAULT_COUNT = 300;
 const DEFAULT_FANOUT_FOLLOWERS = 10_000;
 const DEFAULT_FANOUT_CONNECTED = 1000;
+const DEFAULT_EMAILS = 10_000;
 const FANOUT_TARGET_STORED_MS = 5000;
 const FANOUT_TARGET_P99_MS = 2000;
 // Every polling send waits for a poll, so 300 of them would take about 25 minutes.
@@ -132,8 +136,10 @@ async function main(): Promise<number> {
     results.push({ scenario, samples, summary: summarize(samples) });
   }
   const fanout = options.fanoutFollowers > 0 ? await measureFanoutScenario(options) : undefined;
+  const email = options.emails > 0 ? await measureEmailScenario(options) : undefined;
   if (results.length > 0) report(results);
   if (fanout) reportFanout(fanout);
+  if (email) reportEmail(email);
   return 0;
 }
 
@@ -159,6 +165,44 @@ async function measureFanoutScenario(options: Options): Promise<FanoutResult> {
   }
 }
 
+/** One worker and one api process on a fresh database, emailing through a local SMTP server. */
+async function measureEmailScenario(options: Options): Promise<EmailResult> {
+  const keep = cleanup.size;
+  try {
+    const sink = await startSmtpSink();
+    cleanup.add("SMTP sink", () => sink.stop());
+    const database = uniqueDatabase("bench_email");
+    const env = { ...baseEnv(database), SMTP_URL: sink.url };
+    if (process.env["MONGO_URL"]) cleanup.add(`database ${database}`, () => dropDatabase(testMongoUrl(database)));
+    await startOwned({ ...env, ROLES: "worker" });
+    const api = await startOwned({ ...env, ROLES: "api" });
+    return await measureEmail({
+      api,
+      sink,
+      mongoUrl: testMongoUrl(database),
+      emails: options.emails,
+      log,
+      onCleanup: (name, stop) => cleanup.add(name, stop),
+    });
+  } finally {
+    await cleanup.unwind(keep);
+  }
+}
+
+function reportEmail(r: EmailResult): void {
+  const rate = (ms: number) => (r.received / (ms / 1000)).toFixed(0);
+  const lines = [
+    "",
+    `Herald email: ${r.emails} SYSTEM notifications by sendNotification, one email each, to a local SMTP server (one worker, one api process)`,
+    `all notifications stored and their emails queued: ${(r.queuedMs / 1000).toFixed(2)} s`,
+    `last email accepted: ${(r.totalMs / 1000).toFixed(2)} s after the first request — ${rate(r.totalMs)} emails/s end to end`,
+    `first to last email: ${(r.sendingMs / 1000).toFixed(2)} s — ${rate(r.sendingMs)} emails/s while sending`,
+    `received ${r.received}, distinct Message-IDs ${r.distinct}, deliveries recorded SENT ${r.recordedSent}` +
+      ` — exactly once: ${r.received === r.emails && r.distinct === r.emails && r.recordedSent === r.emails ? "yes" : "no"}`,
+  ];
+  process.stdout.write(`${lines.join("\n")}\n`);
+}
+
 function reportFanout(r: FanoutResult): void {
   const d = r.delivery;
   const lines = [
@@ -178,11 +222,12 @@ interface Options {
   pollingCount: number;
   fanoutFollowers: number;
   fanoutConnected: number;
+  emails: number;
 }
 
 const USAGE =
-  "run.js [--count=N] [--polling-count=N] [--fanout-followers=N] [--fanout-connected=N] " +
-  "(--count, --polling-count or --fanout-followers of 0 skips that scenario)";
+  "run.js [--count=N] [--polling-count=N] [--fanout-followers=N] [--fanout-connected=N] [--emails=N] " +
+  "(--count, --polling-count, --fanout-followers or --emails of 0 skips that scenario)";
 
 function parseArgs(args: readonly string[]): Options {
   const options: Options = {
@@ -190,12 +235,14 @@ function parseArgs(args: readonly string[]): Options {
     pollingCount: DEFAULT_POLLING_COUNT,
     fanoutFollowers: DEFAULT_FANOUT_FOLLOWERS,
     fanoutConnected: DEFAULT_FANOUT_CONNECTED,
+    emails: DEFAULT_EMAILS,
   };
   const keys: Record<string, keyof Options> = {
     count: "count",
     "polling-count": "pollingCount",
     "fanout-followers": "fanoutFollowers",
     "fanout-connected": "fanoutConnected",
+    emails: "emails",
   };
   for (const arg of args) {
     const match = /^--([a-z-]+)=(\d+)$/.exec(arg);

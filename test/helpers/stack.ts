@@ -65,6 +65,7 @@ export async function startWorkerStack(prefix: string, options: { smtpUrl?: stri
   const email = {
     orm,
     mailer,
+    scheduler,
     unsubscribe: new UnsubscribeTokens("test-unsubscribe-secret-0123456789abcdef"),
     publicUrl: "http://localhost:4000",
     maxAttempts: 3,

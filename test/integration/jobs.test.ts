@@ -155,7 +155,7 @@ describe("jobs are idempotent", () => {
   });
 
   it("the recovery sweep reschedules sign-ups and requests whose job was lost, and nothing recent", async () => {
-    const old = new Date(Date.now() - 10 * 60_000);
+    const old = new Date(Date.now() - 20 * 60_000);
     const lost = await newUser("lost", old);
     const fresh = await newUser("fresh");
     const em = stack.orm.em.fork();
@@ -188,9 +188,27 @@ describe("jobs are idempotent", () => {
     });
     retrying.createdAt = old;
     retrying.deliveries = [
-      Object.assign(new Delivery(NotificationChannel.EMAIL, DeliveryStatus.PENDING), { attempts: 1 }),
+      Object.assign(new Delivery(NotificationChannel.EMAIL, DeliveryStatus.PENDING), {
+        attempts: 1,
+        nextAttemptAt: new Date(Date.now() + 60_000),
+      }),
     ];
-    await em.persist([request, unsent, retrying]).flush();
+    // Tried once, and its retry long overdue: the stop came before the retry was scheduled.
+    const overdue = new Notification({
+      recipientId: lost._id,
+      dedupeKey: `overdue:${lost.id}`,
+      kind: NotificationKind.SYSTEM,
+      title: "t",
+      body: "b",
+    });
+    overdue.createdAt = old;
+    overdue.deliveries = [
+      Object.assign(new Delivery(NotificationChannel.EMAIL, DeliveryStatus.PENDING), {
+        attempts: 1,
+        nextAttemptAt: new Date(Date.now() - 15 * 60_000),
+      }),
+    ];
+    await em.persist([request, unsent, retrying, overdue]).flush();
 
     const scheduled: { name: string; data: object }[] = [];
     const recorder: JobScheduler = {
@@ -208,8 +226,9 @@ describe("jobs are idempotent", () => {
     assert.ok(!scheduled.some((s) => (s.data as { userId?: string }).userId === fresh.id), "recent work is left alone");
     const emails = scheduled
       .filter((s) => s.name === EMAIL_JOB)
-      .map((s) => (s.data as { notificationId: string }).notificationId);
+      .flatMap((s) => (s.data as { notificationIds: string[] }).notificationIds);
     assert.ok(emails.includes(unsent.id), "an email never tried is scheduled");
-    assert.ok(!emails.includes(retrying.id), "one already tried has its retry in Agenda");
+    assert.ok(emails.includes(overdue.id), "an email whose retry is long overdue is scheduled");
+    assert.ok(!emails.includes(retrying.id), "one whose retry is still to come has it in Agenda");
   });
 });

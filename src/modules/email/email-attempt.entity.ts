@@ -3,7 +3,8 @@ import { Entity, PrimaryKey, Property } from "@mikro-orm/decorators/legacy";
 /**
  * The right to make one send attempt: `<notificationId>:<attempt>`. Agenda's lock is not atomic on
  * FerretDB v1, so two runs of one email job can start together; the unique key lets only one of
- * them send. `finishedAt` tells a run still sending (skip it) from one that stopped or failed.
+ * them send. A claim above the attempts recorded on the delivery is in flight while it is younger
+ * than a job lock, and belongs to a run that stopped mid-send after that.
  */
 @Entity({ collection: "email_attempts" })
 export class EmailAttempt {
@@ -13,10 +14,11 @@ export class EmailAttempt {
   @Property()
   claimedAt: Date = new Date();
 
-  @Property({ nullable: true })
-  finishedAt?: Date | null;
-
   constructor(notificationId: string, attempt: number) {
-    this._id = `${notificationId}:${attempt}`;
+    this._id = EmailAttempt.key(notificationId, attempt);
+  }
+
+  static key(notificationId: string, attempt: number): string {
+    return `${notificationId}:${attempt}`;
   }
 }

@@ -1,8 +1,8 @@
 import { ObjectId } from "@mikro-orm/mongodb";
 import type { Agenda } from "agenda";
-import { backoffStrategies } from "agenda";
+import { backoffStrategies, type BackoffStrategy } from "agenda";
 import type { Collection, Document } from "mongodb";
-import { defineJob, type JobOutcome } from "../../infra/agenda.js";
+import { defineJob, type JobRun, type JobOutcome, type JobScheduler } from "../../infra/agenda.js";
 import type { Logger } from "../../infra/logger.js";
 import type { Mailer } from "../../infra/mailer.js";
 import { isDuplicateKeyError, type EntityManager, type MikroORM } from "../../infra/orm.js";
@@ -16,14 +16,25 @@ import { renderNotificationEmail } from "./email.templates.js";
 
 export const EMAIL_JOB = "email.send";
 
+/**
+ * Emails per job. One job per email costs a queue insert and a lock for each; on FerretDB v1 each
+ * lock scans the job collection, so large sends were bound by the queue, not by SMTP.
+ */
+export const EMAIL_BATCH_SIZE = 100;
+
+/** Sends in flight per job: the mailer's pool keeps this many SMTP connections. */
+const PARALLEL_SENDS = 5;
+
 export interface EmailJobData {
-  notificationId: string;
+  notificationIds: string[];
 }
 
 export interface EmailJobDeps {
   orm: MikroORM;
   /** Absent when SMTP_URL is not set: emails are then recorded as SKIPPED. */
   mailer: Mailer | undefined;
+  /** Schedules an email's next attempt after a failure. */
+  scheduler: JobScheduler;
   unsubscribe: UnsubscribeTokens;
   publicUrl: string;
   maxAttempts: number;
@@ -39,70 +50,101 @@ interface DeliveryRecord {
   attempts: number;
   lastError: string | null;
   deliveredAt: Date | null;
+  nextAttemptAt: Date | null;
+}
+
+/** What became of one email in a run. */
+type EmailOutcome = "sent" | "retrying" | "failed" | "skipped" | "busy";
+
+/** Splits ids into the jobs that send them. */
+export function emailBatches(notificationIds: string[]): EmailJobData[] {
+  const batches: EmailJobData[] = [];
+  for (let i = 0; i < notificationIds.length; i += EMAIL_BATCH_SIZE) {
+    batches.push({ notificationIds: notificationIds.slice(i, i + EMAIL_BATCH_SIZE) });
+  }
+  return batches;
 }
 
 /**
- * Sends one notification's email and records the outcome on its EMAIL delivery. A failure below the
- * attempt limit is thrown, so Agenda retries it with backoff; at the limit the delivery is FAILED.
- * Once the delivery says SENT, a retried or duplicated run sends nothing, and two runs started
- * together make one attempt between them (EmailAttempt). Every copy that does go out carries the
- * same Message-ID, so a resend after a crash is recognisable.
+ * Sends a batch of notification emails, a few at a time over the mailer's pooled connections, and
+ * keeps the job's lock alive while it works. Each email's failures are its own: it is retried in a
+ * job of its own after Agenda's exponential backoff, so one refused address never repeats a batch.
  */
-export async function sendEmail(deps: EmailJobDeps, data: EmailJobData): Promise<JobOutcome> {
-  const em = deps.orm.em.fork();
-  const notification = ObjectId.isValid(data.notificationId)
-    ? await em.findOne(Notification, { _id: new ObjectId(data.notificationId) })
-    : null;
-  if (!notification) return "skipped";
-  const previous = notification.deliveries.find((d) => d.channel === NotificationChannel.EMAIL);
-  if (previous?.status === DeliveryStatus.SENT || previous?.status === DeliveryStatus.FAILED) return "skipped";
-  const recorded = previous?.attempts ?? 0;
-  // Another run may be sending right now, or may have died doing so; which one is only known once
-  // its claim is older than a lock. Either way this run must not end here: it fails, and Agenda
-  // retries it later, when the other run has recorded SENT or its claim has gone stale.
-  if (await inFlight(em, notification.id, recorded, deps.lockLifetimeMs)) {
-    throw new Error(`attempt ${recorded} of this email is still in flight; retrying later`);
-  }
-  const attempts = recorded + 1;
-  const claim = new EmailAttempt(notification.id, attempts);
-  try {
-    await em.insert(EmailAttempt, claim);
-  } catch (err) {
-    if (isDuplicateKeyError(err)) {
-      throw new Error(`attempt ${recorded + 1} of this email was claimed by another run; retrying later`);
+export async function sendEmails(deps: EmailJobDeps, data: EmailJobData, run: JobRun): Promise<JobOutcome> {
+  // Jobs are stored data: one written by another version may lack the list.
+  const ids = [...new Set(Array.isArray(data.notificationIds) ? data.notificationIds : [])];
+  const outcomes = new Map<EmailOutcome, number>();
+  let lastTouch = Date.now();
+  let stop: unknown = null;
+  let next = 0;
+  const worker = async () => {
+    while (stop === null && next < ids.length) {
+      const id = ids[next++] as string;
+      try {
+        const outcome = await sendOne(deps, id);
+        outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+        // Without a touch Agenda cancels a run older than its lock and another worker takes it.
+        if (Date.now() - lastTouch > deps.lockLifetimeMs / 4) {
+          lastTouch = Date.now();
+          await run.touch();
+        }
+      } catch (err) {
+        // The rest waits for the retry of the whole batch; what was sent is skipped then.
+        stop ??= err;
+      }
     }
-    throw err;
+  };
+  await Promise.all(Array.from({ length: Math.min(PARALLEL_SENDS, ids.length) }, worker));
+  if (stop !== null) throw stop;
+  deps.logger.debug({ emails: ids.length, ...Object.fromEntries(outcomes) }, "email batch finished");
+  return (outcomes.get("skipped") ?? 0) === ids.length ? "skipped" : "done";
+}
+
+/**
+ * Sends one notification's email and records the outcome on its EMAIL delivery. Once the delivery
+ * says SENT (or FAILED), a retried or duplicated run sends nothing, and two runs started together
+ * make one attempt between them (EmailAttempt). Every copy that does go out carries the same
+ * Message-ID, so a resend after a crash is recognisable.
+ */
+async function sendOne(deps: EmailJobDeps, notificationId: string): Promise<EmailOutcome> {
+  const em = deps.orm.em.fork();
+  const notification = ObjectId.isValid(notificationId)
+    ? await em.findOne(Notification, { _id: new ObjectId(notificationId) })
+    : null;
+  const email = notification?.deliveries.find((d) => d.channel === NotificationChannel.EMAIL);
+  if (!notification || email?.status !== DeliveryStatus.PENDING) return "skipped";
+  // A copy of this job (the recovery sweep's, say) running before the retry it has scheduled.
+  if (email.nextAttemptAt && email.nextAttemptAt.getTime() > Date.now() + CLOCK_SLACK_MS) return "skipped";
+
+  const attempt = await claimAttempt(em, notification.id, email.attempts, deps.lockLifetimeMs);
+  if (attempt === "busy") {
+    // Another run is sending it now, or died doing so; which one shows once its claim is older
+    // than a lock. Look again then: by that time it is either recorded or abandoned.
+    await deps.scheduler.at(new Date(Date.now() + deps.lockLifetimeMs), EMAIL_JOB, { notificationIds: [notificationId] });
+    return "busy";
   }
-  const finish = () => em.nativeUpdate(EmailAttempt, { _id: claim._id }, { finishedAt: new Date() });
-  // What was read above may predate another run that has since finished: look again, now that
-  // this run holds the next attempt.
-  const fresh = await em.fork().findOne(Notification, { _id: notification._id });
-  const now = fresh?.deliveries.find((d) => d.channel === NotificationChannel.EMAIL);
-  if (!fresh || now?.status === DeliveryStatus.SENT || now?.status === DeliveryStatus.FAILED) {
-    await finish();
-    return "skipped";
-  }
-  const record = (status: DeliveryStatus, lastError: string | null) =>
+  const record = (status: DeliveryStatus, lastError: string | null, nextAttemptAt: Date | null = null) =>
     recordEmail(em, notification, {
       channel: NotificationChannel.EMAIL,
       status,
-      attempts,
+      attempts: Math.min(attempt, deps.maxAttempts),
       lastError,
       deliveredAt: status === DeliveryStatus.SENT ? new Date() : null,
+      nextAttemptAt,
     });
+  if (attempt > deps.maxAttempts) {
+    await record(DeliveryStatus.FAILED, email.lastError ?? "every attempt stopped before it finished");
+    return "failed";
+  }
 
   const recipient = await em.findOne(User, { _id: notification.recipientId });
   if (!recipient || !deps.mailer) {
     await record(DeliveryStatus.SKIPPED, recipient ? "email is not configured (SMTP_URL)" : "recipient not found");
-    await finish();
     return "skipped";
   }
-  // Counted before sending: a run that dies mid-send has used its attempt.
-  await record(DeliveryStatus.PENDING, previous?.lastError ?? null);
-  const view = toNotificationView(notification);
   const token = await deps.unsubscribe.issue(recipient.id, notification.kind);
   const unsubscribe = `${deps.publicUrl}/unsubscribe?token=${encodeURIComponent(token)}`;
-  const rendered = renderNotificationEmail(view, {
+  const rendered = renderNotificationEmail(toNotificationView(notification), {
     open: `${deps.publicUrl}/notifications/${notification.id}`,
     unsubscribe,
   });
@@ -115,28 +157,67 @@ export async function sendEmail(deps: EmailJobDeps, data: EmailJobData): Promise
     });
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    const final = attempts >= deps.maxAttempts;
-    await record(final ? DeliveryStatus.FAILED : DeliveryStatus.PENDING, message);
-    await finish();
-    if (final) {
-      deps.logger.warn({ notification: notification.id, attempts, err: message }, "email failed for good");
-      return "done";
+    const delay = attempt < deps.maxAttempts ? retryDelay(deps, attempt, err) : null;
+    if (delay === null) {
+      await record(DeliveryStatus.FAILED, message);
+      deps.logger.warn({ notification: notification.id, attempts: attempt, err: message }, "email failed for good");
+      return "failed";
     }
-    throw err;
+    // Recorded before it is scheduled: a stop in between leaves a due retry the sweep finds.
+    const at = new Date(Date.now() + delay);
+    await record(DeliveryStatus.PENDING, message, at);
+    await deps.scheduler.at(at, EMAIL_JOB, { notificationIds: [notificationId] });
+    return "retrying";
   }
   await record(DeliveryStatus.SENT, null);
-  await finish();
-  return "done";
+  return "sent";
+}
+
+/** Tolerated difference between the clocks of the process that scheduled a retry and this one. */
+const CLOCK_SLACK_MS = 1000;
+
+const backoffs = new WeakMap<EmailJobDeps, BackoffStrategy>();
+
+/** Agenda's exponential backoff with jitter, first step EMAIL_RETRY_DELAY_MS, after `attempt` failed. */
+function retryDelay(deps: EmailJobDeps, attempt: number, err: unknown): number | null {
+  let strategy = backoffs.get(deps);
+  if (!strategy) {
+    strategy = backoffStrategies.exponential({
+      delay: deps.retryDelayMs,
+      maxRetries: Math.max(0, deps.maxAttempts - 1),
+      jitter: 0.2,
+    });
+    backoffs.set(deps, strategy);
+  }
+  return strategy({
+    attempt,
+    error: err instanceof Error ? err : new Error(String(err)),
+    jobName: EMAIL_JOB,
+    jobData: null,
+  });
 }
 
 /**
- * Whether the last recorded attempt is still being made by another run: claimed, not finished, and
- * younger than a job lock. Older than that, its run died, and the attempt is over.
+ * Claims the attempt after the last recorded one. A recorded delivery of `n` attempts means that
+ * attempts 1..n are over; a claim above that is in flight, or its run stopped mid-send, which shows
+ * once the claim is older than a lock: that attempt counts, and the next one is claimed.
  */
-async function inFlight(em: EntityManager, notificationId: string, attempt: number, lockMs: number): Promise<boolean> {
-  if (attempt === 0) return false;
-  const last = await em.findOne(EmailAttempt, { _id: `${notificationId}:${attempt}` });
-  return !!last && !last.finishedAt && Date.now() - last.claimedAt.getTime() < lockMs;
+async function claimAttempt(
+  em: EntityManager,
+  notificationId: string,
+  recorded: number,
+  lockMs: number,
+): Promise<number | "busy"> {
+  for (let attempt = recorded + 1; ; attempt += 1) {
+    try {
+      await em.insert(EmailAttempt, new EmailAttempt(notificationId, attempt));
+      return attempt;
+    } catch (err) {
+      if (!isDuplicateKeyError(err)) throw err;
+    }
+    const other = await em.fork().findOne(EmailAttempt, { _id: EmailAttempt.key(notificationId, attempt) });
+    if (other && Date.now() - other.claimedAt.getTime() < lockMs) return "busy";
+  }
 }
 
 /** Replaces the EMAIL entry of the notification's deliveries (only this job writes it). */
@@ -149,19 +230,16 @@ async function recordEmail(em: EntityManager, notification: Notification, email:
       attempts: d.attempts,
       lastError: d.lastError ?? null,
       deliveredAt: d.deliveredAt ?? null,
+      nextAttemptAt: d.nextAttemptAt ?? null,
     }));
   const collection = em.getCollection(Notification) as unknown as Collection<Document>;
   await collection.updateOne({ _id: notification._id }, { $set: { deliveries: [...others, email] } });
 }
 
 export function defineEmailJobs(agenda: Agenda, deps: EmailJobDeps): void {
-  defineJob(agenda, deps.logger, EMAIL_JOB, (data: EmailJobData) => sendEmail(deps, data), {
-    backoff: backoffStrategies.exponential({
-      delay: deps.retryDelayMs,
-      maxRetries: Math.max(0, deps.maxAttempts - 1),
-      jitter: 0.2,
-    }),
-  });
+  // Agenda's own retries (the default backoff) are for a failure of the run itself, such as a
+  // database blip; a refused email schedules its next attempt itself.
+  defineJob(agenda, deps.logger, EMAIL_JOB, (data: EmailJobData, run) => sendEmails(deps, data, run));
 }
 
 /** One-click unsubscribe (RFC 8058): mail clients POST to the link. */

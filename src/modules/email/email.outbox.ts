@@ -4,12 +4,12 @@ import type { EntityManager } from "../../infra/orm.js";
 import type { NotificationKind } from "../notification/notification.enums.js";
 import type { EmailPlan, PreferencesService } from "../preferences/preferences.service.js";
 import { DigestItem } from "./digest.entity.js";
-import { EMAIL_JOB, type EmailJobData } from "./email.jobs.js";
+import { EMAIL_JOB, emailBatches } from "./email.jobs.js";
 
 /** What NotificationService asks about email: who gets one, and to schedule the sends. */
 export interface EmailOutbox {
   plan(em: EntityManager, recipientIds: ObjectId[], kind: NotificationKind): Promise<Map<string, EmailPlan>>;
-  /** One `email.send` job per notification, after the notifications are stored. */
+  /** `email.send` jobs for the notifications' emails (a batch each), after they are stored. */
   schedule(notificationIds: string[]): Promise<void>;
   /** Keeps stored notifications for their recipients' next digest email. */
   gather(em: EntityManager, items: { userId: ObjectId; notificationId: ObjectId }[]): Promise<void>;
@@ -19,9 +19,7 @@ export function createEmailOutbox(preferences: PreferencesService, scheduler: Jo
   return {
     plan: (em, recipientIds, kind) => preferences.emailPlan(em, recipientIds, kind),
     schedule: async (notificationIds) => {
-      for (const notificationId of notificationIds) {
-        await scheduler.now<EmailJobData>(EMAIL_JOB, { notificationId });
-      }
+      for (const batch of emailBatches(notificationIds)) await scheduler.now(EMAIL_JOB, batch);
     },
     gather: async (em, items) => {
       if (items.length > 0)

@@ -29,6 +29,10 @@ export class Delivery {
   @Property({ nullable: true })
   deliveredAt?: Date | null;
 
+  /** While PENDING after a failed attempt: when the next one is due. */
+  @Property({ nullable: true })
+  nextAttemptAt?: Date | null;
+
   constructor(channel: NotificationChannel, status: DeliveryStatus) {
     this.channel = channel;
     this.status = status;

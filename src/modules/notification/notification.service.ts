@@ -201,6 +201,7 @@ function toDocuments(drafts: NotificationDraft[], emailNow: Set<string>) {
         attempts: 1,
         lastError: null,
         deliveredAt: now,
+        nextAttemptAt: null,
       },
       ...(emailNow.has(d.dedupeKey) ? [pendingEmail()] : []),
     ],
@@ -226,7 +227,7 @@ function docToView(doc: NotificationDocument): NotificationView {
 
 function pendingEmail() {
   const status: DeliveryStatus = DeliveryStatus.PENDING;
-  return { channel: NotificationChannel.EMAIL, status, attempts: 0, lastError: null, deliveredAt: null as Date | null };
+  return { channel: NotificationChannel.EMAIL, status, attempts: 0, lastError: null, deliveredAt: null as Date | null, nextAttemptAt: null };
 }
 
 /** The raw collection, for an unordered batch insert, which MikroORM's unit of work does not express. */

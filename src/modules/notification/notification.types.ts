@@ -20,6 +20,9 @@ export class DeliveryView {
 
   @Field(() => Date, { nullable: true })
   deliveredAt!: Date | null;
+
+  @Field(() => Date, { nullable: true, description: "While PENDING after a failed attempt: when the next one is due." })
+  nextAttemptAt!: Date | null;
 }
 
 /**
@@ -80,6 +83,7 @@ export function toNotificationView(n: Notification): NotificationView {
       attempts: d.attempts,
       lastError: d.lastError ?? null,
       deliveredAt: d.deliveredAt ?? null,
+      nextAttemptAt: d.nextAttemptAt ?? null,
     })),
   };
 }

@@ -6,7 +6,7 @@ import type { NotificationService } from "../notification/notification.service.j
 import { DELIVER_JOB, type DeliverJobData } from "../notification/notification-request.subscriber.js";
 import { User } from "../user/user.entity.js";
 import type { FilterQuery } from "@mikro-orm/core";
-import { EMAIL_JOB, type EmailJobData } from "../email/email.jobs.js";
+import { EMAIL_JOB, emailBatches } from "../email/email.jobs.js";
 import { Notification } from "../notification/notification.entity.js";
 import { DeliveryStatus, NotificationChannel } from "../notification/notification.enums.js";
 import { Reminder, ReminderStatus } from "../reminder/reminder.entity.js";
@@ -22,6 +22,11 @@ export const SWEEP_JOB = "recovery.sweep";
 /** Work younger than this may still be queued normally; older and unfinished means it was lost. */
 const GRACE_MS = 60_000;
 const BATCH = 500;
+/**
+ * Emails wait longer: a large send queues many of them, and rescheduling one that is only waiting
+ * adds a copy that finds nothing to do.
+ */
+const EMAIL_GRACE_MS = 10 * 60_000;
 
 export interface RecoverySummary {
   /** Records whose job was scheduled again, by kind. */
@@ -87,24 +92,27 @@ export async function sweep(deps: RecoveryDeps, now = new Date()): Promise<Recov
   for (const r of requests) await deps.scheduler.now<DeliverJobData>(DELIVER_JOB, { requestId: r.id });
   for (const p of posts) await deps.scheduler.now<FanoutJobData>(FANOUT_JOB, { postId: p.id });
   for (const c of comments) await deps.scheduler.now<CommentJobData>(COMMENT_JOB, { commentId: c.id });
-  // Emails planned at insert whose job never ran (a stop between storing and scheduling, or a
-  // batch the sweep announced below on an earlier run).
+  // Emails whose job was lost: planned at insert but never tried (a stop between storing and
+  // scheduling, or a batch the sweep announced below on an earlier run), or whose retry is long due
+  // (a stop between recording a failure and scheduling the next attempt).
   // (FerretDB v1 has no $elemMatch on fields, so the last condition is checked here.)
+  const emailCutoff = new Date(now.getTime() - EMAIL_GRACE_MS);
   const unsentEmails = (
     await em.find(
       Notification,
-      { "deliveries.status": DeliveryStatus.PENDING, createdAt: { $lt: cutoff } } as FilterQuery<Notification>,
+      { "deliveries.status": DeliveryStatus.PENDING, createdAt: { $lt: emailCutoff } } as FilterQuery<Notification>,
       { fields: ["_id", "deliveries"], limit: BATCH },
     )
   ).filter((n) =>
     n.deliveries.some(
-      (d) => d.channel === NotificationChannel.EMAIL && d.status === DeliveryStatus.PENDING && d.attempts === 0,
+      (d) =>
+        d.channel === NotificationChannel.EMAIL &&
+        d.status === DeliveryStatus.PENDING &&
+        (d.attempts === 0 || (!!d.nextAttemptAt && d.nextAttemptAt < emailCutoff)),
     ),
   );
   for (const f of follows) await deps.scheduler.now<FollowJobData>(FOLLOW_JOB, { followId: f.id });
-  for (const n of unsentEmails) {
-    await deps.scheduler.now<EmailJobData>(EMAIL_JOB, { notificationId: n.id });
-  }
+  for (const batch of emailBatches(unsentEmails.map((n) => n.id))) await deps.scheduler.now(EMAIL_JOB, batch);
   for (const r of reminders) await deps.scheduler.now<ReminderJobData>(REMINDER_JOB, { reminderId: r.id });
   const announced = await deps.notifications.announceAbandoned(em, cutoff, BATCH);
   const recovered = {
