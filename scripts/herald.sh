@@ -59,7 +59,7 @@ ensure_ferretdb() {
   command -v go >/dev/null 2>&1 || die "Go is needed to build FerretDB (or set MONGO_URL to a MongoDB server)"
   say "building FerretDB into $FERRETDB (about a minute the first time) …"
   mkdir -p .tools/bin
-  (cd tools/ferretdb && go build -o ../../.tools/bin/ferretdb .) >&2
+  sh tools/ferretdb/build.sh "$FERRETDB" >&2
   # go build leaves an up-to-date binary untouched; the stamp must move or we would rebuild every run.
   touch "$FERRETDB"
 }
