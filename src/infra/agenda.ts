@@ -105,24 +105,40 @@ export function defineJob<Data>(
     name,
     async (job: Job<Data>) => {
       const started = performance.now();
-      const outcome = await running.track(() => handler(job.attrs.data, { touch: () => job.touch() }));
+      const id = job.attrs._id?.toString() ?? "";
+      const outcome = await running.track(id, () => handler(job.attrs.data, { touch: () => job.touch() }));
       const ms = Math.round(performance.now() - started);
-      logger.debug({ job: name, id: job.attrs._id, outcome, ms }, "job finished");
+      logger.debug({ job: name, id, outcome, ms }, "job finished");
     },
     { backoff: options.backoff ?? retryBackoff },
   );
 }
 
-/** Counts the handlers running in this process, so shutdown knows when they are done. */
+/**
+ * Counts the handlers running in this process, so shutdown knows when they are done, and keeps one
+ * job from running twice here at once. Agenda's lock is a findAndModify, which FerretDB v1 does not
+ * make atomic: two lockers in one process can both take a job. The second run then waits for the
+ * first and ends as it did: ending at once would let Agenda remove the job under the first run, and
+ * ending well after a failed first run would remove the job with its retry.
+ */
 class RunningHandlers {
   private count = 0;
   private waiters: (() => void)[] = [];
+  private readonly byJob = new Map<string, Promise<unknown>>();
 
-  async track<T>(run: () => Promise<T>): Promise<T> {
+  async track(jobId: string, run: () => Promise<JobOutcome>): Promise<JobOutcome | "already running"> {
+    const current = jobId ? this.byJob.get(jobId) : undefined;
+    if (current) {
+      await current;
+      return "already running";
+    }
     this.count += 1;
+    const running = run();
+    if (jobId) this.byJob.set(jobId, running);
     try {
-      return await run();
+      return await running;
     } finally {
+      if (jobId) this.byJob.delete(jobId);
       this.count -= 1;
       if (this.count === 0) for (const wake of this.waiters.splice(0)) wake();
     }

@@ -15,9 +15,12 @@ export interface Mailer {
   close(): void;
 }
 
+/** SMTP connections a mailer keeps open, and so how many emails it sends at once. */
+export const MAILER_CONNECTIONS = 5;
+
 /** SMTP through nodemailer, with pooled connections: a worker sends many emails in a row. */
 export function createMailer(smtpUrl: string, from: string): Mailer {
-  const transport = nodemailer.createTransport({ url: smtpUrl, pool: true, maxConnections: 5 });
+  const transport = nodemailer.createTransport({ url: smtpUrl, pool: true, maxConnections: MAILER_CONNECTIONS });
   return {
     send: async (email) => {
       await transport.sendMail({ from, ...email });

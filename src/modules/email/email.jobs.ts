@@ -1,10 +1,11 @@
 import { ObjectId } from "@mikro-orm/mongodb";
+import pLimit, { type LimitFunction } from "p-limit";
 import type { Agenda } from "agenda";
 import { backoffStrategies, type BackoffStrategy } from "agenda";
 import type { Collection, Document } from "mongodb";
 import { defineJob, type JobRun, type JobOutcome, type JobScheduler } from "../../infra/agenda.js";
 import type { Logger } from "../../infra/logger.js";
-import type { Mailer } from "../../infra/mailer.js";
+import { MAILER_CONNECTIONS, type Mailer } from "../../infra/mailer.js";
 import { isDuplicateKeyError, type EntityManager, type MikroORM } from "../../infra/orm.js";
 import { Notification } from "../notification/notification.entity.js";
 import { DeliveryStatus, NotificationChannel } from "../notification/notification.enums.js";
@@ -22,8 +23,12 @@ export const EMAIL_JOB = "email.send";
  */
 export const EMAIL_BATCH_SIZE = 100;
 
-/** Sends in flight per job: the mailer's pool keeps this many SMTP connections. */
-const PARALLEL_SENDS = 5;
+/**
+ * Emails in progress per worker process, across all its jobs: the mailer's pool keeps this many SMTP
+ * connections. An email is claimed only once it has a slot: a claim that then waited in a queue
+ * for longer than a lock would look abandoned, and another run would send it again.
+ */
+const PARALLEL_SENDS = MAILER_CONNECTIONS;
 
 export interface EmailJobData {
   notificationIds: string[];
@@ -70,32 +75,36 @@ export function emailBatches(notificationIds: string[]): EmailJobData[] {
  * keeps the job's lock alive while it works. Each email's failures are its own: it is retried in a
  * job of its own after Agenda's exponential backoff, so one refused address never repeats a batch.
  */
-export async function sendEmails(deps: EmailJobDeps, data: EmailJobData, run: JobRun): Promise<JobOutcome> {
+export async function sendEmails(
+  deps: EmailJobDeps,
+  data: EmailJobData,
+  run: JobRun,
+  slots: LimitFunction,
+): Promise<JobOutcome> {
   // Jobs are stored data: one written by another version may lack the list.
   const ids = [...new Set(Array.isArray(data.notificationIds) ? data.notificationIds : [])];
   const outcomes = new Map<EmailOutcome, number>();
   let lastTouch = Date.now();
-  let stop: unknown = null;
-  let next = 0;
-  const worker = async () => {
-    while (stop === null && next < ids.length) {
-      const id = ids[next++] as string;
-      try {
-        const outcome = await sendOne(deps, id);
-        outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
-        // Without a touch Agenda cancels a run older than its lock and another worker takes it.
-        if (Date.now() - lastTouch > deps.lockLifetimeMs / 4) {
-          lastTouch = Date.now();
-          await run.touch();
-        }
-      } catch (err) {
-        // The rest waits for the retry of the whole batch; what was sent is skipped then.
-        stop ??= err;
-      }
+  const failures: unknown[] = [];
+  const one = async (id: string) => {
+    // After a failure the rest waits for Agenda's retry of the whole batch; what was sent is skipped then.
+    if (failures.length > 0) return;
+    try {
+      const outcome = await sendOne(deps, id);
+      outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+    } catch (err) {
+      failures.push(err);
+      return;
+    }
+    // Without a touch Agenda cancels a run older than its lock and another worker takes the job.
+    // A failed touch changes nothing here: the claims keep a second run from sending twice.
+    if (Date.now() - lastTouch > deps.lockLifetimeMs / 4) {
+      lastTouch = Date.now();
+      await run.touch().catch((err: unknown) => deps.logger.debug({ err }, "could not renew an email job's lock"));
     }
   };
-  await Promise.all(Array.from({ length: Math.min(PARALLEL_SENDS, ids.length) }, worker));
-  if (stop !== null) throw stop;
+  await Promise.all(ids.map((id) => slots(() => one(id))));
+  if (failures.length > 0) throw failures[0];
   deps.logger.debug({ emails: ids.length, ...Object.fromEntries(outcomes) }, "email batch finished");
   return (outcomes.get("skipped") ?? 0) === ids.length ? "skipped" : "done";
 }
@@ -239,7 +248,8 @@ async function recordEmail(em: EntityManager, notification: Notification, email:
 export function defineEmailJobs(agenda: Agenda, deps: EmailJobDeps): void {
   // Agenda's own retries (the default backoff) are for a failure of the run itself, such as a
   // database blip; a refused email schedules its next attempt itself.
-  defineJob(agenda, deps.logger, EMAIL_JOB, (data: EmailJobData, run) => sendEmails(deps, data, run));
+  const slots = pLimit(PARALLEL_SENDS);
+  defineJob(agenda, deps.logger, EMAIL_JOB, (data: EmailJobData, run) => sendEmails(deps, data, run, slots));
 }
 
 /** One-click unsubscribe (RFC 8058): mail clients POST to the link. */
