@@ -92,13 +92,23 @@ export type JobOutcome = "done" | "skipped";
 /** Transient failures (a database or Redis blip) retry: 0.5 s, 1 s, 2 s, 4 s, 8 s, with jitter. */
 const retryBackoff = backoffStrategies.exponential({ delay: 500, maxRetries: 5, jitter: 0.2, maxDelay: 30_000 });
 
+/** Jobs locked per job that may run at once, for a job with a concurrency of its own. */
+const LOCKED_AHEAD = 4;
+
 /** Registers a handler that logs its outcome; a throw fails the run and Agenda retries it. */
 export function defineJob<Data>(
   agenda: Agenda,
   logger: Logger,
   name: string,
   handler: (data: Data, run: JobRun) => Promise<JobOutcome>,
-  options: { backoff?: BackoffStrategy } = {},
+  options: {
+    backoff?: BackoffStrategy;
+    /**
+     * Runs of this job at once in one process, below the worker's overall concurrency: a kind of
+     * job that comes by the hundred must leave room for the others.
+     */
+    concurrency?: number;
+  } = {},
 ): void {
   const running = trackerOf(agenda);
   agenda.define<Data>(
@@ -110,7 +120,14 @@ export function defineJob<Data>(
       const ms = Math.round(performance.now() - started);
       logger.debug({ job: name, id, outcome, ms }, "job finished");
     },
-    { backoff: options.backoff ?? retryBackoff },
+    {
+      backoff: options.backoff ?? retryBackoff,
+      // Agenda fetches more jobs only on its next poll, but starts the ones it holds as soon as a run
+      // ends: a few held in reserve keep the runs back to back. Not many, as their locks age meanwhile.
+      ...(options.concurrency
+        ? { concurrency: options.concurrency, lockLimit: options.concurrency * LOCKED_AHEAD }
+        : {}),
+    },
   );
 }
 

@@ -30,6 +30,12 @@ export const EMAIL_BATCH_SIZE = 100;
  */
 const PARALLEL_SENDS = MAILER_CONNECTIONS;
 
+/**
+ * Batches run at once per worker. Two keep every SMTP slot busy; more would only wait for slots
+ * while holding the worker's job slots, and in-app deliveries queued behind them would wait too.
+ */
+const PARALLEL_BATCHES = 2;
+
 export interface EmailJobData {
   notificationIds: string[];
 }
@@ -249,7 +255,9 @@ export function defineEmailJobs(agenda: Agenda, deps: EmailJobDeps): void {
   // Agenda's own retries (the default backoff) are for a failure of the run itself, such as a
   // database blip; a refused email schedules its next attempt itself.
   const slots = pLimit(PARALLEL_SENDS);
-  defineJob(agenda, deps.logger, EMAIL_JOB, (data: EmailJobData, run) => sendEmails(deps, data, run, slots));
+  defineJob(agenda, deps.logger, EMAIL_JOB, (data: EmailJobData, run) => sendEmails(deps, data, run, slots), {
+    concurrency: PARALLEL_BATCHES,
+  });
 }
 
 /** One-click unsubscribe (RFC 8058): mail clients POST to the link. */
