@@ -1,6 +1,7 @@
 // The email scenario of `npm run bench`: many users, one SYSTEM notification each (emailed by
 // default), sent through sendNotification like any backend would. How fast the worker hands the
 // emails to a local SMTP server, and whether every one arrives exactly once.
+import { readFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { MongoClient, ObjectId, type Db } from "mongodb";
 import { SMTPServer, type SMTPServerDataStream } from "smtp-server";
@@ -21,6 +22,8 @@ export interface EmailResult {
   distinct: number;
   /** Deliveries recorded SENT once the last email is in. */
   recordedSent: number;
+  /** The worker's peak resident memory in MiB (Linux), undefined where it cannot be read. */
+  workerPeakMiB: number | undefined;
 }
 
 /** sendNotification takes at most this many recipients per request. */
@@ -77,6 +80,7 @@ export async function startSmtpSink(): Promise<SmtpSink> {
  * notification to each, a thousand recipients per sendNotification, and waits for the emails.
  */
 export async function measureEmail(options: {
+  worker: HeraldProcess;
   api: HeraldProcess;
   sink: SmtpSink;
   mongoUrl: string;
@@ -159,7 +163,16 @@ export async function measureEmail(options: {
     received: options.sink.arrivals.length,
     distinct: options.sink.messageIds.size,
     recordedSent,
+    workerPeakMiB: await peakMemoryMiB(options.worker.child.pid),
   };
+}
+
+/** VmHWM: the most resident memory the process has held so far. */
+async function peakMemoryMiB(pid: number | undefined): Promise<number | undefined> {
+  if (pid === undefined) return undefined;
+  const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
+  const kib = /^VmHWM:\s+(\d+) kB/m.exec(status)?.[1];
+  return kib ? Number(kib) / 1024 : undefined;
 }
 
 async function seed(db: Db, count: number): Promise<string[]> {

@@ -174,9 +174,10 @@ async function measureEmailScenario(options: Options): Promise<EmailResult> {
     const database = uniqueDatabase("bench_email");
     const env = { ...baseEnv(database), SMTP_URL: sink.url };
     if (process.env["MONGO_URL"]) cleanup.add(`database ${database}`, () => dropDatabase(testMongoUrl(database)));
-    await startOwned({ ...env, ROLES: "worker" });
+    const worker = await startOwned({ ...env, ROLES: "worker" });
     const api = await startOwned({ ...env, ROLES: "api" });
     return await measureEmail({
+      worker,
       api,
       sink,
       mongoUrl: testMongoUrl(database),
@@ -199,6 +200,7 @@ function reportEmail(r: EmailResult): void {
     `first to last email: ${(r.sendingMs / 1000).toFixed(2)} s — ${rate(r.sendingMs)} emails/s while sending`,
     `received ${r.received}, distinct Message-IDs ${r.distinct}, deliveries recorded SENT ${r.recordedSent}` +
       ` — exactly once: ${r.received === r.emails && r.distinct === r.emails && r.recordedSent === r.emails ? "yes" : "no"}`,
+    `worker peak resident memory: ${r.workerPeakMiB === undefined ? "unknown" : `${r.workerPeakMiB.toFixed(0)} MiB`}`,
   ];
   process.stdout.write(`${lines.join("\n")}\n`);
 }

@@ -135,7 +135,9 @@ async function sendOne(deps: EmailJobDeps, notificationId: string): Promise<Emai
   if (attempt === "busy") {
     // Another run is sending it now, or died doing so; which one shows once its claim is older
     // than a lock. Look again then: by that time it is either recorded or abandoned.
-    await deps.scheduler.at(new Date(Date.now() + deps.lockLifetimeMs), EMAIL_JOB, { notificationIds: [notificationId] });
+    await deps.scheduler.at(new Date(Date.now() + deps.lockLifetimeMs), EMAIL_JOB, {
+      notificationIds: [notificationId],
+    });
     return "busy";
   }
   const record = (status: DeliveryStatus, lastError: string | null, nextAttemptAt: Date | null = null) =>

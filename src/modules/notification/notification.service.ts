@@ -227,7 +227,14 @@ function docToView(doc: NotificationDocument): NotificationView {
 
 function pendingEmail() {
   const status: DeliveryStatus = DeliveryStatus.PENDING;
-  return { channel: NotificationChannel.EMAIL, status, attempts: 0, lastError: null, deliveredAt: null as Date | null, nextAttemptAt: null };
+  return {
+    channel: NotificationChannel.EMAIL,
+    status,
+    attempts: 0,
+    lastError: null,
+    deliveredAt: null as Date | null,
+    nextAttemptAt: null,
+  };
 }
 
 /** The raw collection, for an unordered batch insert, which MikroORM's unit of work does not express. */
