@@ -30,5 +30,6 @@ export default tseslint.config(
     files: ["test/**/*.ts", "src/dev/**/*.ts", "src/launch.ts"],
     rules: { "no-console": "off" },
   },
-  { files: ["eslint.config.js"], ...tseslint.configs.disableTypeChecked },
+  // Plain scripts outside the TypeScript project (build helpers run by Node directly).
+  { files: ["eslint.config.js", "tools/**/*.mjs"], ...tseslint.configs.disableTypeChecked },
 );

@@ -7,13 +7,14 @@
 //   node sqlite-id-index.mjs <FerretDB module directory>
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import process from "node:process";
 
 const file = path.join(process.argv[2] ?? ".", "internal/backends/sqlite/metadata/metadata.go");
 const before = `IDColumn = DefaultColumn + "->'$._id'"`;
 const after = `IDColumn = DefaultColumn + "->'_id'"`;
 const source = readFileSync(file, "utf8");
 if (!source.includes(before)) {
-  console.error(`${file}: the line to fix is not there (${before}); was FerretDB upgraded?`);
+  process.stderr.write(`${file}: the line to fix is not there (${before}); was FerretDB upgraded?\n`);
   process.exit(1);
 }
 writeFileSync(file, source.replace(before, after));
