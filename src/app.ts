@@ -106,7 +106,8 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
     const notifications = new NotificationService(
       pubsub,
       createVersionClock(redis, "herald:unread-version"),
-      mailer ? createEmailOutbox(preferences, scheduler) : undefined,
+      preferences,
+      mailer ? createEmailOutbox(scheduler) : undefined,
     );
     const activity = new ActivityService();
 

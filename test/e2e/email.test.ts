@@ -1,8 +1,15 @@
 import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, it } from "node:test";
 import type { ParsedMail } from "mailparser";
+import { Redis } from "ioredis";
 import {
+  ActivityDocument,
   DeliveriesDocument,
+  EmailedNotificationDocument,
+  FollowDocument,
+  MarkNotificationUnreadDocument,
+  NotificationAddedDocument,
+  UnreadCountDocument,
   EmailTestCommentDocument,
   EmailTestPostDocument,
   MyPreferencesDocument,
@@ -10,7 +17,16 @@ import {
   SendNotificationDocument,
   UpdateMyPreferencesDocument,
 } from "../generated/graphql.js";
-import { bearer, eventually, gqlOk } from "../helpers/graphql-client.js";
+import { testRedisUrl } from "../helpers/env.js";
+import {
+  bearer,
+  connectWs,
+  eventually,
+  gql,
+  gqlOk,
+  subscribedInRedis,
+  Subscription,
+} from "../helpers/graphql-client.js";
 import { startCluster, startHerald, TEST_SERVICE_KEY, type Cluster } from "../helpers/herald.js";
 import { startSmtpServer, type SmtpServer } from "../helpers/smtp.js";
 
@@ -152,6 +168,34 @@ describe("email delivery", () => {
     assert.equal(delivery.attempts, 3);
   });
 
+  it("sends one batch to many recipients, retrying each refused email on its own", async () => {
+    const users = [await register("One"), await register("Two"), await register("Three")];
+    await Promise.all(users.map((u) => mailTo(u, /^Welcome/)));
+    smtp.setRefuse({ kind: "first", count: 1 });
+    await gqlOk(
+      api,
+      SendNotificationDocument,
+      {
+        input: {
+          recipientIds: users.map((u) => u.id),
+          title: "All hands",
+          body: "at noon",
+          idempotencyKey: `all-hands-${users[0]?.id ?? ""}`,
+        },
+      },
+      { "x-api-key": TEST_SERVICE_KEY },
+    );
+    for (const user of users) {
+      const mail = await mailTo(user, /^All hands$/);
+      assert.equal(smtp.attempts(mail.messageId ?? ""), 2, "refused once, then sent once");
+      const delivery = await emailDelivery(user, "SYSTEM", "SENT");
+      assert.equal(delivery.attempts, 2);
+      assert.equal(delivery.lastError, null);
+      assert.equal(delivery.nextAttemptAt, null, "no attempt is due once it is sent");
+    }
+    assert.equal(smtp.received.filter((m) => m.subject === "All hands").length, users.length);
+  });
+
   it("gives up after the last attempt: FAILED with the server's error, the in-app notification intact", async () => {
     const user = await register("Unlucky");
     await mailTo(user, /^Welcome/);
@@ -187,6 +231,106 @@ describe("email delivery", () => {
     assert.equal(preferences.kinds.find((k) => k.kind === "WELCOME")?.email, false);
     assert.equal(preferences.kinds.find((k) => k.kind === "SYSTEM")?.email, true, "other kinds untouched");
     assert.equal((await fetch(`${api}/unsubscribe?token=forged`)).status, 400);
+  });
+
+  it("keeps a kind turned off in-app out of the inbox and the live feed, while its email still goes out", async () => {
+    const [author, commenter] = [await register("Busy"), await register("Chatty")];
+    await mailTo(author, /^Welcome/);
+    const { updatePreferences } = await gqlOk(
+      api,
+      UpdateMyPreferencesDocument,
+      { input: { kinds: [{ kind: "NEW_COMMENT", inApp: false }] } },
+      author.auth,
+    );
+    const commentPrefs = updatePreferences.kinds.find((k) => k.kind === "NEW_COMMENT");
+    assert.deepEqual([commentPrefs?.inApp, commentPrefs?.email], [false, true]);
+
+    const ws = connectWs(api, { authorization: author.auth["authorization"] });
+    const redis = new Redis(testRedisUrl());
+    try {
+      const added = new Subscription(ws.client, NotificationAddedDocument);
+      await subscribedInRedis(redis, `NOTIFICATION_ADDED:${author.id}`);
+      const { createPost } = await gqlOk(
+        api,
+        EmailTestPostDocument,
+        { input: { title: "Quiet please", body: "…" } },
+        author.auth,
+      );
+      await gqlOk(api, EmailTestCommentDocument, { input: { postId: createPost.id, body: "psst" } }, commenter.auth);
+      const mail = await mailTo(author, /Chatty commented on "Quiet please"/);
+      // Anything pushed for the comment was published before its email was queued; a SYSTEM
+      // notification sent now is pushed after it. The first event must be that one.
+      await system(author, "After the comment");
+      const first = await added.next(10_000);
+      assert.equal(first.data?.notificationAdded.title, "After the comment");
+
+      const { notifications } = await gqlOk(api, DeliveriesDocument, { first: 20 }, author.auth);
+      assert.deepEqual(notifications.edges.map((e) => e.node.kind).sort(), ["SYSTEM", "WELCOME"]);
+      assert.equal((await gqlOk(api, UnreadCountDocument, {}, author.auth)).unreadCount, 2);
+
+      // The email's link still opens it: stored, read, not delivered in-app.
+      const id = /notifications\/([0-9a-f]{24})/.exec(mail.text ?? "")?.[1] ?? "";
+      const opened = await gqlOk(api, EmailedNotificationDocument, { id }, author.auth);
+      assert.equal(opened.notification?.kind, "NEW_COMMENT");
+      assert.ok(opened.notification?.readAt);
+      const inApp = opened.notification?.deliveries.find((d) => d.channel === "IN_APP");
+      assert.deepEqual([inApp?.status, inApp?.attempts], ["SKIPPED", 0]);
+      // And it cannot be made to count as unread.
+      const unread = await gqlOk(api, MarkNotificationUnreadDocument, { id }, author.auth);
+      assert.ok(unread.markNotificationUnread.readAt);
+      assert.equal((await gqlOk(api, UnreadCountDocument, {}, author.auth)).unreadCount, 2);
+    } finally {
+      redis.disconnect();
+      await ws.dispose();
+    }
+  });
+
+  it("stores nothing for a kind turned off both in-app and by email", async () => {
+    const [followee, follower] = [await register("Private"), await register("Fan")];
+    await gqlOk(
+      api,
+      UpdateMyPreferencesDocument,
+      { input: { kinds: [{ kind: "NEW_FOLLOWER", inApp: false, email: false }] } },
+      followee.auth,
+    );
+    await gqlOk(api, FollowDocument, { userId: followee.id }, follower.auth);
+    // The follow job records the follower's activity after it has written (or not) the notification.
+    await eventually(
+      async () => {
+        const { activity } = await gqlOk(api, ActivityDocument, { first: 5 }, follower.auth);
+        return activity.some((a) => a.verb === "user.followed") ? true : undefined;
+      },
+      { timeoutMs: 10_000, what: "the follow job to run" },
+    );
+    const { notifications } = await gqlOk(api, DeliveriesDocument, { first: 20 }, followee.auth);
+    assert.deepEqual(
+      notifications.edges.map((e) => e.node.kind),
+      ["WELCOME"],
+    );
+    assert.ok(!smtp.received.some((m) => addressOf(m) === followee.email && /follow/i.test(m.subject ?? "")));
+  });
+
+  it("refuses to turn SYSTEM notifications off in-app, and changes nothing else of that input", async () => {
+    const user = await register("Stubborn");
+    const refused = await gql(
+      api,
+      UpdateMyPreferencesDocument,
+      {
+        input: {
+          kinds: [
+            { kind: "NEW_POST", inApp: false },
+            { kind: "SYSTEM", inApp: false },
+          ],
+        },
+      },
+      user.auth,
+    );
+    assert.equal(refused.errors?.[0]?.extensions?.["code"], "BAD_USER_INPUT");
+    assert.equal(refused.errors?.[0]?.extensions?.["field"], "kinds.1.inApp");
+    assert.match(refused.errors?.[0]?.message ?? "", /SYSTEM notifications cannot be turned off in-app/);
+    const { preferences } = await gqlOk(api, MyPreferencesDocument, {}, user.auth);
+    assert.equal(preferences.kinds.find((k) => k.kind === "NEW_POST")?.inApp, true);
+    assert.equal(preferences.kinds.find((k) => k.kind === "SYSTEM")?.inApp, true);
   });
 
   async function system(user: TestUser, title: string): Promise<void> {

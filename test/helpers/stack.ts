@@ -58,7 +58,8 @@ export async function startWorkerStack(prefix: string, options: { smtpUrl?: stri
   const notifications = new NotificationService(
     pubsub,
     createVersionClock(redis, "herald:unread-version"),
-    mailer ? createEmailOutbox(preferences, scheduler) : undefined,
+    preferences,
+    mailer ? createEmailOutbox(scheduler) : undefined,
   );
   const activity = new ActivityService();
   // Without an SMTP server, email jobs record SKIPPED.

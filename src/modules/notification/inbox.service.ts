@@ -66,8 +66,9 @@ export class InboxService {
     return this.change(em, userId, id, { readAt: null }, { readAt: new Date() });
   }
 
+  /** One kept out of the inbox (see Notification.inApp) stays read: no count may include it. */
   markUnread(em: EntityManager, userId: string, id: string): Promise<NotificationView> {
-    return this.change(em, userId, id, { readAt: { $ne: null } }, { readAt: null });
+    return this.change(em, userId, id, { readAt: { $ne: null }, inApp: { $ne: false } }, { readAt: null });
   }
 
   archive(em: EntityManager, userId: string, id: string): Promise<NotificationView> {
@@ -118,7 +119,8 @@ export class InboxService {
 }
 
 function filterConditions(filter: NotificationFilter | null | undefined): Record<string, unknown>[] {
-  const conditions: Record<string, unknown>[] = [];
+  // Those the recipient turned off in-app are stored for their email only (see Notification.inApp).
+  const conditions: Record<string, unknown>[] = [{ inApp: { $ne: false } }];
   const status = filter?.status ?? NotificationStatus.ALL;
   if (status === NotificationStatus.UNREAD) conditions.push({ readAt: null });
   if (status === NotificationStatus.READ) conditions.push({ readAt: { $ne: null } });

@@ -90,6 +90,13 @@ export class Notification {
   @Property({ nullable: true })
   archivedAt?: Date | null;
 
+  /**
+   * False when the recipient turned this kind off in-app: the notification is stored only for its
+   * email, is never listed or pushed, and is stored read, so that no unread count includes it.
+   */
+  @Property()
+  inApp = true;
+
   @Embedded(() => Delivery, { array: true })
   deliveries: Delivery[] = [];
 

@@ -4,6 +4,7 @@ import type { EntityManager } from "../../infra/orm.js";
 import type { TopicPublisher } from "../../infra/pubsub.js";
 import type { VersionClock } from "../../infra/redis.js";
 import type { EmailOutbox } from "../email/email.outbox.js";
+import type { DeliveryPlan } from "../preferences/preferences.service.js";
 import { PendingAnnouncement } from "./announcement.entity.js";
 import { Notification } from "./notification.entity.js";
 import { DeliveryStatus, NotificationChannel, NotificationKind } from "./notification.enums.js";
@@ -28,11 +29,17 @@ export interface DeliverySummary {
   published: number;
 }
 
+/** Where each recipient wants a notification of a kind: asked before anything is written. */
+export interface DeliveryPlanner {
+  plan(em: EntityManager, recipientIds: ObjectId[], kind: NotificationKind): Promise<Map<string, DeliveryPlan>>;
+}
+
 /** Writes notifications and announces them, and announces unread counts after any change. */
 export class NotificationService {
   constructor(
     private readonly topics: TopicPublisher<Topics>,
     private readonly versions: VersionClock,
+    private readonly planner: DeliveryPlanner,
     /** Absent when email is not configured: notifications are then in-app only. */
     private readonly email?: EmailOutbox,
   ) {}
@@ -44,25 +51,31 @@ export class NotificationService {
    * for it.
    */
   async deliver(em: EntityManager, drafts: NotificationDraft[]): Promise<DeliverySummary> {
-    if (drafts.length === 0) return { inserted: 0, published: 0 };
-    const { now: emailNow, digest: emailLater } = await this.emailPlans(em, drafts);
-    const docs = toDocuments(drafts, emailNow);
+    const plans = await this.plans(em, drafts);
+    // Nobody is told of a notification its recipient wants neither in-app nor by email.
+    const wanted = drafts.filter((d) => {
+      const plan = plans.get(d.dedupeKey);
+      return plan && (plan.inApp || plan.email !== "none");
+    });
+    if (wanted.length === 0) return { inserted: 0, published: 0 };
+    const docs = toDocuments(wanted, plans);
     const pending = new PendingAnnouncement(docs.map((d) => d._id));
     await em.insert(PendingAnnouncement, pending);
     const inserted = await this.insertIgnoringDuplicates(em, docs);
-    await this.announce(em, inserted);
+    const shown = inserted.filter((v) => v.inApp);
+    await this.announce(em, shown);
     await em.nativeDelete(PendingAnnouncement, { _id: pending._id });
     // Email goes out after the in-app notification is stored and announced, never before it.
-    const emailIds = new Set(docs.filter((d) => emailNow.has(d.dedupeKey)).map((d) => d._id.toHexString()));
-    const toEmail = inserted.filter((v) => emailIds.has(v.id)).map((v) => v.id);
+    const keys = new Map(docs.map((d) => [d._id.toHexString(), d.dedupeKey]));
+    const planOf = (v: NotificationView) => plans.get(keys.get(v.id) ?? "");
+    const toEmail = inserted.filter((v) => planOf(v)?.email === "now").map((v) => v.id);
     if (toEmail.length > 0) await this.email?.schedule(toEmail);
-    const digestIds = new Set(docs.filter((d) => emailLater.has(d.dedupeKey)).map((d) => d._id.toHexString()));
-    const toDigest = inserted.filter((v) => digestIds.has(v.id));
+    const toDigest = inserted.filter((v) => planOf(v)?.email === "digest");
     await this.email?.gather(
       em,
       toDigest.map((v) => ({ userId: new ObjectId(v.recipientId), notificationId: new ObjectId(v.id) })),
     );
-    return { inserted: inserted.length, published: inserted.length };
+    return { inserted: inserted.length, published: shown.length };
   }
 
   /** Announces what writers that stopped half-way promised; returns how many notifications. */
@@ -79,7 +92,10 @@ export class NotificationService {
         { _id: { $in: pending.notificationIds } },
         { orderBy: { createdAt: "asc", _id: "asc" } },
       );
-      await this.announce(em, stored.map(toNotificationView));
+      await this.announce(
+        em,
+        stored.map(toNotificationView).filter((v) => v.inApp),
+      );
       await em.nativeDelete(PendingAnnouncement, { _id: pending._id });
       announced += stored.length;
     }
@@ -93,20 +109,15 @@ export class NotificationService {
     await this.publishUnreadCounts(em, [...new Set(views.map((v) => v.recipientId))], { onlyListening: true });
   }
 
-  /** The dedupe keys of the drafts to email one by one, and of those to keep for a digest. */
-  private async emailPlans(
-    em: EntityManager,
-    drafts: NotificationDraft[],
-  ): Promise<{ now: Set<string>; digest: Set<string> }> {
-    const plans = { now: new Set<string>(), digest: new Set<string>() };
-    if (!this.email) return plans;
+  /** Each draft's plan, by dedupe key; without email configured, nothing is emailed. */
+  private async plans(em: EntityManager, drafts: NotificationDraft[]): Promise<Map<string, DeliveryPlan>> {
+    const plans = new Map<string, DeliveryPlan>();
     for (const kind of new Set(drafts.map((d) => d.kind))) {
       const ofKind = drafts.filter((d) => d.kind === kind);
-      const byUser = await this.email.plan(em, [...new Set(ofKind.map((d) => d.recipientId))], kind);
+      const byUser = await this.planner.plan(em, [...new Set(ofKind.map((d) => d.recipientId))], kind);
       for (const d of ofKind) {
-        const plan = byUser.get(d.recipientId.toHexString());
-        if (plan === "now") plans.now.add(d.dedupeKey);
-        if (plan === "digest") plans.digest.add(d.dedupeKey);
+        const plan = byUser.get(d.recipientId.toHexString()) ?? { inApp: true, email: "none" };
+        plans.set(d.dedupeKey, this.email ? plan : { ...plan, email: "none" });
       }
     }
     return plans;
@@ -178,34 +189,49 @@ export class NotificationService {
 
 type NotificationDocument = ReturnType<typeof toDocuments>[number];
 
-function toDocuments(drafts: NotificationDraft[], emailNow: Set<string>) {
+function toDocuments(drafts: NotificationDraft[], plans: Map<string, DeliveryPlan>) {
   const now = new Date();
-  return drafts.map((d) => ({
-    _id: new ObjectId(),
-    recipientId: d.recipientId,
-    dedupeKey: d.dedupeKey,
-    kind: d.kind,
-    title: d.title,
-    body: d.body,
-    actorId: d.actorId ?? null,
-    postId: d.postId ?? null,
-    commentId: d.commentId ?? null,
-    createdAt: now,
-    readAt: null,
-    archivedAt: null,
-    // In-app delivery is the write itself: once stored, the notification is in the inbox.
-    deliveries: [
-      {
-        channel: NotificationChannel.IN_APP,
-        status: DeliveryStatus.SENT,
-        attempts: 1,
-        lastError: null,
-        deliveredAt: now,
-        nextAttemptAt: null,
-      },
-      ...(emailNow.has(d.dedupeKey) ? [pendingEmail()] : []),
-    ],
-  }));
+  return drafts.map((d) => {
+    const plan = plans.get(d.dedupeKey);
+    const inApp = plan?.inApp ?? true;
+    return {
+      _id: new ObjectId(),
+      recipientId: d.recipientId,
+      dedupeKey: d.dedupeKey,
+      kind: d.kind,
+      title: d.title,
+      body: d.body,
+      actorId: d.actorId ?? null,
+      postId: d.postId ?? null,
+      commentId: d.commentId ?? null,
+      createdAt: now,
+      // Kept out of the inbox: stored read, so that no unread count ever includes it.
+      readAt: inApp ? null : now,
+      archivedAt: null,
+      inApp,
+      deliveries: [
+        // In-app delivery is the write itself: once stored, the notification is in the inbox.
+        inApp
+          ? {
+              channel: NotificationChannel.IN_APP,
+              status: DeliveryStatus.SENT,
+              attempts: 1,
+              lastError: null,
+              deliveredAt: now,
+              nextAttemptAt: null,
+            }
+          : {
+              channel: NotificationChannel.IN_APP,
+              status: DeliveryStatus.SKIPPED,
+              attempts: 0,
+              lastError: null,
+              deliveredAt: null,
+              nextAttemptAt: null,
+            },
+        ...(plan?.email === "now" ? [pendingEmail()] : []),
+      ],
+    };
+  });
 }
 
 function docToView(doc: NotificationDocument): NotificationView {
@@ -219,9 +245,10 @@ function docToView(doc: NotificationDocument): NotificationView {
     postId: doc.postId?.toHexString() ?? null,
     commentId: doc.commentId?.toHexString() ?? null,
     createdAt: doc.createdAt,
-    readAt: null,
+    readAt: doc.readAt,
     archivedAt: null,
     deliveries: doc.deliveries,
+    inApp: doc.inApp,
   };
 }
 

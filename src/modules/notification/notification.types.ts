@@ -62,6 +62,9 @@ export class NotificationView {
 
   @Field(() => [DeliveryView])
   deliveries!: DeliveryView[];
+
+  /** Shown in the inbox and pushed (see Notification.inApp). */
+  inApp!: boolean;
 }
 
 export function toNotificationView(n: Notification): NotificationView {
@@ -85,6 +88,8 @@ export function toNotificationView(n: Notification): NotificationView {
       deliveredAt: d.deliveredAt ?? null,
       nextAttemptAt: d.nextAttemptAt ?? null,
     })),
+    // Stored before the flag existed: in the inbox, as everything was.
+    inApp: n.inApp !== false,
   };
 }
 

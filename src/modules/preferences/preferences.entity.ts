@@ -14,6 +14,10 @@ export class UserPreferences {
   @PrimaryKey()
   _id: ObjectId;
 
+  /** In-app on or off per kind, where the user chose (SYSTEM is always on). */
+  @Property()
+  inApp: Partial<Record<NotificationKind, boolean>> = {};
+
   /** Email on or off per kind, where the user chose. */
   @Property()
   email: Partial<Record<NotificationKind, boolean>> = {};

@@ -1,4 +1,5 @@
 import { ObjectId } from "@mikro-orm/mongodb";
+import { badInput } from "../../graphql/errors.js";
 import type { EntityManager } from "../../infra/orm.js";
 import { NotificationKind } from "../notification/notification.enums.js";
 import { UserPreferences } from "./preferences.entity.js";
@@ -18,6 +19,9 @@ const EMAIL_BY_DEFAULT: Record<NotificationKind, boolean> = {
 
 const KINDS = Object.values(NotificationKind);
 
+/** What a service tells its users cannot be muted in the inbox. */
+const ALWAYS_IN_APP: ReadonlySet<NotificationKind> = new Set([NotificationKind.SYSTEM]);
+
 /** How often a digest goes out; OFF has none. */
 export const DIGEST_PERIOD_MS: Record<DigestFrequency, number | null> = {
   [DigestFrequency.OFF]: null,
@@ -31,9 +35,17 @@ export class PreferencesService {
   }
 
   async update(em: EntityManager, userId: string, input: PreferencesInput): Promise<Preferences> {
+    // Checked before anything changes: a refused input changes nothing.
+    (input.kinds ?? []).forEach((change, i) => {
+      if (change.inApp === false && ALWAYS_IN_APP.has(change.kind)) {
+        throw badInput(`kinds.${i}.inApp`, `${change.kind} notifications cannot be turned off in-app`);
+      }
+    });
     const _id = new ObjectId(userId);
     const stored = (await em.findOne(UserPreferences, { _id })) ?? new UserPreferences(_id);
     for (const change of input.kinds ?? []) {
+      if (change.inApp !== null && change.inApp !== undefined)
+        stored.inApp = { ...stored.inApp, [change.kind]: change.inApp };
       if (change.email !== null && change.email !== undefined)
         stored.email = { ...stored.email, [change.kind]: change.email };
       if (change.digest !== null && change.digest !== undefined) {
@@ -56,8 +68,8 @@ export class PreferencesService {
     await this.update(em, userId, { kinds: [{ kind, email: false }] });
   }
 
-  /** Each user's decision for one kind: email now, gather into the digest, or neither. */
-  async emailPlan(em: EntityManager, userIds: ObjectId[], kind: NotificationKind): Promise<Map<string, EmailPlan>> {
+  /** Each user's decision for one kind: in the inbox or not, and emailed now, in the digest, or not. */
+  async plan(em: EntityManager, userIds: ObjectId[], kind: NotificationKind): Promise<Map<string, DeliveryPlan>> {
     const stored = await em.find(UserPreferences, { _id: { $in: userIds } });
     const byUser = new Map(stored.map((p) => [p._id.toHexString(), p]));
     return new Map(userIds.map((id) => [id.toHexString(), planFor(byUser.get(id.toHexString()) ?? null, kind)]));
@@ -66,7 +78,20 @@ export class PreferencesService {
 
 export type EmailPlan = "now" | "digest" | "none";
 
-export function planFor(prefs: UserPreferences | null, kind: NotificationKind): EmailPlan {
+export interface DeliveryPlan {
+  inApp: boolean;
+  email: EmailPlan;
+}
+
+export function planFor(prefs: UserPreferences | null, kind: NotificationKind): DeliveryPlan {
+  return { inApp: inAppFor(prefs, kind), email: emailPlanFor(prefs, kind) };
+}
+
+function inAppFor(prefs: UserPreferences | null, kind: NotificationKind): boolean {
+  return ALWAYS_IN_APP.has(kind) || (prefs?.inApp?.[kind] ?? true);
+}
+
+function emailPlanFor(prefs: UserPreferences | null, kind: NotificationKind): EmailPlan {
   const email = prefs?.email[kind] ?? EMAIL_BY_DEFAULT[kind];
   if (!email) return "none";
   const inDigest = prefs !== null && prefs.digest !== DigestFrequency.OFF && prefs.digestKinds.includes(kind);
@@ -80,6 +105,7 @@ function present(prefs: UserPreferences | null): Preferences {
     digest: prefs?.digest ?? DigestFrequency.OFF,
     kinds: KINDS.map((kind) => ({
       kind,
+      inApp: inAppFor(prefs, kind),
       email: prefs?.email[kind] ?? EMAIL_BY_DEFAULT[kind],
       digest: prefs?.digestKinds.includes(kind) ?? false,
     })),

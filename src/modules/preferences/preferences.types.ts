@@ -8,6 +8,13 @@ export class KindPreference {
   @Field(() => NotificationKind)
   kind!: NotificationKind;
 
+  @Field({
+    description:
+      "Shown in the inbox and pushed live. Off, the notification is still stored for its email, if one goes out. " +
+      "SYSTEM cannot be turned off in-app.",
+  })
+  inApp!: boolean;
+
   @Field({ description: "Emailed one by one (unless gathered into the digest)." })
   email!: boolean;
 
@@ -28,6 +35,9 @@ export class Preferences {
 export class KindPreferenceInput {
   @Field(() => NotificationKind)
   kind!: NotificationKind;
+
+  @Field(() => Boolean, { nullable: true })
+  inApp?: boolean | null;
 
   @Field(() => Boolean, { nullable: true })
   email?: boolean | null;
