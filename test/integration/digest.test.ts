@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { ObjectId } from "@mikro-orm/mongodb";
-import { DigestItem } from "../../src/modules/email/digest.entity.js";
+import { Digest, DigestItem } from "../../src/modules/email/digest.entity.js";
 import { sendDigests } from "../../src/modules/email/digest.jobs.js";
 import { Notification } from "../../src/modules/notification/notification.entity.js";
 import { NotificationChannel, NotificationKind } from "../../src/modules/notification/notification.enums.js";
@@ -107,6 +107,40 @@ describe("email digests", () => {
       after && !after.deliveries.some((d) => d.channel === NotificationChannel.EMAIL),
       "not emailed one by one either",
     );
+  });
+
+  it("retries a refused digest after a backoff, and gives up after the last attempt, dropping what it held", async () => {
+    const user = await userWithDailyDigestOfComments();
+    await comment(user, "Refused comment");
+    const due = Date.now() + 25 * HOUR;
+    const digestOf = () => stack.orm.em.fork().findOneOrFail(Digest, { userId: user._id });
+    smtp.setRefuse({ kind: "always" });
+    try {
+      await sendDigests(stack.email, new Date(due));
+      const first = await digestOf();
+      const messageId = `<${first._id.toHexString()}.digest@herald>`;
+      assert.equal(smtp.attempts(messageId), 1);
+      assert.equal(first.attempts, 1);
+      assert.match(first.lastError ?? "", /451/);
+      assert.ok(first.nextAttemptAt && first.nextAttemptAt.getTime() > due, "a retry is due later");
+
+      await sendDigests(stack.email, new Date(due));
+      assert.equal(smtp.attempts(messageId), 1, "not tried again before its backoff");
+      await sendDigests(stack.email, new Date(due + 60_000));
+      await sendDigests(stack.email, new Date(due + 120_000));
+      assert.equal(smtp.attempts(messageId), 3, "EMAIL_MAX_ATTEMPTS (3 here) in all");
+      const last = await digestOf();
+      assert.equal(last.attempts, 3);
+      assert.ok(last.failedAt, "given up");
+      assert.equal(await stack.orm.em.fork().count(DigestItem, { userId: user._id }), 0);
+
+      await sendDigests(stack.email, new Date(due + 180_000));
+      assert.equal(smtp.attempts(messageId), 3, "never tried again");
+      const inbox = await stack.orm.em.fork().count(Notification, { recipientId: user._id, title: "Refused comment" });
+      assert.equal(inbox, 1, "the in-app notification stays");
+    } finally {
+      smtp.setRefuse({ kind: "none" });
+    }
   });
 
   it("still emails kinds not chosen for the digest one by one", async () => {

@@ -50,6 +50,21 @@ export class Digest {
   @Property({ nullable: true })
   sentAt?: Date | null;
 
+  /** Sends tried and refused so far. */
+  @Property()
+  attempts = 0;
+
+  @Property({ nullable: true })
+  lastError?: string | null;
+
+  /** After a refused send: no new try before then. */
+  @Property({ nullable: true })
+  nextAttemptAt?: Date | null;
+
+  /** Given up after EMAIL_MAX_ATTEMPTS refused sends; its notifications stay in the inbox. */
+  @Property({ nullable: true })
+  failedAt?: Date | null;
+
   constructor(userId: ObjectId, period: string, notificationIds: ObjectId[]) {
     this.userId = userId;
     this.period = period;

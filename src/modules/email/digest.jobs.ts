@@ -8,7 +8,7 @@ import { UserPreferences } from "../preferences/preferences.entity.js";
 import { DIGEST_PERIOD_MS } from "../preferences/preferences.service.js";
 import { User } from "../user/user.entity.js";
 import { Digest, DigestItem } from "./digest.entity.js";
-import { unsubscribeHeaders, type EmailJobDeps } from "./email.jobs.js";
+import { retryDelay, unsubscribeHeaders, type EmailJobDeps } from "./email.jobs.js";
 import { renderDigestEmail } from "./email.templates.js";
 
 export const DIGEST_JOB = "email.digest";
@@ -21,16 +21,20 @@ export interface DigestRun {
   sent: number;
   /** Due digests with nothing new: no email, only the next due time moves on. */
   empty: number;
+  /** Refused sends, and digests given up after the last attempt. */
+  refused: number;
+  failed: number;
 }
 
 /**
  * Sends every digest that is due at `now`. For each user: claim the waiting notifications in a
  * Digest for this period (unique per user and period), email it, mark it sent, drop the claimed
  * items, move the due time on. A run that stops anywhere is finished by the next one, with the same
- * digest and the same Message-ID; a notification is never in two digests.
+ * digest and the same Message-ID; a notification is never in two digests. A refused digest is tried
+ * again after a backoff, and given up after EMAIL_MAX_ATTEMPTS.
  */
 export async function sendDigests(deps: EmailJobDeps, now = new Date()): Promise<DigestRun> {
-  const run: DigestRun = { sent: 0, empty: 0 };
+  const run: DigestRun = { sent: 0, empty: 0, refused: 0, failed: 0 };
   if (!deps.mailer) return run;
   const em = deps.orm.em.fork();
   const due = await em.find(UserPreferences, { nextDigestAt: { $lte: now } }, { limit: DUE_BATCH });
@@ -39,15 +43,21 @@ export async function sendDigests(deps: EmailJobDeps, now = new Date()): Promise
     if (!period || !prefs.nextDigestAt) continue;
     const unsubscribed = prefs.email[NotificationKind.DIGEST] === false;
     const digest = unsubscribed ? null : await claim(em, prefs, prefs.nextDigestAt.toISOString());
-    if (digest && !digest.sentAt) {
+    if (digest && !digest.sentAt && !digest.failedAt) {
+      // Refused before: wait out its backoff; the due time stays put meanwhile.
+      if (digest.nextAttemptAt && digest.nextAttemptAt > now) continue;
       try {
         await send(deps, em, digest);
+        run.sent += 1;
       } catch (err) {
-        // Left unsent for the next run; one refused digest must not hold up everyone else's.
-        deps.logger.warn({ err, digest: digest._id.toHexString() }, "digest email failed; retried next run");
-        continue;
+        // One refused digest must not hold up everyone else's.
+        const gaveUp = await refused(deps, em, digest, err, now);
+        if (!gaveUp) {
+          run.refused += 1;
+          continue;
+        }
+        run.failed += 1;
       }
-      run.sent += 1;
     } else if (!digest) run.empty += 1;
     if (digest)
       await em.nativeDelete(DigestItem, { userId: prefs._id, notificationId: { $in: digest.notificationIds } });
@@ -102,6 +112,32 @@ async function send(deps: EmailJobDeps, em: EntityManager, digest: Digest): Prom
   await em.nativeUpdate(Digest, { _id: digest._id }, { sentAt: new Date() });
 }
 
+/**
+ * Records a refused send. Below EMAIL_MAX_ATTEMPTS the digest is tried again after Agenda's
+ * backoff (at the first run after that); at the limit it is given up, and true is returned.
+ */
+async function refused(
+  deps: EmailJobDeps,
+  em: EntityManager,
+  digest: Digest,
+  err: unknown,
+  now: Date,
+): Promise<boolean> {
+  const attempts = digest.attempts + 1;
+  const lastError = err instanceof Error ? err.message : String(err);
+  const delay = retryDelay(deps, attempts, err);
+  const id = digest._id.toHexString();
+  if (delay === null) {
+    await em.nativeUpdate(Digest, { _id: digest._id }, { attempts, lastError, nextAttemptAt: null, failedAt: now });
+    deps.logger.warn({ digest: id, attempts, err: lastError }, "digest email failed for good");
+    return true;
+  }
+  const nextAttemptAt = new Date(now.getTime() + delay);
+  await em.nativeUpdate(Digest, { _id: digest._id }, { attempts, lastError, nextAttemptAt });
+  deps.logger.warn({ digest: id, attempts, nextAttemptAt, err: lastError }, "digest email refused; retrying");
+  return false;
+}
+
 /** The first period boundary after `now`, keeping the rhythm the user started. */
 function nextAfter(previous: Date, period: number, now: Date): Date {
   const missed = Math.max(1, Math.ceil((now.getTime() - previous.getTime() + 1) / period));
@@ -111,8 +147,8 @@ function nextAfter(previous: Date, period: number, now: Date): Date {
 export async function defineDigestJobs(agenda: Agenda, deps: EmailJobDeps): Promise<void> {
   defineJob(agenda, deps.logger, DIGEST_JOB, async (): Promise<JobOutcome> => {
     const run = await sendDigests(deps);
-    if (run.sent > 0) deps.logger.info(run, "digests sent");
-    return run.sent + run.empty > 0 ? "done" : "skipped";
+    if (run.sent + run.failed > 0) deps.logger.info(run, "digests sent");
+    return run.sent + run.empty + run.refused + run.failed > 0 ? "done" : "skipped";
   });
   await agenda.every("1 minute", DIGEST_JOB);
 }

@@ -195,8 +195,11 @@ const CLOCK_SLACK_MS = 1000;
 
 const backoffs = new WeakMap<EmailJobDeps, BackoffStrategy>();
 
-/** Agenda's exponential backoff with jitter, first step EMAIL_RETRY_DELAY_MS, after `attempt` failed. */
-function retryDelay(deps: EmailJobDeps, attempt: number, err: unknown): number | null {
+/**
+ * Agenda's exponential backoff with jitter, first step EMAIL_RETRY_DELAY_MS, after `attempt` failed;
+ * null once EMAIL_MAX_ATTEMPTS attempts are used.
+ */
+export function retryDelay(deps: EmailJobDeps, attempt: number, err: unknown): number | null {
   let strategy = backoffs.get(deps);
   if (!strategy) {
     strategy = backoffStrategies.exponential({
