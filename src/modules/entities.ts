@@ -3,7 +3,7 @@ import { Delivery, Notification } from "./notification/notification.entity.js";
 import { NotificationRequest } from "./notification/notification-request.entity.js";
 import { PendingAnnouncement } from "./notification/announcement.entity.js";
 import { UserPreferences } from "./preferences/preferences.entity.js";
-import { Reminder } from "./reminder/reminder.entity.js";
+import { Reminder, ReminderOutcome } from "./reminder/reminder.entity.js";
 import { Digest, DigestItem } from "./email/digest.entity.js";
 import { EmailAttempt } from "./email/email-attempt.entity.js";
 import { User } from "./user/user.entity.js";
@@ -23,6 +23,7 @@ export const ENTITIES = [
   PendingAnnouncement,
   UserPreferences,
   Reminder,
+  ReminderOutcome,
   DigestItem,
   Digest,
   EmailAttempt,

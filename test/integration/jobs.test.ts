@@ -15,6 +15,9 @@ import {
 } from "../../src/modules/notification/notification.enums.js";
 import { deliverRequest, welcome } from "../../src/modules/notification/notification.jobs.js";
 import { sweep } from "../../src/modules/recovery/recovery.jobs.js";
+import { Reminder, ReminderStatus } from "../../src/modules/reminder/reminder.entity.js";
+import { fireReminder } from "../../src/modules/reminder/reminder.jobs.js";
+import { ReminderService } from "../../src/modules/reminder/reminder.service.js";
 import { User } from "../../src/modules/user/user.entity.js";
 import { WELCOME_JOB } from "../../src/modules/user/user.subscriber.js";
 import type { JobScheduler } from "../../src/infra/agenda.js";
@@ -230,5 +233,37 @@ describe("jobs are idempotent", () => {
     assert.ok(emails.includes(unsent.id), "an email never tried is scheduled");
     assert.ok(emails.includes(overdue.id), "an email whose retry is long overdue is scheduled");
     assert.ok(!emails.includes(retrying.id), "one whose retry is still to come has it in Agenda");
+  });
+  it("a reminder cancelled while its job starts either fires or is cancelled, never both", async () => {
+    const user = await newUser("forgetful");
+    const service = new ReminderService();
+    // Written without the signal, so no Agenda job of their own fires them meanwhile.
+    const reminders = Array.from(
+      { length: 20 },
+      (_, i) =>
+        new Reminder({ userId: user._id, title: `race ${i}`, body: "b", sendAt: new Date(Date.now() + 3600_000) }),
+    );
+    await stack.orm.em.fork().insertMany(Reminder, reminders);
+    const outcomes = await Promise.all(
+      reminders.map(async (r) => {
+        const [cancelled] = await Promise.all([
+          service.cancel(stack.orm.em.fork(), user.id, r._id.toHexString()),
+          fireReminder(stack, { reminderId: r._id.toHexString() }),
+        ]);
+        return cancelled;
+      }),
+    );
+    const em = stack.orm.em.fork();
+    for (const [i, r] of reminders.entries()) {
+      const notified = await em.count(Notification, { dedupeKey: `reminder:${r._id.toHexString()}` });
+      const stored = await em.findOneOrFail(Reminder, { _id: r._id });
+      if (outcomes[i]) {
+        assert.equal(notified, 0, `reminder ${i}: cancelled, yet notified`);
+        assert.equal(stored.status, ReminderStatus.CANCELLED);
+      } else {
+        assert.equal(notified, 1, `reminder ${i}: not cancelled, yet not notified`);
+        assert.equal(stored.status, ReminderStatus.SENT);
+      }
+    }
   });
 });

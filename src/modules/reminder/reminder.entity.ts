@@ -43,3 +43,33 @@ export class Reminder {
     this.sendAt = init.sendAt;
   }
 }
+
+/** How a reminder ended, decided once: firing and cancelling race for this one unique document. */
+export enum ReminderDecision {
+  FIRE = "FIRE",
+  CANCEL = "CANCEL",
+}
+
+/**
+ * The decision between firing a reminder and cancelling it, keyed by the reminder's id. Both sides
+ * insert it and the unique key lets the first win, so a cancel that succeeded means no notification,
+ * even against a job that had already started. (A conditional update could not decide it: FerretDB v1
+ * reads, then replaces, so two of them can both match.)
+ */
+@Entity({ collection: "reminder_decisions" })
+export class ReminderOutcome {
+  /** The reminder's id. */
+  @PrimaryKey()
+  _id: ObjectId;
+
+  @Enum(() => ReminderDecision)
+  decision: ReminderDecision;
+
+  @Property()
+  decidedAt: Date = new Date();
+
+  constructor(reminderId: ObjectId, decision: ReminderDecision) {
+    this._id = reminderId;
+    this.decision = decision;
+  }
+}

@@ -1,7 +1,8 @@
 import { ObjectId } from "@mikro-orm/mongodb";
 import type { EntityManager } from "../../infra/orm.js";
 import { badInput, notFound } from "../../graphql/errors.js";
-import { Reminder, ReminderStatus } from "./reminder.entity.js";
+import { isDuplicateKeyError } from "../../infra/orm.js";
+import { Reminder, ReminderDecision, ReminderOutcome, ReminderStatus } from "./reminder.entity.js";
 import type { ScheduleReminderInput } from "./reminder.types.js";
 
 const MAX_AHEAD_MS = 366 * 24 * 3600 * 1000;
@@ -35,14 +36,35 @@ export class ReminderService {
   /** True when it was pending and is now cancelled; false when it had already fired or been cancelled. */
   async cancel(em: EntityManager, userId: string, id: string): Promise<boolean> {
     if (!ObjectId.isValid(id)) throw badInput("id", "is not a reminder id");
-    const own = { _id: new ObjectId(id), userId: new ObjectId(userId) };
-    const changed = await em.nativeUpdate(
+    const reminder = await em.findOne(Reminder, { _id: new ObjectId(id), userId: new ObjectId(userId) });
+    if (!reminder) throw notFound("Reminder");
+    if (reminder.status !== ReminderStatus.PENDING) return false;
+    const { decision, mine } = await decide(em, reminder._id, ReminderDecision.CANCEL);
+    if (decision !== ReminderDecision.CANCEL) return false;
+    await em.nativeUpdate(
       Reminder,
-      { ...own, status: ReminderStatus.PENDING },
+      { _id: reminder._id, status: ReminderStatus.PENDING },
       { status: ReminderStatus.CANCELLED },
     );
-    if (changed > 0) return true;
-    if (!(await em.findOne(Reminder, own))) throw notFound("Reminder");
-    return false;
+    return mine;
   }
+}
+
+/**
+ * Settles whether a reminder fires or is cancelled: the first to record its decision wins. Answers
+ * the decision that stands, and whether it is this call's.
+ */
+export async function decide(
+  em: EntityManager,
+  reminderId: ObjectId,
+  decision: ReminderDecision,
+): Promise<{ decision: ReminderDecision; mine: boolean }> {
+  try {
+    await em.insert(ReminderOutcome, new ReminderOutcome(reminderId, decision));
+    return { decision, mine: true };
+  } catch (err) {
+    if (!isDuplicateKeyError(err)) throw err;
+  }
+  const standing = await em.fork().findOneOrFail(ReminderOutcome, { _id: reminderId });
+  return { decision: standing.decision, mine: false };
 }
