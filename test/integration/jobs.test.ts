@@ -169,48 +169,28 @@ describe("jobs are idempotent", () => {
       body: "b",
     });
     request.createdAt = old;
-    // An email planned when its notification was stored, whose job never ran; and one that was tried.
-    const unsent = new Notification({
-      recipientId: lost._id,
-      dedupeKey: `unsent:${lost.id}`,
-      kind: NotificationKind.SYSTEM,
-      title: "t",
-      body: "b",
-    });
-    unsent.createdAt = old;
-    unsent.deliveries = [
-      Object.assign(new Delivery(NotificationChannel.IN_APP, DeliveryStatus.SENT), { attempts: 1 }),
-      new Delivery(NotificationChannel.EMAIL, DeliveryStatus.PENDING),
-    ];
-    const retrying = new Notification({
-      recipientId: lost._id,
-      dedupeKey: `retrying:${lost.id}`,
-      kind: NotificationKind.SYSTEM,
-      title: "t",
-      body: "b",
-    });
-    retrying.createdAt = old;
-    retrying.deliveries = [
-      Object.assign(new Delivery(NotificationChannel.EMAIL, DeliveryStatus.PENDING), {
-        attempts: 1,
-        nextAttemptAt: new Date(Date.now() + 60_000),
-      }),
-    ];
+    /** A SYSTEM notification stored long ago whose email is PENDING after `attempts` tries. */
+    const pendingEmail = (name: string, attempts: number, nextAttemptAt: Date | null) => {
+      const n = new Notification({
+        recipientId: lost._id,
+        dedupeKey: `${name}:${lost.id}`,
+        kind: NotificationKind.SYSTEM,
+        title: "t",
+        body: "b",
+      });
+      n.createdAt = old;
+      n.deliveries = [
+        Object.assign(new Delivery(NotificationChannel.IN_APP, DeliveryStatus.SENT), { attempts: 1 }),
+        Object.assign(new Delivery(NotificationChannel.EMAIL, DeliveryStatus.PENDING), { attempts, nextAttemptAt }),
+      ];
+      return n;
+    };
+    // Planned when the notification was stored, but its job never ran.
+    const unsent = pendingEmail("unsent", 0, null);
+    // Tried once, its retry still to come.
+    const retrying = pendingEmail("retrying", 1, new Date(Date.now() + 60_000));
     // Tried once, and its retry long overdue: the stop came before the retry was scheduled.
-    const overdue = new Notification({
-      recipientId: lost._id,
-      dedupeKey: `overdue:${lost.id}`,
-      kind: NotificationKind.SYSTEM,
-      title: "t",
-      body: "b",
-    });
-    overdue.createdAt = old;
-    overdue.deliveries = [
-      Object.assign(new Delivery(NotificationChannel.EMAIL, DeliveryStatus.PENDING), {
-        attempts: 1,
-        nextAttemptAt: new Date(Date.now() - 15 * 60_000),
-      }),
-    ];
+    const overdue = pendingEmail("overdue", 1, new Date(Date.now() - 15 * 60_000));
     await em.persist([request, unsent, retrying, overdue]).flush();
 
     const scheduled: { name: string; data: object }[] = [];

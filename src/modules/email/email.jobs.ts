@@ -9,7 +9,7 @@ import { MAILER_CONNECTIONS, type Mailer } from "../../infra/mailer.js";
 import { isDuplicateKeyError, type EntityManager, type MikroORM } from "../../infra/orm.js";
 import { Notification } from "../notification/notification.entity.js";
 import { DeliveryStatus, NotificationChannel } from "../notification/notification.enums.js";
-import { toNotificationView } from "../notification/notification.types.js";
+import { toDeliveryView, toNotificationView, type DeliveryView } from "../notification/notification.types.js";
 import type { UnsubscribeTokens } from "../user/token.service.js";
 import { User } from "../user/user.entity.js";
 import { EmailAttempt } from "./email-attempt.entity.js";
@@ -55,15 +55,6 @@ export interface EmailJobDeps {
   logger: Logger;
 }
 
-interface DeliveryRecord {
-  channel: NotificationChannel;
-  status: DeliveryStatus;
-  attempts: number;
-  lastError: string | null;
-  deliveredAt: Date | null;
-  nextAttemptAt: Date | null;
-}
-
 /** What became of one email in a run. */
 type EmailOutcome = "sent" | "retrying" | "failed" | "skipped" | "busy";
 
@@ -92,12 +83,14 @@ export async function sendEmails(
   const outcomes = new Map<EmailOutcome, number>();
   let lastTouch = Date.now();
   const failures: unknown[] = [];
+  const busy: string[] = [];
   const one = async (id: string) => {
     // After a failure the rest waits for Agenda's retry of the whole batch; what was sent is skipped then.
     if (failures.length > 0) return;
     try {
       const outcome = await sendOne(deps, id);
       outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+      if (outcome === "busy") busy.push(id);
     } catch (err) {
       failures.push(err);
       return;
@@ -110,6 +103,11 @@ export async function sendEmails(
     }
   };
   await Promise.all(ids.map((id) => slots(() => one(id))));
+  if (busy.length > 0) {
+    // Another run is sending these now, or died doing so; which one shows once its claims are older
+    // than a lock. Look again then: by that time each is either recorded or abandoned.
+    await deps.scheduler.at(new Date(Date.now() + deps.lockLifetimeMs), EMAIL_JOB, { notificationIds: busy });
+  }
   if (failures.length > 0) throw failures[0];
   deps.logger.debug({ emails: ids.length, ...Object.fromEntries(outcomes) }, "email batch finished");
   return (outcomes.get("skipped") ?? 0) === ids.length ? "skipped" : "done";
@@ -132,14 +130,7 @@ async function sendOne(deps: EmailJobDeps, notificationId: string): Promise<Emai
   if (email.nextAttemptAt && email.nextAttemptAt.getTime() > Date.now() + CLOCK_SLACK_MS) return "skipped";
 
   const attempt = await claimAttempt(em, notification.id, email.attempts, deps.lockLifetimeMs);
-  if (attempt === "busy") {
-    // Another run is sending it now, or died doing so; which one shows once its claim is older
-    // than a lock. Look again then: by that time it is either recorded or abandoned.
-    await deps.scheduler.at(new Date(Date.now() + deps.lockLifetimeMs), EMAIL_JOB, {
-      notificationIds: [notificationId],
-    });
-    return "busy";
-  }
+  if (attempt === "busy") return "busy";
   const record = (status: DeliveryStatus, lastError: string | null, nextAttemptAt: Date | null = null) =>
     recordEmail(em, notification, {
       channel: NotificationChannel.EMAIL,
@@ -241,17 +232,8 @@ async function claimAttempt(
 }
 
 /** Replaces the EMAIL entry of the notification's deliveries (only this job writes it). */
-async function recordEmail(em: EntityManager, notification: Notification, email: DeliveryRecord): Promise<void> {
-  const others = notification.deliveries
-    .filter((d) => d.channel !== NotificationChannel.EMAIL)
-    .map((d) => ({
-      channel: d.channel,
-      status: d.status,
-      attempts: d.attempts,
-      lastError: d.lastError ?? null,
-      deliveredAt: d.deliveredAt ?? null,
-      nextAttemptAt: d.nextAttemptAt ?? null,
-    }));
+async function recordEmail(em: EntityManager, notification: Notification, email: DeliveryView): Promise<void> {
+  const others = notification.deliveries.filter((d) => d.channel !== NotificationChannel.EMAIL).map(toDeliveryView);
   const collection = em.getCollection(Notification) as unknown as Collection<Document>;
   await collection.updateOne({ _id: notification._id }, { $set: { deliveries: [...others, email] } });
 }

@@ -1,7 +1,7 @@
 import { ArrayMaxSize, ArrayMinSize, ArrayUnique, IsMongoId } from "class-validator";
 import { Field, ID, InputType, Int, ObjectType } from "type-graphql";
 import { DeliveryStatus, NotificationChannel, NotificationKind, NotificationStatus } from "./notification.enums.js";
-import type { Notification } from "./notification.entity.js";
+import type { Delivery, Notification } from "./notification.entity.js";
 import { Text } from "../../graphql/validation.js";
 
 @ObjectType("Delivery")
@@ -67,6 +67,18 @@ export class NotificationView {
   inApp!: boolean;
 }
 
+/** A stored delivery as plain data, absent fields as null. */
+export function toDeliveryView(d: Delivery): DeliveryView {
+  return {
+    channel: d.channel,
+    status: d.status,
+    attempts: d.attempts,
+    lastError: d.lastError ?? null,
+    deliveredAt: d.deliveredAt ?? null,
+    nextAttemptAt: d.nextAttemptAt ?? null,
+  };
+}
+
 export function toNotificationView(n: Notification): NotificationView {
   return {
     id: n.id,
@@ -80,14 +92,7 @@ export function toNotificationView(n: Notification): NotificationView {
     createdAt: n.createdAt,
     readAt: n.readAt ?? null,
     archivedAt: n.archivedAt ?? null,
-    deliveries: n.deliveries.map((d) => ({
-      channel: d.channel,
-      status: d.status,
-      attempts: d.attempts,
-      lastError: d.lastError ?? null,
-      deliveredAt: d.deliveredAt ?? null,
-      nextAttemptAt: d.nextAttemptAt ?? null,
-    })),
+    deliveries: n.deliveries.map(toDeliveryView),
     // Stored before the flag existed: in the inbox, as everything was.
     inApp: n.inApp !== false,
   };
