@@ -56,6 +56,19 @@ export function isDuplicateKeyError(err: unknown): boolean {
   return "cause" in err && isDuplicateKeyError(err.cause);
 }
 
+export interface BulkDuplicates {
+  /** Index in the batch to id, for the documents that did go in. */
+  insertedIds: Record<string, unknown>;
+}
+
+/** An unordered insertMany whose every failure is a duplicate key: the rest went in. */
+export function isBulkOfDuplicates(err: unknown): err is BulkDuplicates {
+  if (err === null || typeof err !== "object" || !("writeErrors" in err) || !("insertedIds" in err)) return false;
+  const writeErrors = (err as { writeErrors: unknown }).writeErrors;
+  const list = Array.isArray(writeErrors) ? writeErrors : [writeErrors];
+  return list.every((e: { code?: number }) => e?.code === 11000);
+}
+
 /** A fresh unit of work: one per GraphQL operation, subscription event and job. */
 export function fork(orm: MikroORM): EntityManager {
   return orm.em.fork();

@@ -3,6 +3,7 @@ import { after, before, describe, it } from "node:test";
 import { ObjectId } from "@mikro-orm/mongodb";
 import { Digest, DigestItem } from "../../src/modules/email/digest.entity.js";
 import { sendDigests } from "../../src/modules/email/digest.jobs.js";
+import { PendingAnnouncement } from "../../src/modules/notification/announcement.entity.js";
 import { Notification } from "../../src/modules/notification/notification.entity.js";
 import { NotificationChannel, NotificationKind } from "../../src/modules/notification/notification.enums.js";
 import { DigestFrequency } from "../../src/modules/preferences/preferences.enums.js";
@@ -141,6 +142,42 @@ describe("email digests", () => {
     } finally {
       smtp.setRefuse({ kind: "none" });
     }
+  });
+
+  it("keeps, through the recovery sweep, the digest items of a writer that stopped before keeping them, once", async () => {
+    const user = await userWithDailyDigestOfComments();
+    const stoppedAt = new Date(Date.now() - 5 * 60_000);
+    const stored = new Notification({
+      recipientId: user._id,
+      dedupeKey: `digest-crash:${new ObjectId().toHexString()}`,
+      kind: NotificationKind.NEW_COMMENT,
+      title: "Kept by the sweep",
+      body: "b",
+    });
+    stored.createdAt = stoppedAt;
+    // What the writer left: its notification stored and announced, its digest item not kept.
+    const leftBehind = () => {
+      const pending = new PendingAnnouncement([stored._id], [stored._id]);
+      pending.createdAt = stoppedAt;
+      pending.announcedAt = stoppedAt;
+      return pending;
+    };
+    await stack.orm.em.fork().persist([stored, leftBehind()]).flush();
+    const items = () => stack.orm.em.fork().count(DigestItem, { userId: user._id });
+
+    await stack.notifications.announceAbandoned(stack.orm.em.fork(), new Date(), 500);
+    await stack.notifications.announceAbandoned(stack.orm.em.fork(), new Date(), 500);
+    assert.equal(await items(), 1);
+
+    await sendDigests(stack.email, new Date(Date.now() + 25 * HOUR));
+    const digest = await smtp.waitFor((m) => mailsTo(user).includes(m));
+    assert.ok(digest.text?.includes("Kept by the sweep"));
+    assert.equal(await items(), 0, "the digest took it");
+
+    // A writer that kept it and stopped before saying so: that digest has it already.
+    await stack.orm.em.fork().persist(leftBehind()).flush();
+    await stack.notifications.announceAbandoned(stack.orm.em.fork(), new Date(), 500);
+    assert.equal(await items(), 0, "never in a second digest");
   });
 
   it("still emails kinds not chosen for the digest one by one", async () => {

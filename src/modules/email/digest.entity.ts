@@ -1,12 +1,13 @@
 import { ObjectId } from "@mikro-orm/mongodb";
 import { Entity, Index, PrimaryKey, Property, Unique } from "@mikro-orm/decorators/legacy";
 
-/** A notification waiting for its recipient's next digest email. */
+/** A notification waiting for its recipient's next digest email, keyed by the notification's id. */
 @Entity({ collection: "digest_items" })
 @Index({ properties: ["userId", "createdAt"] })
 export class DigestItem {
+  /** The notification's id: keeping it twice keeps it once. */
   @PrimaryKey()
-  _id: ObjectId = new ObjectId();
+  _id: ObjectId;
 
   @Property()
   userId: ObjectId;
@@ -18,6 +19,7 @@ export class DigestItem {
   createdAt: Date = new Date();
 
   constructor(userId: ObjectId, notificationId: ObjectId) {
+    this._id = notificationId;
     this.userId = userId;
     this.notificationId = notificationId;
   }

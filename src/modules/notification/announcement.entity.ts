@@ -3,9 +3,10 @@ import { Entity, Index, PrimaryKey, Property } from "@mikro-orm/decorators/legac
 
 /**
  * A writer's promise to announce: written before a batch of notifications is inserted, deleted
- * once they have been announced. One left behind means the writer stopped in between; the recovery
- * sweep announces the notifications it lists that exist (ids that lost to a duplicate were never
- * inserted, so they name nothing). Two writes per batch, where marking each notification would be
+ * once they have been announced, their emails scheduled and their digest items kept. One left
+ * behind means the writer stopped in between; the recovery sweep does all that for the
+ * notifications it lists that exist (ids that lost to a duplicate were never inserted, so they name
+ * nothing). Two writes per batch, where marking each notification would be
  * one write per notification (and FerretDB v1 scans for `_id: { $in }` and stalls on an update
  * command of 100 statements or more).
  */
@@ -18,10 +19,19 @@ export class PendingAnnouncement {
   @Property()
   notificationIds: ObjectId[];
 
+  /** Those of them planned for their recipient's digest. */
+  @Property()
+  digestIds: ObjectId[];
+
+  /** Set once the writer has announced them: what is left is emails and digest items. */
+  @Property({ nullable: true })
+  announcedAt?: Date | null;
+
   @Property()
   createdAt: Date = new Date();
 
-  constructor(notificationIds: ObjectId[]) {
+  constructor(notificationIds: ObjectId[], digestIds: ObjectId[] = []) {
     this.notificationIds = notificationIds;
+    this.digestIds = digestIds;
   }
 }

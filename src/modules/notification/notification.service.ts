@@ -1,10 +1,10 @@
 import { ObjectId } from "@mikro-orm/mongodb";
 import type { Collection, Document } from "mongodb";
-import type { EntityManager } from "../../infra/orm.js";
+import { isBulkOfDuplicates, type EntityManager } from "../../infra/orm.js";
 import type { TopicPublisher } from "../../infra/pubsub.js";
 import type { VersionClock } from "../../infra/redis.js";
 import type { EmailOutbox } from "../email/email.outbox.js";
-import type { DeliveryPlan } from "../preferences/preferences.service.js";
+import type { DeliveryPlan, EmailPlan } from "../preferences/preferences.service.js";
 import { PendingAnnouncement } from "./announcement.entity.js";
 import { Notification } from "./notification.entity.js";
 import { DeliveryStatus, NotificationChannel, NotificationKind } from "./notification.enums.js";
@@ -45,10 +45,10 @@ export class NotificationService {
   ) {}
 
   /**
-   * Persists, then announces. Safe to repeat and to run concurrently: the unique dedupe key lets
-   * exactly one writer insert each notification, and only that writer announces it. A writer that
-   * stops between the two leaves its PendingAnnouncement behind, and the recovery sweep announces
-   * for it.
+   * Persists, then announces, then schedules the emails and keeps the digest items. Safe to repeat
+   * and to run concurrently: the unique dedupe key lets exactly one writer insert each notification,
+   * and only that writer follows it up. A writer that stops half-way leaves its PendingAnnouncement
+   * behind, and the recovery sweep finishes the work for it.
    */
   async deliver(em: EntityManager, drafts: NotificationDraft[]): Promise<DeliverySummary> {
     const plans = await this.plans(em, drafts);
@@ -59,26 +59,43 @@ export class NotificationService {
     });
     if (wanted.length === 0) return { inserted: 0, published: 0 };
     const docs = toDocuments(wanted, plans);
-    const pending = new PendingAnnouncement(docs.map((d) => d._id));
+    const planned = (d: NotificationDocument, plan: EmailPlan) => plans.get(d.dedupeKey)?.email === plan;
+    const pending = new PendingAnnouncement(
+      docs.map((d) => d._id),
+      docs.filter((d) => planned(d, "digest")).map((d) => d._id),
+    );
     await em.insert(PendingAnnouncement, pending);
     const inserted = await this.insertIgnoringDuplicates(em, docs);
     const shown = inserted.filter((v) => v.inApp);
     await this.announce(em, shown);
-    await em.nativeDelete(PendingAnnouncement, { _id: pending._id });
     // Email goes out after the in-app notification is stored and announced, never before it.
     const keys = new Map(docs.map((d) => [d._id.toHexString(), d.dedupeKey]));
-    const planOf = (v: NotificationView) => plans.get(keys.get(v.id) ?? "");
-    const toEmail = inserted.filter((v) => planOf(v)?.email === "now").map((v) => v.id);
+    const planOf = (v: NotificationView) => plans.get(keys.get(v.id) ?? "")?.email;
+    const toEmail = inserted.filter((v) => planOf(v) === "now").map((v) => v.id);
+    const toDigest = inserted.filter((v) => planOf(v) === "digest");
+    if (toEmail.length + toDigest.length > 0) {
+      // So that a sweep finishing for this writer does not announce a second time.
+      await em.nativeUpdate(PendingAnnouncement, { _id: pending._id }, { announcedAt: new Date() });
+      await this.followUp(em, toEmail, toDigest);
+    }
+    // Last: until it is gone, the recovery sweep finishes what this writer started.
+    await em.nativeDelete(PendingAnnouncement, { _id: pending._id });
+    return { inserted: inserted.length, published: shown.length };
+  }
+
+  /** Schedules the emails and keeps the digest's share of stored notifications (both idempotent). */
+  private async followUp(em: EntityManager, toEmail: string[], toDigest: NotificationView[]): Promise<void> {
     if (toEmail.length > 0) await this.email?.schedule(toEmail);
-    const toDigest = inserted.filter((v) => planOf(v)?.email === "digest");
     await this.email?.gather(
       em,
       toDigest.map((v) => ({ userId: new ObjectId(v.recipientId), notificationId: new ObjectId(v.id) })),
     );
-    return { inserted: inserted.length, published: shown.length };
   }
 
-  /** Announces what writers that stopped half-way promised; returns how many notifications. */
+  /**
+   * Finishes what writers that stopped half-way promised: announces their stored notifications,
+   * schedules their emails and keeps their digest items. Returns how many notifications.
+   */
   async announceAbandoned(em: EntityManager, olderThan: Date, limit: number): Promise<number> {
     const abandoned = await em.find(
       PendingAnnouncement,
@@ -87,19 +104,48 @@ export class NotificationService {
     );
     let announced = 0;
     for (const pending of abandoned) {
-      const stored = await em.find(
-        Notification,
-        { _id: { $in: pending.notificationIds } },
-        { orderBy: { createdAt: "asc", _id: "asc" } },
-      );
-      await this.announce(
+      const stored = (
+        await em.find(
+          Notification,
+          { _id: { $in: pending.notificationIds } },
+          { orderBy: { createdAt: "asc", _id: "asc" } },
+        )
+      ).map(toNotificationView);
+      if (!pending.announcedAt)
+        await this.announce(
+          em,
+          stored.filter((v) => v.inApp),
+        );
+      const digestIds = new Set((pending.digestIds ?? []).map((id) => id.toHexString()));
+      await this.followUp(
         em,
-        stored.map(toNotificationView).filter((v) => v.inApp),
+        stored.filter((v) => v.deliveries.some(neverTriedEmail)).map((v) => v.id),
+        await this.notInADigest(
+          em,
+          stored.filter((v) => digestIds.has(v.id)),
+        ),
       );
       await em.nativeDelete(PendingAnnouncement, { _id: pending._id });
       announced += stored.length;
     }
     return announced;
+  }
+
+  /**
+   * Leaves out notifications a digest already holds: the writer may have kept them before it
+   * stopped, and that digest may have gone out and dropped its items since.
+   */
+  private async notInADigest(em: EntityManager, views: NotificationView[]): Promise<NotificationView[]> {
+    if (views.length === 0 || !this.email) return views;
+    const held = new Set(
+      (
+        await this.email.inDigests(
+          em,
+          views.map((v) => new ObjectId(v.id)),
+        )
+      ).map((id) => id.toHexString()),
+    );
+    return views.filter((v) => !held.has(v.id));
   }
 
   private async announce(em: EntityManager, views: NotificationView[]): Promise<void> {
@@ -252,6 +298,10 @@ function docToView(doc: NotificationDocument): NotificationView {
   };
 }
 
+function neverTriedEmail(d: { channel: NotificationChannel; status: DeliveryStatus; attempts: number }): boolean {
+  return d.channel === NotificationChannel.EMAIL && d.status === DeliveryStatus.PENDING && d.attempts === 0;
+}
+
 function pendingEmail() {
   const status: DeliveryStatus = DeliveryStatus.PENDING;
   return {
@@ -267,17 +317,4 @@ function pendingEmail() {
 /** The raw collection, for an unordered batch insert, which MikroORM's unit of work does not express. */
 function notificationCollection(em: EntityManager): Collection<Document> {
   return em.getCollection(Notification) as unknown as Collection<Document>;
-}
-
-interface BulkDuplicates {
-  /** Index in the batch to id, for the documents that did go in. */
-  insertedIds: Record<string, unknown>;
-}
-
-/** An unordered insertMany whose every failure is a duplicate key: the rest went in. */
-function isBulkOfDuplicates(err: unknown): err is BulkDuplicates {
-  if (err === null || typeof err !== "object" || !("writeErrors" in err) || !("insertedIds" in err)) return false;
-  const writeErrors = (err as { writeErrors: unknown }).writeErrors;
-  const list = Array.isArray(writeErrors) ? writeErrors : [writeErrors];
-  return list.every((e: { code?: number }) => e?.code === 11000);
 }
