@@ -84,6 +84,11 @@ export interface JobRun {
    * takes the job. Throws when Agenda has cancelled the run already.
    */
   touch(): Promise<void>;
+  /**
+   * True once the process has begun to shut down: a handler working through a list should take no
+   * new item, and leave what is left to a later run.
+   */
+  readonly stopping: boolean;
 }
 
 /** "skipped" means there was nothing to do (the record is gone or the work is done): not a failure. */
@@ -92,8 +97,13 @@ export type JobOutcome = "done" | "skipped";
 /** Transient failures (a database or Redis blip) retry: 0.5 s, 1 s, 2 s, 4 s, 8 s, with jitter. */
 const retryBackoff = backoffStrategies.exponential({ delay: 500, maxRetries: 5, jitter: 0.2, maxDelay: 30_000 });
 
-/** Jobs locked per job that may run at once, for a job with a concurrency of its own. */
-const LOCKED_AHEAD = 4;
+/**
+ * Jobs locked per job that may run at once, for a job with a concurrency of its own. Their locks
+ * age while they wait, and Agenda 6.2.6 drops a held job whose lock expired without freeing its
+ * place under the lock limit: enough such losses and the worker never locks that job again. So the
+ * reserve is small, and such jobs keep each run short (see sendEmails).
+ */
+const LOCKED_AHEAD = 2;
 
 /** Registers a handler that logs its outcome; a throw fails the run and Agenda retries it. */
 export function defineJob<Data>(
@@ -116,7 +126,14 @@ export function defineJob<Data>(
     async (job: Job<Data>) => {
       const started = performance.now();
       const id = job.attrs._id?.toString() ?? "";
-      const outcome = await running.track(id, () => handler(job.attrs.data, { touch: () => job.touch() }));
+      const outcome = await running.track(id, () =>
+        handler(job.attrs.data, {
+          touch: () => job.touch(),
+          get stopping() {
+            return running.stopping;
+          },
+        }),
+      );
       const ms = Math.round(performance.now() - started);
       logger.debug({ job: name, id, outcome, ms }, "job finished");
     },
@@ -142,6 +159,8 @@ class RunningHandlers {
   private count = 0;
   private waiters: (() => void)[] = [];
   private readonly byJob = new Map<string, Promise<unknown>>();
+  /** Set when draining begins. */
+  stopping = false;
 
   async track(jobId: string, run: () => Promise<JobOutcome>): Promise<JobOutcome | "already running"> {
     const current = jobId ? this.byJob.get(jobId) : undefined;
@@ -189,6 +208,8 @@ const BOOKKEEPING_GRACE_MS = 200;
  * is done; drain() is then cut short after a grace for Agenda's bookkeeping.
  */
 export async function drainAgenda(agenda: Agenda, timeoutMs: number): Promise<boolean> {
+  const tracker = trackerOf(agenda);
+  tracker.stopping = true;
   const controller = new AbortController();
   let timedOut = false;
   const timer = setTimeout(() => {
@@ -196,13 +217,20 @@ export async function drainAgenda(agenda: Agenda, timeoutMs: number): Promise<bo
     controller.abort();
   }, timeoutMs);
   const drained = agenda.drain({ signal: controller.signal, closeConnection: false });
-  void trackerOf(agenda)
-    .idle()
-    .then(() => setTimeout(() => controller.abort(), BOOKKEEPING_GRACE_MS).unref());
+  const idle = tracker.idle();
+  void idle.then(() => setTimeout(() => controller.abort(), BOOKKEEPING_GRACE_MS).unref());
   try {
     await drained;
+    // Agenda's drain() does not wait for a run it cancelled (its lock expired): that handler may
+    // still be at work, and what it uses must not be closed under it.
+    await Promise.race([idle, aborted(controller.signal)]);
   } finally {
     clearTimeout(timer);
   }
   return !timedOut;
+}
+
+function aborted(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
 }

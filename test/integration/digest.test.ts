@@ -127,15 +127,18 @@ describe("email digests", () => {
 
       await sendDigests(stack.email, new Date(due));
       assert.equal(smtp.attempts(messageId), 1, "not tried again before its backoff");
+      // At least a minute after the first refusal, then two: the job's rhythm times 2^(attempt-1).
       await sendDigests(stack.email, new Date(due + 60_000));
-      await sendDigests(stack.email, new Date(due + 120_000));
+      await sendDigests(stack.email, new Date(due + 150_000));
+      assert.equal(smtp.attempts(messageId), 2, "the third attempt waits two minutes after the second");
+      await sendDigests(stack.email, new Date(due + 180_000));
       assert.equal(smtp.attempts(messageId), 3, "EMAIL_MAX_ATTEMPTS (3 here) in all");
       const last = await digestOf();
       assert.equal(last.attempts, 3);
       assert.ok(last.failedAt, "given up");
       assert.equal(await stack.orm.em.fork().count(DigestItem, { userId: user._id }), 0);
 
-      await sendDigests(stack.email, new Date(due + 180_000));
+      await sendDigests(stack.email, new Date(due + 600_000));
       assert.equal(smtp.attempts(messageId), 3, "never tried again");
       const inbox = await stack.orm.em.fork().count(Notification, { recipientId: user._id, title: "Refused comment" });
       assert.equal(inbox, 1, "the in-app notification stays");

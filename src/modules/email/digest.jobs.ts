@@ -16,6 +16,8 @@ export const DIGEST_JOB = "email.digest";
 /** Notifications in one digest at most; the rest wait for the next one. */
 const DIGEST_LIMIT = 100;
 const DUE_BATCH = 200;
+/** How often the digest job runs, and so the shortest wait before a refused digest is tried again. */
+const DIGEST_RETRY_FLOOR_MS = 60_000;
 
 export interface DigestRun {
   sent: number;
@@ -46,17 +48,20 @@ export async function sendDigests(deps: EmailJobDeps, now = new Date()): Promise
     if (digest && !digest.sentAt && !digest.failedAt) {
       // Refused before: wait out its backoff; the due time stays put meanwhile.
       if (digest.nextAttemptAt && digest.nextAttemptAt > now) continue;
+      let refusal: unknown;
       try {
-        await send(deps, em, digest);
-        run.sent += 1;
+        refusal = await send(deps, em, digest);
       } catch (err) {
-        // One refused digest must not hold up everyone else's.
-        const gaveUp = await refused(deps, em, digest, err, now);
-        if (!gaveUp) {
-          run.refused += 1;
-          continue;
-        }
-        run.failed += 1;
+        // Not the SMTP server's answer (a database error, say): no attempt is used; the next run
+        // tries again. One failed digest must not hold up everyone else's.
+        deps.logger.warn({ err, digest: digest._id.toHexString() }, "digest not sent; trying again next run");
+        continue;
+      }
+      if (refusal === undefined) run.sent += 1;
+      else if (await refused(deps, em, digest, refusal, now)) run.failed += 1;
+      else {
+        run.refused += 1;
+        continue;
       }
     } else if (!digest) run.empty += 1;
     if (digest)
@@ -94,7 +99,8 @@ async function claim(em: EntityManager, prefs: UserPreferences, period: string):
   }
 }
 
-async function send(deps: EmailJobDeps, em: EntityManager, digest: Digest): Promise<void> {
+/** Sends the digest and records it sent; answers the SMTP failure, when there was one, and throws on any other. */
+async function send(deps: EmailJobDeps, em: EntityManager, digest: Digest): Promise<unknown> {
   const [user, notifications] = await Promise.all([
     em.findOne(User, { _id: digest.userId }),
     em.find(Notification, { _id: { $in: digest.notificationIds } }, { orderBy: { createdAt: "asc", _id: "asc" } }),
@@ -102,19 +108,25 @@ async function send(deps: EmailJobDeps, em: EntityManager, digest: Digest): Prom
   if (user && notifications.length > 0 && deps.mailer) {
     const token = await deps.unsubscribe.issue(user.id, NotificationKind.DIGEST);
     const unsubscribe = `${deps.publicUrl}/unsubscribe?token=${encodeURIComponent(token)}`;
-    await deps.mailer.send({
-      to: user.email,
-      ...renderDigestEmail(notifications, { open: `${deps.publicUrl}/notifications`, unsubscribe }),
-      messageId: `<${digest._id.toHexString()}.digest@herald>`,
-      headers: unsubscribeHeaders(unsubscribe),
-    });
+    try {
+      await deps.mailer.send({
+        to: user.email,
+        ...renderDigestEmail(notifications, { open: `${deps.publicUrl}/notifications`, unsubscribe }),
+        messageId: `<${digest._id.toHexString()}.digest@herald>`,
+        headers: unsubscribeHeaders(unsubscribe),
+      });
+    } catch (err) {
+      return err ?? new Error("the SMTP server refused the digest");
+    }
   }
   await em.nativeUpdate(Digest, { _id: digest._id }, { sentAt: new Date() });
+  return undefined;
 }
 
 /**
  * Records a refused send. Below EMAIL_MAX_ATTEMPTS the digest is tried again after Agenda's
- * backoff (at the first run after that); at the limit it is given up, and true is returned.
+ * backoff, never sooner than a minute (the digest job's rhythm) times 2^(attempt-1), so an outage
+ * of a few minutes does not use every attempt; at the limit it is given up, and true is returned.
  */
 async function refused(
   deps: EmailJobDeps,
@@ -125,7 +137,8 @@ async function refused(
 ): Promise<boolean> {
   const attempts = digest.attempts + 1;
   const lastError = err instanceof Error ? err.message : String(err);
-  const delay = retryDelay(deps, attempts, err);
+  const step = retryDelay(deps, attempts, err);
+  const delay = step === null ? null : Math.max(step, DIGEST_RETRY_FLOOR_MS * 2 ** (attempts - 1));
   const id = digest._id.toHexString();
   if (delay === null) {
     await em.nativeUpdate(Digest, { _id: digest._id }, { attempts, lastError, nextAttemptAt: null, failedAt: now });

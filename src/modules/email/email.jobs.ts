@@ -21,7 +21,7 @@ export const EMAIL_JOB = "email.send";
  * Emails per job. One job per email costs a queue insert and a lock for each; on FerretDB v1 each
  * lock scans the job collection, so large sends were bound by the queue, not by SMTP.
  */
-export const EMAIL_BATCH_SIZE = 100;
+export const EMAIL_BATCH_SIZE = 250;
 
 /**
  * Emails in progress per worker process, across all its jobs: the mailer's pool keeps this many SMTP
@@ -35,6 +35,9 @@ const PARALLEL_SENDS = MAILER_CONNECTIONS;
  * while holding the worker's job slots, and in-app deliveries queued behind them would wait too.
  */
 const PARALLEL_BATCHES = 2;
+
+/** A run stops taking new emails after this share of the lock lifetime. */
+const RUN_SHARE_OF_LOCK = 8;
 
 export interface EmailJobData {
   notificationIds: string[];
@@ -71,6 +74,10 @@ export function emailBatches(notificationIds: string[]): EmailJobData[] {
  * Sends a batch of notification emails, a few at a time over the mailer's pooled connections, and
  * keeps the job's lock alive while it works. Each email's failures are its own: it is retried in a
  * job of its own after Agenda's exponential backoff, so one refused address never repeats a batch.
+ * A run takes new emails for an eighth of a lock at most: what it has not reached by then goes into
+ * a new job, so that the batches Agenda holds in reserve never wait longer than their locks (see
+ * LOCKED_AHEAD in infra/agenda.ts: a reserve batch waits for one run, which lasts that eighth plus
+ * the sends in flight, each bounded by the mailer's timeouts).
  */
 export async function sendEmails(
   deps: EmailJobDeps,
@@ -78,39 +85,57 @@ export async function sendEmails(
   run: JobRun,
   slots: LimitFunction,
 ): Promise<JobOutcome> {
-  // Jobs are stored data: one written by another version may lack the list.
-  const ids = [...new Set(Array.isArray(data.notificationIds) ? data.notificationIds : [])];
+  const ids = jobIds(data);
   const outcomes = new Map<EmailOutcome, number>();
-  let lastTouch = Date.now();
+  const deadline = Date.now() + deps.lockLifetimeMs / RUN_SHARE_OF_LOCK;
   const failures: unknown[] = [];
   const busy: string[] = [];
+  const later: string[] = [];
   const one = async (id: string) => {
     // After a failure the rest waits for Agenda's retry of the whole batch; what was sent is skipped then.
     if (failures.length > 0) return;
+    if (run.stopping || Date.now() > deadline) {
+      later.push(id);
+      return;
+    }
     try {
       const outcome = await sendOne(deps, id);
       outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
       if (outcome === "busy") busy.push(id);
     } catch (err) {
       failures.push(err);
-      return;
-    }
-    // Without a touch Agenda cancels a run older than its lock and another worker takes the job.
-    // A failed touch changes nothing here: the claims keep a second run from sending twice.
-    if (Date.now() - lastTouch > deps.lockLifetimeMs / 4) {
-      lastTouch = Date.now();
-      await run.touch().catch((err: unknown) => deps.logger.debug({ err }, "could not renew an email job's lock"));
     }
   };
-  await Promise.all(ids.map((id) => slots(() => one(id))));
+  // Without a touch Agenda cancels a run older than its lock and another worker takes the job. A
+  // failed touch changes nothing here: the claims keep a second run from sending twice.
+  const touch = () =>
+    void run.touch().catch((err: unknown) => deps.logger.debug({ err }, "could not renew an email job's lock"));
+  const keepAlive = setInterval(touch, deps.lockLifetimeMs / 4);
+  try {
+    await Promise.all(ids.map((id) => slots(() => one(id))));
+  } finally {
+    clearInterval(keepAlive);
+  }
   if (busy.length > 0) {
     // Another run is sending these now, or died doing so; which one shows once its claims are older
     // than a lock. Look again then: by that time each is either recorded or abandoned.
     await deps.scheduler.at(new Date(Date.now() + deps.lockLifetimeMs), EMAIL_JOB, { notificationIds: busy });
   }
   if (failures.length > 0) throw failures[0];
-  deps.logger.debug({ emails: ids.length, ...Object.fromEntries(outcomes) }, "email batch finished");
+  if (later.length > 0) {
+    // Shutting down: the job's retry (here or on another worker) sends the rest; what was sent is skipped then.
+    if (run.stopping) throw new Error(`the worker is stopping; ${later.length} emails are left for a retry`);
+    await deps.scheduler.now(EMAIL_JOB, { notificationIds: later });
+  }
+  deps.logger.debug({ emails: ids.length, later: later.length, ...Object.fromEntries(outcomes) }, "email batch done");
   return (outcomes.get("skipped") ?? 0) === ids.length ? "skipped" : "done";
+}
+
+/** The job's ids. Jobs are stored data: one written by an earlier version names a single notification. */
+function jobIds(data: EmailJobData | { notificationId?: unknown }): string[] {
+  if ("notificationIds" in data && Array.isArray(data.notificationIds)) return [...new Set(data.notificationIds)];
+  if ("notificationId" in data && typeof data.notificationId === "string") return [data.notificationId];
+  return [];
 }
 
 /**
@@ -127,7 +152,7 @@ async function sendOne(deps: EmailJobDeps, notificationId: string): Promise<Emai
   const email = notification?.deliveries.find((d) => d.channel === NotificationChannel.EMAIL);
   if (!notification || email?.status !== DeliveryStatus.PENDING) return "skipped";
   // A copy of this job (the recovery sweep's, say) running before the retry it has scheduled.
-  if (email.nextAttemptAt && email.nextAttemptAt.getTime() > Date.now() + CLOCK_SLACK_MS) return "skipped";
+  if (email.nextAttemptAt && email.nextAttemptAt.getTime() > Date.now() + clockSlack(deps)) return "skipped";
 
   const attempt = await claimAttempt(em, notification.id, email.attempts, deps.lockLifetimeMs);
   if (attempt === "busy") return "busy";
@@ -164,6 +189,9 @@ async function sendOne(deps: EmailJobDeps, notificationId: string): Promise<Emai
       headers: unsubscribeHeaders(unsubscribe),
     });
   } catch (err) {
+    // A send that outlived its claim may have been made again by another run, and recorded SENT:
+    // a late failure must not overwrite that.
+    if (await sentMeanwhile(em, notification)) return "skipped";
     const message = err instanceof Error ? err.message : String(err);
     const delay = attempt < deps.maxAttempts ? retryDelay(deps, attempt, err) : null;
     if (delay === null) {
@@ -181,8 +209,18 @@ async function sendOne(deps: EmailJobDeps, notificationId: string): Promise<Emai
   return "sent";
 }
 
-/** Tolerated difference between the clocks of the process that scheduled a retry and this one. */
-const CLOCK_SLACK_MS = 1000;
+async function sentMeanwhile(em: EntityManager, notification: Notification): Promise<boolean> {
+  const now = await em.fork().findOne(Notification, { _id: notification._id }, { fields: ["deliveries"] });
+  return !!now?.deliveries.some((d) => d.channel === NotificationChannel.EMAIL && d.status === DeliveryStatus.SENT);
+}
+
+/**
+ * Tolerated difference between the clocks of the process that scheduled a retry and this one: at
+ * most a second, and well below the first backoff step, which it must not cut short.
+ */
+function clockSlack(deps: EmailJobDeps): number {
+  return Math.min(1000, deps.retryDelayMs / 10);
+}
 
 const backoffs = new WeakMap<EmailJobDeps, BackoffStrategy>();
 

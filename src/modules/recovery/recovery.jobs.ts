@@ -108,7 +108,8 @@ export async function sweep(deps: RecoveryDeps, now = new Date()): Promise<Recov
       (d) =>
         d.channel === NotificationChannel.EMAIL &&
         d.status === DeliveryStatus.PENDING &&
-        (d.attempts === 0 || (!!d.nextAttemptAt && d.nextAttemptAt < emailCutoff)),
+        // Tried, and with no retry due: recorded by an earlier version, which let Agenda retry it.
+        (d.attempts === 0 || !d.nextAttemptAt || d.nextAttemptAt < emailCutoff),
     ),
   );
   for (const f of follows) await deps.scheduler.now<FollowJobData>(FOLLOW_JOB, { followId: f.id });
