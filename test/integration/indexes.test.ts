@@ -44,6 +44,10 @@ const QUERIES: { collection: string; what: string; filter: Document; sort?: Docu
   { collection: "preferences", what: "due digests", filter: { nextDigestAt: 1 } },
   { collection: "digest_items", what: "a user's waiting digest items", filter: { userId: 1, createdAt: 1 } },
   { collection: "digests", what: "this period's digest", filter: { userId: 1, period: 1 } },
+  { collection: "digests", what: "recovery sweep: already in a digest", filter: { notificationIds: 1 } },
+  { collection: "digests", what: "cleanup", filter: { createdAt: 1 } },
+  { collection: "email_attempts", what: "cleanup", filter: { claimedAt: 1 } },
+  { collection: "reminder_decisions", what: "cleanup", filter: { decidedAt: 1 } },
 ];
 
 describe("indexes", () => {

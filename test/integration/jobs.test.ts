@@ -14,8 +14,15 @@ import {
   NotificationKind,
 } from "../../src/modules/notification/notification.enums.js";
 import { deliverRequest, welcome } from "../../src/modules/notification/notification.jobs.js";
-import { sweep } from "../../src/modules/recovery/recovery.jobs.js";
-import { Reminder, ReminderStatus } from "../../src/modules/reminder/reminder.entity.js";
+import { cleanUp, sweep } from "../../src/modules/recovery/recovery.jobs.js";
+import {
+  Reminder,
+  ReminderDecision,
+  ReminderOutcome,
+  ReminderStatus,
+} from "../../src/modules/reminder/reminder.entity.js";
+import { Digest } from "../../src/modules/email/digest.entity.js";
+import { EmailAttempt } from "../../src/modules/email/email-attempt.entity.js";
 import { fireReminder } from "../../src/modules/reminder/reminder.jobs.js";
 import { ReminderService } from "../../src/modules/reminder/reminder.service.js";
 import { User } from "../../src/modules/user/user.entity.js";
@@ -245,5 +252,39 @@ describe("jobs are idempotent", () => {
         assert.equal(stored.status, ReminderStatus.SENT);
       }
     }
+  });
+  it("the hourly cleanup drops finished bookkeeping and keeps what may still be in play", async () => {
+    const now = Date.now();
+    const daysAgo = (days: number) => new Date(now - days * 24 * 3600_000);
+    const claim = (at: Date) => Object.assign(new EmailAttempt(new ObjectId().toHexString(), 1), { claimedAt: at });
+    const decision = (at: Date) =>
+      Object.assign(new ReminderOutcome(new ObjectId(), ReminderDecision.FIRE), { decidedAt: at });
+    const digest = (at: Date, sent: boolean) =>
+      Object.assign(new Digest(new ObjectId(), at.toISOString(), [new ObjectId()]), {
+        createdAt: at,
+        sentAt: sent ? at : null,
+      });
+    const old = { claim: claim(daysAgo(2)), decision: decision(daysAgo(2)), digest: digest(daysAgo(8), true) };
+    const kept = {
+      claim: claim(daysAgo(0.5)),
+      decision: decision(daysAgo(0.5)),
+      digest: digest(daysAgo(2), true),
+      unsent: digest(daysAgo(8), false),
+    };
+    await stack.orm.em
+      .fork()
+      .persist([...Object.values(old), ...Object.values(kept)])
+      .flush();
+
+    const summary = await cleanUp(stack);
+    assert.ok(summary.emailAttempts >= 1 && summary.reminderDecisions >= 1 && summary.digests >= 1);
+    const em = stack.orm.em.fork();
+    assert.equal(await em.count(EmailAttempt, { _id: old.claim._id }), 0);
+    assert.equal(await em.count(ReminderOutcome, { _id: old.decision._id }), 0);
+    assert.equal(await em.count(Digest, { _id: old.digest._id }), 0);
+    assert.equal(await em.count(EmailAttempt, { _id: kept.claim._id }), 1, "a claim of today");
+    assert.equal(await em.count(ReminderOutcome, { _id: kept.decision._id }), 1, "a decision of today");
+    assert.equal(await em.count(Digest, { _id: kept.digest._id }), 1, "a digest of this week");
+    assert.equal(await em.count(Digest, { _id: kept.unsent._id }), 1, "a digest not yet sent");
   });
 });

@@ -32,6 +32,9 @@ export class DigestItem {
  */
 @Entity({ collection: "digests" })
 @Unique({ properties: ["userId", "period"] })
+// The recovery sweep's question: does a digest hold these notifications already?
+@Index({ properties: ["notificationIds"] })
+@Index({ properties: ["createdAt"] })
 export class Digest {
   @PrimaryKey()
   _id: ObjectId = new ObjectId();

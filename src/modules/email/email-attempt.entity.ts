@@ -1,4 +1,4 @@
-import { Entity, PrimaryKey, Property } from "@mikro-orm/decorators/legacy";
+import { Entity, Index, PrimaryKey, Property } from "@mikro-orm/decorators/legacy";
 
 /**
  * The right to make one send attempt: `<notificationId>:<attempt>`. Agenda's lock is not atomic on
@@ -7,6 +7,7 @@ import { Entity, PrimaryKey, Property } from "@mikro-orm/decorators/legacy";
  * than a job lock, and belongs to a run that stopped mid-send after that.
  */
 @Entity({ collection: "email_attempts" })
+@Index({ properties: ["claimedAt"] })
 export class EmailAttempt {
   @PrimaryKey({ type: "string" })
   _id: string;

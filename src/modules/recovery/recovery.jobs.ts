@@ -9,7 +9,9 @@ import type { FilterQuery } from "@mikro-orm/core";
 import { EMAIL_JOB, emailBatches } from "../email/email.jobs.js";
 import { Notification } from "../notification/notification.entity.js";
 import { DeliveryStatus, NotificationChannel } from "../notification/notification.enums.js";
-import { Reminder, ReminderStatus } from "../reminder/reminder.entity.js";
+import { Reminder, ReminderOutcome, ReminderStatus } from "../reminder/reminder.entity.js";
+import { EmailAttempt } from "../email/email-attempt.entity.js";
+import { Digest } from "../email/digest.entity.js";
 import { REMINDER_JOB, type ReminderJobData } from "../reminder/reminder.subscriber.js";
 import { Follow } from "../follow/follow.entity.js";
 import { FOLLOW_JOB, type FollowJobData } from "../follow/follow.subscriber.js";
@@ -18,6 +20,7 @@ import { COMMENT_JOB, FANOUT_JOB, type CommentJobData, type FanoutJobData } from
 import { WELCOME_JOB, type WelcomeJobData } from "../user/user.subscriber.js";
 
 export const SWEEP_JOB = "recovery.sweep";
+export const CLEANUP_JOB = "recovery.cleanup";
 
 /** Work younger than this may still be queued normally; older and unfinished means it was lost. */
 const GRACE_MS = 60_000;
@@ -130,10 +133,52 @@ export async function sweep(deps: RecoveryDeps, now = new Date()): Promise<Recov
   return recovered;
 }
 
+/**
+ * An email's attempt claims and a reminder's decision matter while the email or the reminder is in
+ * play, which is minutes; a day leaves room for any outage the sweep recovers from.
+ */
+const KEEP_CLAIMS_MS = 24 * 3600_000;
+/**
+ * A digest that went out (or was given up) matters until its period is over and no abandoned
+ * batch can still name its notifications: a week is ample.
+ */
+const KEEP_DIGESTS_MS = 7 * 24 * 3600_000;
+
+export interface CleanupSummary {
+  emailAttempts: number;
+  reminderDecisions: number;
+  digests: number;
+}
+
+/**
+ * Deletes the bookkeeping that only guards work in progress, which would otherwise grow with every
+ * email and reminder (FerretDB v1 has no TTL indexes to do it).
+ */
+export async function cleanUp(deps: RecoveryDeps, now = new Date()): Promise<CleanupSummary> {
+  const em = deps.orm.em.fork();
+  const claimsBefore = new Date(now.getTime() - KEEP_CLAIMS_MS);
+  const digestsBefore = new Date(now.getTime() - KEEP_DIGESTS_MS);
+  const summary = {
+    emailAttempts: await em.nativeDelete(EmailAttempt, { claimedAt: { $lt: claimsBefore } }),
+    reminderDecisions: await em.nativeDelete(ReminderOutcome, { decidedAt: { $lt: claimsBefore } }),
+    digests: await em.nativeDelete(Digest, {
+      createdAt: { $lt: digestsBefore },
+      $or: [{ sentAt: { $ne: null } }, { failedAt: { $ne: null } }],
+    }),
+  };
+  if (Object.values(summary).some((n) => n > 0)) deps.logger.info(summary, "cleaned up finished bookkeeping");
+  return summary;
+}
+
 export async function defineRecoveryJobs(agenda: Agenda, deps: RecoveryDeps): Promise<void> {
   defineJob(agenda, deps.logger, SWEEP_JOB, async () => {
     await sweep(deps);
     return "done";
   });
+  defineJob(agenda, deps.logger, CLEANUP_JOB, async () => {
+    const summary = await cleanUp(deps);
+    return Object.values(summary).some((n) => n > 0) ? "done" : "skipped";
+  });
   await agenda.every("1 minute", SWEEP_JOB);
+  await agenda.every("1 hour", CLEANUP_JOB);
 }

@@ -57,6 +57,7 @@ export enum ReminderDecision {
  * reads, then replaces, so two of them can both match.)
  */
 @Entity({ collection: "reminder_decisions" })
+@Index({ properties: ["decidedAt"] })
 export class ReminderOutcome {
   /** The reminder's id. */
   @PrimaryKey()
