@@ -1,4 +1,4 @@
-import { MikroORM, type EntityManager } from "@mikro-orm/mongodb";
+import { MikroORM, ObjectId, type EntityManager, type EntityName, type FilterQuery } from "@mikro-orm/mongodb";
 import { ReflectMetadataProvider } from "@mikro-orm/decorators/legacy";
 import type { Db } from "mongodb";
 import type { Logger } from "./logger.js";
@@ -67,6 +67,19 @@ export function isBulkOfDuplicates(err: unknown): err is BulkDuplicates {
   const writeErrors = (err as { writeErrors: unknown }).writeErrors;
   const list = Array.isArray(writeErrors) ? writeErrors : [writeErrors];
   return list.every((e: { code?: number }) => e?.code === 11000);
+}
+
+/**
+ * The document whose `_id` is the given hex string: null when there is none, and for a malformed id,
+ * which comes from a client or from stored job data and names nothing.
+ */
+export async function findById<Entity extends { _id: ObjectId }>(
+  em: EntityManager,
+  entity: EntityName<Entity>,
+  id: string,
+): Promise<Entity | null> {
+  if (!ObjectId.isValid(id)) return null;
+  return em.findOne(entity, { _id: new ObjectId(id) } as FilterQuery<Entity>);
 }
 
 /** A fresh unit of work: one per GraphQL operation, subscription event and job. */

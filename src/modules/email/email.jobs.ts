@@ -1,4 +1,3 @@
-import { ObjectId } from "@mikro-orm/mongodb";
 import pLimit, { type LimitFunction } from "p-limit";
 import type { Agenda } from "agenda";
 import { backoffStrategies, type BackoffStrategy } from "agenda";
@@ -6,7 +5,7 @@ import type { Collection, Document } from "mongodb";
 import { defineJob, type JobRun, type JobOutcome, type JobScheduler } from "../../infra/agenda.js";
 import type { Logger } from "../../infra/logger.js";
 import { MAILER_CONNECTIONS, type Mailer } from "../../infra/mailer.js";
-import { isDuplicateKeyError, type EntityManager, type MikroORM } from "../../infra/orm.js";
+import { findById, isDuplicateKeyError, type EntityManager, type MikroORM } from "../../infra/orm.js";
 import { Notification } from "../notification/notification.entity.js";
 import { DeliveryStatus, NotificationChannel } from "../notification/notification.enums.js";
 import { toDeliveryView, toNotificationView, type DeliveryView } from "../notification/notification.types.js";
@@ -146,9 +145,7 @@ function jobIds(data: EmailJobData | { notificationId?: unknown }): string[] {
  */
 async function sendOne(deps: EmailJobDeps, notificationId: string): Promise<EmailOutcome> {
   const em = deps.orm.em.fork();
-  const notification = ObjectId.isValid(notificationId)
-    ? await em.findOne(Notification, { _id: new ObjectId(notificationId) })
-    : null;
+  const notification = await findById(em, Notification, notificationId);
   const email = notification?.deliveries.find((d) => d.channel === NotificationChannel.EMAIL);
   if (!notification || email?.status !== DeliveryStatus.PENDING) return "skipped";
   // A copy of this job (the recovery sweep's, say) running before the retry it has scheduled.

@@ -1,4 +1,4 @@
-import { ObjectId } from "@mikro-orm/mongodb";
+import { findById } from "../../infra/orm.js";
 import type { Agenda } from "agenda";
 import { defineJob, type JobOutcome } from "../../infra/agenda.js";
 import type { PostJobDeps } from "../post/post.jobs.js";
@@ -13,9 +13,7 @@ import { FOLLOW_JOB, type FollowJobData } from "./follow.subscriber.js";
  */
 export async function notifyFollow(deps: PostJobDeps, data: FollowJobData): Promise<JobOutcome> {
   const em = deps.orm.em.fork();
-  const follow = ObjectId.isValid(data.followId)
-    ? await em.findOne(Follow, { _id: new ObjectId(data.followId) })
-    : null;
+  const follow = await findById(em, Follow, data.followId);
   if (!follow || follow.notifiedAt) return "skipped";
   const follower = await em.findOne(User, { _id: follow.followerId });
   const name = follower?.displayName ?? "Someone";

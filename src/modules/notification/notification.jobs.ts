@@ -1,7 +1,6 @@
-import { ObjectId } from "@mikro-orm/mongodb";
 import type { Agenda } from "agenda";
 import { defineJob, type JobOutcome } from "../../infra/agenda.js";
-import type { MikroORM } from "../../infra/orm.js";
+import { findById, type MikroORM } from "../../infra/orm.js";
 import type { Logger } from "../../infra/logger.js";
 import type { ActivityService } from "../activity/activity.service.js";
 import { User } from "../user/user.entity.js";
@@ -23,7 +22,7 @@ const RECIPIENT_PAGE = 500;
 
 export async function welcome(deps: NotificationJobDeps, data: WelcomeJobData): Promise<JobOutcome> {
   const em = deps.orm.em.fork();
-  const user = ObjectId.isValid(data.userId) ? await em.findOne(User, { _id: new ObjectId(data.userId) }) : null;
+  const user = await findById(em, User, data.userId);
   if (!user) return "skipped";
   await deps.notifications.deliver(em, [
     {
@@ -47,9 +46,7 @@ export async function welcome(deps: NotificationJobDeps, data: WelcomeJobData): 
 
 export async function deliverRequest(deps: NotificationJobDeps, data: DeliverJobData): Promise<JobOutcome> {
   const em = deps.orm.em.fork();
-  const request = ObjectId.isValid(data.requestId)
-    ? await em.findOne(NotificationRequest, { _id: new ObjectId(data.requestId) })
-    : null;
+  const request = await findById(em, NotificationRequest, data.requestId);
   if (!request || request.completedAt) return "skipped";
   for (let i = 0; i < request.recipientIds.length; i += RECIPIENT_PAGE) {
     // Recipients were checked when the request was accepted, and accounts are never deleted.

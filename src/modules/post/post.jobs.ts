@@ -3,7 +3,7 @@ import type { Collection } from "mongodb";
 import type { Agenda } from "agenda";
 import { defineJob, type JobOutcome } from "../../infra/agenda.js";
 import type { Logger } from "../../infra/logger.js";
-import type { EntityManager, MikroORM } from "../../infra/orm.js";
+import { findById, type EntityManager, type MikroORM } from "../../infra/orm.js";
 import type { ActivityService } from "../activity/activity.service.js";
 import { Follow } from "../follow/follow.entity.js";
 import { NotificationKind } from "../notification/notification.enums.js";
@@ -24,8 +24,6 @@ export const FANOUT_READ_PAGE = 10_000;
 /** Notifications per bulk insert. */
 export const FANOUT_WRITE_BATCH = 1000;
 
-const id = (value: string) => (ObjectId.isValid(value) ? new ObjectId(value) : null);
-
 /**
  * NEW_POST to every follower of the author. Follows are read in pages ordered by follow id; within
  * a page the followers with an open subscription are written (and so told) first, then the rest,
@@ -35,8 +33,7 @@ const id = (value: string) => (ObjectId.isValid(value) ? new ObjectId(value) : n
  */
 export async function fanout(deps: PostJobDeps, data: FanoutJobData): Promise<JobOutcome> {
   const em = deps.orm.em.fork();
-  const postId = id(data.postId);
-  const post = postId ? await em.findOne(Post, { _id: postId }) : null;
+  const post = await findById(em, Post, data.postId);
   if (!post || post.fanoutCompletedAt) return "skipped";
   const author = await em.findOne(User, { _id: post.authorId });
   const draft = (followerId: string) => ({
@@ -94,8 +91,7 @@ function followsAfter(em: EntityManager, authorId: ObjectId, cursor: ObjectId | 
 /** NEW_COMMENT to the post's author, unless they wrote the comment themselves. */
 export async function notifyComment(deps: PostJobDeps, data: CommentJobData): Promise<JobOutcome> {
   const em = deps.orm.em.fork();
-  const commentId = id(data.commentId);
-  const comment = commentId ? await em.findOne(Comment, { _id: commentId }) : null;
+  const comment = await findById(em, Comment, data.commentId);
   const post = comment ? await em.findOne(Post, { _id: comment.postId }) : null;
   if (!comment || !post || comment.notifiedAt) return "skipped";
   if (!post.authorId.equals(comment.authorId)) {

@@ -1,4 +1,4 @@
-import { ObjectId } from "@mikro-orm/mongodb";
+import { findById } from "../../infra/orm.js";
 import type { Agenda } from "agenda";
 import { defineJob, type JobOutcome } from "../../infra/agenda.js";
 import { NotificationKind } from "../notification/notification.enums.js";
@@ -13,9 +13,7 @@ import { REMINDER_JOB, type ReminderJobData } from "./reminder.subscriber.js";
  */
 export async function fireReminder(deps: PostJobDeps, data: ReminderJobData): Promise<JobOutcome> {
   const em = deps.orm.em.fork();
-  const reminder = ObjectId.isValid(data.reminderId)
-    ? await em.findOne(Reminder, { _id: new ObjectId(data.reminderId) })
-    : null;
+  const reminder = await findById(em, Reminder, data.reminderId);
   if (!reminder || reminder.status !== ReminderStatus.PENDING) return "skipped";
   const { decision } = await decide(em, reminder._id, ReminderDecision.FIRE);
   if (decision === ReminderDecision.CANCEL) {

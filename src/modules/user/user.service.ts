@@ -1,6 +1,4 @@
-import { ObjectId } from "@mikro-orm/mongodb";
-import type { EntityManager } from "../../infra/orm.js";
-import { isDuplicateKeyError } from "../../infra/orm.js";
+import { findById, isDuplicateKeyError, type EntityManager } from "../../infra/orm.js";
 import { conflict, unauthenticated } from "../../graphql/errors.js";
 import { User } from "./user.entity.js";
 import { hashPassword, verifyPassword } from "./password.js";
@@ -41,7 +39,7 @@ export class UserService {
   }
 
   async findById(em: EntityManager, id: string): Promise<User | null> {
-    return ObjectId.isValid(id) ? em.findOne(User, { _id: new ObjectId(id) }) : null;
+    return findById(em, User, id);
   }
 }
 
