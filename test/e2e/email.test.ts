@@ -13,37 +13,22 @@ import {
   EmailTestCommentDocument,
   EmailTestPostDocument,
   MyPreferencesDocument,
-  RegisterDocument,
   SendNotificationDocument,
   UpdateMyPreferencesDocument,
 } from "../generated/graphql.js";
 import { testRedisUrl } from "../helpers/env.js";
-import {
-  bearer,
-  connectWs,
-  eventually,
-  gql,
-  gqlOk,
-  subscribedInRedis,
-  Subscription,
-} from "../helpers/graphql-client.js";
+import { connectWs, eventually, gql, gqlOk, subscribedInRedis, Subscription } from "../helpers/graphql-client.js";
 import { startCluster, startHerald, TEST_SERVICE_KEY, type Cluster } from "../helpers/herald.js";
 import { startSmtpServer, type SmtpServer } from "../helpers/smtp.js";
+import { signUp, type TestUser } from "../helpers/users.js";
 
 const MAX_ATTEMPTS = 3;
-
-interface TestUser {
-  id: string;
-  email: string;
-  auth: Record<string, string>;
-}
 
 /** Email through a real SMTP server, with one worker and one api process. */
 describe("email delivery", () => {
   let smtp: SmtpServer;
   let cluster: Cluster;
   let api: string;
-  let counter = 0;
 
   before(async () => {
     smtp = await startSmtpServer();
@@ -65,14 +50,7 @@ describe("email delivery", () => {
 
   beforeEach(() => smtp.setRefuse({ kind: "none" }));
 
-  async function register(name: string): Promise<TestUser> {
-    counter += 1;
-    const email = `${name.toLowerCase()}.${counter}.${Date.now()}@example.com`;
-    const { register } = await gqlOk(api, RegisterDocument, {
-      input: { email, password: "correct horse battery", displayName: name },
-    });
-    return { id: register.user.id, email, auth: bearer(register.token) };
-  }
+  const register = (name: string) => signUp(api, name);
 
   const mailTo = (user: TestUser, subject: RegExp) =>
     smtp.waitFor((m) => addressOf(m) === user.email && subject.test(m.subject ?? ""), 10_000);
@@ -373,10 +351,8 @@ describe("email across a worker crash", () => {
 
   it("arrives after a restart, every copy with the same Message-ID, and ends SENT", async () => {
     const api = cluster.apis[0]?.url ?? "";
-    const { register } = await gqlOk(api, RegisterDocument, {
-      input: { email: `crash.${Date.now()}@example.com`, password: "correct horse battery", displayName: "Crash" },
-    });
-    const auth = bearer(register.token);
+    const user = await signUp(api, "Crash");
+    const auth = user.auth;
     await smtp.waitFor((m) => m.subject === "Welcome to Herald", 10_000);
 
     smtp.setRefuse({ kind: "hold" });
@@ -385,10 +361,10 @@ describe("email across a worker crash", () => {
       SendNotificationDocument,
       {
         input: {
-          recipientIds: [register.user.id],
+          recipientIds: [user.id],
           title: "Mid-send",
           body: "b",
-          idempotencyKey: `crash-${register.user.id}`,
+          idempotencyKey: `crash-${user.id}`,
         },
       },
       { "x-api-key": TEST_SERVICE_KEY },

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { before, describe, it } from "node:test";
 import { parse, print } from "graphql";
 import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
 import type { Client } from "graphql-ws";
@@ -14,7 +14,6 @@ import {
   MarkNotificationReadDocument,
   MarkNotificationUnreadDocument,
   NotificationAddedDocument,
-  RegisterDocument,
   SendNotificationDocument,
   UnreadCountChangedDocument,
   UnreadCountDocument,
@@ -22,7 +21,6 @@ import {
   type NotificationFilter,
 } from "../generated/graphql.js";
 import {
-  bearer,
   connectWs,
   eventually,
   gql,
@@ -33,22 +31,16 @@ import {
   subscribedInRedis,
 } from "../helpers/graphql-client.js";
 import { testRedisUrl } from "../helpers/env.js";
-import { startCluster, TEST_SERVICE_KEY, type Cluster, type HeraldProcess } from "../helpers/herald.js";
+import { signUp, untilUnread as untilUnreadOn, type TestUser } from "../helpers/users.js";
+import { TEST_SERVICE_KEY, type HeraldProcess } from "../helpers/herald.js";
+import { twoApiCluster } from "../helpers/cluster-fixture.js";
 import { MAX_ALIASES, MAX_COST, MAX_DEPTH } from "../../src/graphql/limits.js";
 
 type Item = InboxPageQuery["notifications"]["edges"][number]["node"];
 
-interface TestUser {
-  id: string;
-  token: string;
-  auth: Record<string, string>;
-}
-
 const service = { "x-api-key": TEST_SERVICE_KEY };
 /** Well formed, and no notification has it. */
 const UNKNOWN_ID = "6b04dd3b8252ce855395bab6";
-
-let counter = 0;
 
 const codeOf = (r: { errors?: readonly { extensions?: Record<string, unknown> }[] | undefined }) =>
   r.errors?.[0]?.extensions?.["code"];
@@ -88,58 +80,29 @@ function subscribeError(client: Client, query: string): Promise<{ message: strin
  * counts under concurrent changes, pagination under concurrent inserts, and the document limits.
  */
 describe("the inbox", () => {
-  let cluster: Cluster;
-  let apiA: HeraldProcess;
-  let apiB: HeraldProcess;
-  let redis: Redis;
-  const sockets: WsConnection[] = [];
-
-  before(async () => {
-    cluster = await startCluster("e2e_inbox");
-    [apiA, apiB] = cluster.apis as [HeraldProcess, HeraldProcess];
-    redis = new Redis(testRedisUrl());
-  });
-
-  after(async () => {
-    await Promise.all(sockets.map((s) => s.dispose()));
-    redis?.disconnect();
-    await cluster?.stop();
-  });
+  const fx = twoApiCluster("e2e_inbox");
 
   /** A new user whose WELCOME is in the inbox already (unread count 1). */
   async function register(): Promise<TestUser> {
-    counter += 1;
-    const { register } = await gqlOk(apiA.url, RegisterDocument, {
-      input: {
-        email: `inbox${counter}.${Date.now()}@example.com`,
-        password: "correct horse battery",
-        displayName: `Reader ${counter}`,
-      },
-    });
-    const user = { id: register.user.id, token: register.token, auth: bearer(register.token) };
+    const user = await signUp(fx.apiA.url, "Reader");
     await untilUnread(user, 1);
     return user;
   }
 
-  async function unreadCount(user: TestUser, api = apiA): Promise<number> {
+  async function unreadCount(user: TestUser, api = fx.apiA): Promise<number> {
     return (await gqlOk(api.url, UnreadCountDocument, {}, user.auth)).unreadCount;
   }
 
-  function untilUnread(user: TestUser, expected: number) {
-    return eventually(async () => ((await unreadCount(user)) === expected ? true : undefined), {
-      timeoutMs: 10_000,
-      what: `an unread count of ${expected}`,
-    });
-  }
+  const untilUnread = (user: TestUser, expected: number) => untilUnreadOn(fx.apiA.url, user, expected);
 
   /** Asks another backend's way for a SYSTEM notification to `user`; it is written by a job. */
-  async function send(user: TestUser, title: string, api = apiB): Promise<void> {
+  async function send(user: TestUser, title: string, api = fx.apiB): Promise<void> {
     const input = { recipientIds: [user.id], title, body: `${title}, the body`, idempotencyKey: `${user.id}:${title}` };
     const r = await gqlOk(api.url, SendNotificationDocument, { input }, service);
     assert.equal(r.sendNotification.replayed, false);
   }
 
-  async function list(user: TestUser, filter?: NotificationFilter, api = apiA): Promise<Item[]> {
+  async function list(user: TestUser, filter?: NotificationFilter, api = fx.apiA): Promise<Item[]> {
     const { notifications } = await gqlOk(
       api.url,
       InboxPageDocument,
@@ -152,7 +115,7 @@ describe("the inbox", () => {
   /** Sends SYSTEM notifications titled `titles` and waits until all are stored; returns them by title. */
   async function stock(user: TestUser, titles: string[]): Promise<Map<string, Item>> {
     const before = await unreadCount(user);
-    await Promise.all(titles.map((t, i) => send(user, t, i % 2 === 0 ? apiA : apiB)));
+    await Promise.all(titles.map((t, i) => send(user, t, i % 2 === 0 ? fx.apiA : fx.apiB)));
     await untilUnread(user, before + titles.length);
     const items = await list(user);
     return new Map(items.map((n) => [n.title, n]));
@@ -160,7 +123,7 @@ describe("the inbox", () => {
 
   function connect(user: TestUser, api: HeraldProcess): WsConnection {
     const ws = connectWs(api.url, { authorization: `Bearer ${user.token}` });
-    sockets.push(ws);
+    fx.sockets.push(ws);
     return ws;
   }
 
@@ -211,17 +174,17 @@ describe("the inbox", () => {
     /** Every operation on one notification id, as `user`. */
     const operations = (user: TestUser, id: string) =>
       [
-        ["notification", () => gql(apiB.url, InboxNotificationDocument, { id }, user.auth)],
-        ["markNotificationRead", () => gql(apiB.url, MarkNotificationReadDocument, { id }, user.auth)],
-        ["markNotificationUnread", () => gql(apiB.url, MarkNotificationUnreadDocument, { id }, user.auth)],
-        ["archiveNotification", () => gql(apiB.url, ArchiveNotificationDocument, { id }, user.auth)],
-        ["deleteNotification", () => gql(apiB.url, DeleteNotificationDocument, { id }, user.auth)],
+        ["notification", () => gql(fx.apiB.url, InboxNotificationDocument, { id }, user.auth)],
+        ["markNotificationRead", () => gql(fx.apiB.url, MarkNotificationReadDocument, { id }, user.auth)],
+        ["markNotificationUnread", () => gql(fx.apiB.url, MarkNotificationUnreadDocument, { id }, user.auth)],
+        ["archiveNotification", () => gql(fx.apiB.url, ArchiveNotificationDocument, { id }, user.auth)],
+        ["deleteNotification", () => gql(fx.apiB.url, DeleteNotificationDocument, { id }, user.auth)],
       ] as const;
 
     it("answers NOT_FOUND, never FORBIDDEN, for another user's notification, and leaves it alone", async () => {
       // Read first, so that a markNotificationUnread that reached it would show.
-      await gqlOk(apiA.url, MarkNotificationReadDocument, { id: mine.id }, owner.auth);
-      const before = (await gqlOk(apiA.url, InboxNotificationDocument, { id: mine.id }, owner.auth)).notification;
+      await gqlOk(fx.apiA.url, MarkNotificationReadDocument, { id: mine.id }, owner.auth);
+      const before = (await gqlOk(fx.apiA.url, InboxNotificationDocument, { id: mine.id }, owner.auth)).notification;
       assert.ok(before?.readAt);
 
       for (const [name, run] of operations(intruder, mine.id)) {
@@ -230,12 +193,12 @@ describe("the inbox", () => {
         assert.doesNotMatch(JSON.stringify(r), /Owner's secret/);
       }
       // Once more while it is unread, for markNotificationRead and archiveNotification to matter.
-      await gqlOk(apiA.url, MarkNotificationUnreadDocument, { id: mine.id }, owner.auth);
+      await gqlOk(fx.apiA.url, MarkNotificationUnreadDocument, { id: mine.id }, owner.auth);
       for (const [name, run] of operations(intruder, mine.id)) {
         assert.equal(codeOf(await run()), "NOT_FOUND", name);
       }
 
-      const after = (await gqlOk(apiA.url, InboxNotificationDocument, { id: mine.id }, owner.auth)).notification;
+      const after = (await gqlOk(fx.apiA.url, InboxNotificationDocument, { id: mine.id }, owner.auth)).notification;
       assert.deepEqual(after, { ...before, readAt: null }, "the owner's notification is as the owner left it");
       assert.equal(await unreadCount(owner), 2);
       assert.equal(await unreadCount(intruder), 1);
@@ -262,26 +225,26 @@ describe("the inbox", () => {
       const user = await register();
       const items = await stock(user, ["one", "two", "three"]);
       const [one, two, three] = [pick(items, "one"), pick(items, "two"), pick(items, "three")];
-      const device = watchCounts(connect(user, apiA).client);
-      await subscribedInRedis(redis, `UNREAD_COUNT_CHANGED:${user.id}`);
+      const device = watchCounts(connect(user, fx.apiA).client);
+      await subscribedInRedis(fx.redis, `UNREAD_COUNT_CHANGED:${user.id}`);
       assert.equal(await unreadCount(user), 4);
 
-      const read = (await gqlOk(apiB.url, MarkNotificationReadDocument, { id: one.id }, user.auth))
+      const read = (await gqlOk(fx.apiB.url, MarkNotificationReadDocument, { id: one.id }, user.auth))
         .markNotificationRead;
       assert.equal(read.id, one.id);
       assert.ok(read.readAt);
       assert.equal(await unreadCount(user), 3);
       await untilShown(device, 3, "the device");
-      const again = await gqlOk(apiB.url, MarkNotificationReadDocument, { id: one.id }, user.auth);
+      const again = await gqlOk(fx.apiB.url, MarkNotificationReadDocument, { id: one.id }, user.auth);
       assert.ok(again.markNotificationRead.readAt, "marking read twice is not an error");
       assert.equal(await unreadCount(user), 3);
 
-      const unread = (await gqlOk(apiA.url, MarkNotificationUnreadDocument, { id: one.id }, user.auth))
+      const unread = (await gqlOk(fx.apiA.url, MarkNotificationUnreadDocument, { id: one.id }, user.auth))
         .markNotificationUnread;
       assert.equal(unread.readAt, null);
       assert.equal(await unreadCount(user), 4);
       await untilShown(device, 4, "the device");
-      const unreadAgain = await gqlOk(apiA.url, MarkNotificationUnreadDocument, { id: one.id }, user.auth);
+      const unreadAgain = await gqlOk(fx.apiA.url, MarkNotificationUnreadDocument, { id: one.id }, user.auth);
       assert.equal(unreadAgain.markNotificationUnread.readAt, null, "marking unread twice is not an error");
       assert.deepEqual((await list(user, { status: "UNREAD" })).map((n) => n.title).sort(), [
         "Welcome to Herald",
@@ -291,7 +254,7 @@ describe("the inbox", () => {
       ]);
 
       // Archived: out of the default list and of the count, in the archive, still fetchable.
-      const archived = (await gqlOk(apiB.url, ArchiveNotificationDocument, { id: two.id }, user.auth))
+      const archived = (await gqlOk(fx.apiB.url, ArchiveNotificationDocument, { id: two.id }, user.auth))
         .archiveNotification;
       assert.ok(archived.archivedAt);
       assert.equal(archived.readAt, null);
@@ -303,31 +266,37 @@ describe("the inbox", () => {
         (await list(user, { archived: true })).map((n) => n.id),
         [two.id],
       );
-      const fetched = (await gqlOk(apiA.url, InboxNotificationDocument, { id: two.id }, user.auth)).notification;
+      const fetched = (await gqlOk(fx.apiA.url, InboxNotificationDocument, { id: two.id }, user.auth)).notification;
       assert.equal(fetched?.archivedAt, archived.archivedAt);
-      const archivedAgain = await gql(apiB.url, ArchiveNotificationDocument, { id: two.id }, user.auth);
+      const archivedAgain = await gql(fx.apiB.url, ArchiveNotificationDocument, { id: two.id }, user.auth);
       assert.equal(archivedAgain.errors, undefined, "archiving twice is not an error");
 
       // Deleted: gone everywhere.
       assert.equal(
-        (await gqlOk(apiA.url, DeleteNotificationDocument, { id: three.id }, user.auth)).deleteNotification,
+        (await gqlOk(fx.apiA.url, DeleteNotificationDocument, { id: three.id }, user.auth)).deleteNotification,
         true,
       );
       assert.equal(await unreadCount(user), 2);
       await untilShown(device, 2, "the device");
-      assert.equal(codeOf(await gql(apiB.url, InboxNotificationDocument, { id: three.id }, user.auth)), "NOT_FOUND");
-      assert.equal(codeOf(await gql(apiB.url, DeleteNotificationDocument, { id: three.id }, user.auth)), "NOT_FOUND");
-      assert.equal(codeOf(await gql(apiB.url, MarkNotificationReadDocument, { id: three.id }, user.auth)), "NOT_FOUND");
+      assert.equal(codeOf(await gql(fx.apiB.url, InboxNotificationDocument, { id: three.id }, user.auth)), "NOT_FOUND");
+      assert.equal(
+        codeOf(await gql(fx.apiB.url, DeleteNotificationDocument, { id: three.id }, user.auth)),
+        "NOT_FOUND",
+      );
+      assert.equal(
+        codeOf(await gql(fx.apiB.url, MarkNotificationReadDocument, { id: three.id }, user.auth)),
+        "NOT_FOUND",
+      );
       assert.ok(!(await list(user)).some((n) => n.id === three.id));
       assert.ok(!(await list(user, { archived: true })).some((n) => n.id === three.id));
 
       // Unread now: the welcome, "one", and the archived "two".
-      const changed = await gqlOk(apiB.url, MarkAllNotificationsReadDocument, {}, user.auth);
+      const changed = await gqlOk(fx.apiB.url, MarkAllNotificationsReadDocument, {}, user.auth);
       assert.equal(changed.markAllNotificationsRead, 3, "every unread one, the archived one included");
       assert.equal(await unreadCount(user), 0);
       await untilShown(device, 0, "the device");
       assert.equal(
-        (await gqlOk(apiA.url, MarkAllNotificationsReadDocument, {}, user.auth)).markAllNotificationsRead,
+        (await gqlOk(fx.apiA.url, MarkAllNotificationsReadDocument, {}, user.auth)).markAllNotificationsRead,
         0,
       );
       assert.deepEqual(await list(user, { status: "UNREAD" }), []);
@@ -340,10 +309,10 @@ describe("the inbox", () => {
     it("filters by status and kind, together and apart", async () => {
       const [user, fan] = await Promise.all([register(), register()]);
       const items = await stock(user, ["alpha", "beta", "gamma"]);
-      await gqlOk(apiA.url, FollowDocument, { userId: user.id }, fan.auth);
+      await gqlOk(fx.apiA.url, FollowDocument, { userId: user.id }, fan.auth);
       await untilUnread(user, 5);
       const beta = pick(items, "beta");
-      await gqlOk(apiA.url, MarkNotificationReadDocument, { id: beta.id }, user.auth);
+      await gqlOk(fx.apiA.url, MarkNotificationReadDocument, { id: beta.id }, user.auth);
 
       const titles = async (filter?: NotificationFilter) => (await list(user, filter)).map((n) => n.title).sort();
       const kinds = async (filter?: NotificationFilter) => [...new Set((await list(user, filter)).map((n) => n.kind))];
@@ -368,12 +337,12 @@ describe("the inbox", () => {
     it("reaches every device of the user, on different instances, when one marks all read", async () => {
       const user = await register();
       await stock(user, ["a", "b"]);
-      const phone = watchCounts(connect(user, apiA).client);
-      const laptop = watchCounts(connect(user, apiB).client);
+      const phone = watchCounts(connect(user, fx.apiA).client);
+      const laptop = watchCounts(connect(user, fx.apiB).client);
       // Subscribed from both instances: two Redis subscribers on the user's channel.
-      await subscribedInRedis(redis, `UNREAD_COUNT_CHANGED:${user.id}`, 2);
+      await subscribedInRedis(fx.redis, `UNREAD_COUNT_CHANGED:${user.id}`, 2);
 
-      const changed = await gqlOk(apiB.url, MarkAllNotificationsReadDocument, {}, user.auth);
+      const changed = await gqlOk(fx.apiB.url, MarkAllNotificationsReadDocument, {}, user.auth);
       assert.equal(changed.markAllNotificationsRead, 3);
       await untilShown(phone, 0, "the phone (api A)");
       await untilShown(laptop, 0, "the laptop (api B)");
@@ -398,26 +367,26 @@ describe("the inbox", () => {
       const titles = Array.from({ length: 12 }, (_, i) => `n${i}`);
       const ids = [...(await stock(user, titles)).values()].map((n) => n.id);
       const channel = `UNREAD_COUNT_CHANGED:${user.id}`;
-      const phone = watchCounts(connect(user, apiA).client);
-      const laptop = watchCounts(connect(user, apiB).client);
+      const phone = watchCounts(connect(user, fx.apiA).client);
+      const laptop = watchCounts(connect(user, fx.apiB).client);
       const announcements: string[] = [];
       const recorder = new Redis(testRedisUrl());
       recorder.on("message", (_channel: string, message: string) => announcements.push(message));
       await recorder.subscribe(channel);
       // Both instances and the recorder.
-      await subscribedInRedis(redis, channel, 3);
+      await subscribedInRedis(fx.redis, channel, 3);
 
       /** Marks the notification read if it is unread and unread if it is read: always a change. */
       const flip = async (id: string) => {
-        const { notification } = await gqlOk(apiA.url, InboxNotificationDocument, { id }, user.auth);
-        if (notification?.readAt) await gqlOk(apiB.url, MarkNotificationUnreadDocument, { id }, user.auth);
-        else await gqlOk(apiB.url, MarkNotificationReadDocument, { id }, user.auth);
+        const { notification } = await gqlOk(fx.apiA.url, InboxNotificationDocument, { id }, user.auth);
+        if (notification?.readAt) await gqlOk(fx.apiB.url, MarkNotificationUnreadDocument, { id }, user.auth);
+        else await gqlOk(fx.apiB.url, MarkNotificationReadDocument, { id }, user.auth);
       };
       /** Both devices show the count a query answers. */
       const shown = (what: string) =>
         eventually(
           async () => {
-            const count = await unreadCount(user, apiB);
+            const count = await unreadCount(user, fx.apiB);
             return count === phone.latest() && count === laptop.latest() ? count : undefined;
           },
           { timeoutMs: 5000, what: `${what}: both devices to show the queried unread count` },
@@ -435,7 +404,7 @@ describe("the inbox", () => {
           });
 
           const ops = Array.from({ length: 40 }, (_, i) => {
-            const api = i % 2 === 0 ? apiA : apiB;
+            const api = i % 2 === 0 ? fx.apiA : fx.apiB;
             const id = ids[(i * 7 + round) % ids.length] ?? "";
             if (i % 13 === 12) return gql(api.url, MarkAllNotificationsReadDocument, {}, user.auth);
             return (i + round) % 3 === 0
@@ -453,7 +422,7 @@ describe("the inbox", () => {
           await shown(`round ${round}, after one more change`);
           const [phoneSeen, laptopSeen] = [phone.values.length, laptop.values.length];
           // The stale announcement arrives late, then one real change.
-          await redis.publish(channel, stale);
+          await fx.redis.publish(channel, stale);
           await flip(flipped);
           const fresh = await shown(`round ${round}, after the late announcement`);
           assert.deepEqual(
@@ -474,14 +443,14 @@ describe("the inbox", () => {
       const initialTitles = Array.from({ length: 45 }, (_, i) => `old ${i}`);
       // One request, and so one job, per notification, all at once: the worker runs them side by
       // side, and some share a createdAt millisecond, which only the id then orders.
-      await Promise.all(initialTitles.map((t, i) => send(user, t, i % 2 === 0 ? apiA : apiB)));
+      await Promise.all(initialTitles.map((t, i) => send(user, t, i % 2 === 0 ? fx.apiA : fx.apiB)));
       await untilUnread(user, 46);
       const existing = await list(user);
       assert.equal(existing.length, 46);
 
-      const ws = connect(user, apiA);
+      const ws = connect(user, fx.apiA);
       const added = new Subscription(ws.client, NotificationAddedDocument);
-      await subscribedInRedis(redis, `NOTIFICATION_ADDED:${user.id}`);
+      await subscribedInRedis(fx.redis, `NOTIFICATION_ADDED:${user.id}`);
 
       const seen: Item[] = [];
       let after: string | null | undefined;
@@ -494,7 +463,7 @@ describe("the inbox", () => {
       for (let page = 0; ; page++) {
         // One more arrives while the page is being read, as a client would experience it.
         const racing = send(user, `racing ${page}`);
-        const r = await gqlOk(apiB.url, InboxPageDocument, { first: 10, ...(after ? { after } : {}) }, user.auth);
+        const r = await gqlOk(fx.apiB.url, InboxPageDocument, { first: 10, ...(after ? { after } : {}) }, user.auth);
         await racing;
         sentLater += 1;
         seen.push(...r.notifications.edges.map((e) => e.node));
@@ -502,7 +471,7 @@ describe("the inbox", () => {
         if (!r.notifications.pageInfo.hasNextPage) break;
         after = r.notifications.pageInfo.endCursor;
         // And more are stored between pages, for certain.
-        await Promise.all([0, 1, 2, 3].map((k) => send(user, `between ${page}.${k}`, k % 2 === 0 ? apiA : apiB)));
+        await Promise.all([0, 1, 2, 3].map((k) => send(user, `between ${page}.${k}`, k % 2 === 0 ? fx.apiA : fx.apiB)));
         sentLater += 4;
         await allStored();
         assert.ok(page < 20, "paging ends");
@@ -528,7 +497,7 @@ describe("the inbox", () => {
       const oneByOne: string[] = [];
       for (let cursor: string | null | undefined, more = true; more;) {
         const r = await gqlOk(
-          apiA.url,
+          fx.apiA.url,
           InboxPageDocument,
           { first: 1, ...(cursor ? { after: cursor } : {}) },
           user.auth,
@@ -550,10 +519,10 @@ describe("the inbox", () => {
     });
 
     it("refuses first over 100 with BAD_USER_INPUT on first", async () => {
-      const r = await gql(apiA.url, InboxPageDocument, { first: 101 }, user.auth);
+      const r = await gql(fx.apiA.url, InboxPageDocument, { first: 101 }, user.auth);
       assert.equal(codeOf(r), "BAD_USER_INPUT");
       assert.equal(fieldOf(r), "first");
-      const ok = await gqlOk(apiA.url, InboxPageDocument, { first: 100 }, user.auth);
+      const ok = await gqlOk(fx.apiA.url, InboxPageDocument, { first: 100 }, user.auth);
       assert.equal(ok.notifications.edges.length, 1);
     });
 
@@ -570,17 +539,17 @@ describe("the inbox", () => {
 
     it("refuses a document deeper than the limit over HTTP, and accepts one at the limit", async () => {
       const deepestInbox = await postRaw(
-        apiA.url,
+        fx.apiA.url,
         { query: "{ notifications { edges { node { comment { post { author { id } } } } } } }" },
         user.auth,
       );
       assert.equal(deepestInbox.errors, undefined, JSON.stringify(deepestInbox.errors));
       assert.deepEqual(deepestInbox.data, { notifications: { edges: [{ node: { comment: null } }] } });
-      const atLimit = await postRaw<{ __type: { fields: unknown[] } }>(apiA.url, { query: ofDepth(MAX_DEPTH) });
+      const atLimit = await postRaw<{ __type: { fields: unknown[] } }>(fx.apiA.url, { query: ofDepth(MAX_DEPTH) });
       assert.equal(atLimit.errors, undefined, JSON.stringify(atLimit.errors));
       assert.ok(atLimit.data?.__type.fields.length);
 
-      const tooDeep = await postRaw(apiA.url, { query: ofDepth(MAX_DEPTH + 1) }, user.auth);
+      const tooDeep = await postRaw(fx.apiA.url, { query: ofDepth(MAX_DEPTH + 1) }, user.auth);
       assert.equal(codeOf(tooDeep), "GRAPHQL_VALIDATION_FAILED", JSON.stringify(tooDeep));
       assert.equal(tooDeep.status, 400);
       assert.match(tooDeep.errors?.[0]?.message ?? "", /depth/i);
@@ -589,10 +558,10 @@ describe("the inbox", () => {
 
     it("refuses too many aliases over HTTP, and accepts the limit", async () => {
       const aliases = (n: number) => `{ ${Array.from({ length: n }, (_, i) => `c${i}: unreadCount`).join(" ")} }`;
-      const atLimit = await postRaw<Record<string, number>>(apiB.url, { query: aliases(MAX_ALIASES) }, user.auth);
+      const atLimit = await postRaw<Record<string, number>>(fx.apiB.url, { query: aliases(MAX_ALIASES) }, user.auth);
       assert.equal(atLimit.errors, undefined);
       assert.equal(Object.keys(atLimit.data ?? {}).length, MAX_ALIASES);
-      const tooMany = await postRaw(apiB.url, { query: aliases(MAX_ALIASES + 1) }, user.auth);
+      const tooMany = await postRaw(fx.apiB.url, { query: aliases(MAX_ALIASES + 1) }, user.auth);
       assert.equal(codeOf(tooMany), "GRAPHQL_VALIDATION_FAILED", JSON.stringify(tooMany));
       assert.equal(tooMany.status, 400);
       assert.match(tooMany.errors?.[0]?.message ?? "", /alias/i);
@@ -603,10 +572,10 @@ describe("the inbox", () => {
       // costs more the deeper it sits.
       const counts = (n: number) =>
         `{ notifications { edges { node { comment { post { author { ${"followerCount ".repeat(n)}} } } } } } }`;
-      const modest = await postRaw(apiA.url, { query: counts(10) }, user.auth);
+      const modest = await postRaw(fx.apiA.url, { query: counts(10) }, user.auth);
       assert.equal(modest.errors, undefined, JSON.stringify(modest.errors));
       // Each copy of the innermost field costs more than 10 at that depth.
-      const costly = await postRaw(apiA.url, { query: counts(MAX_COST / 5) }, user.auth);
+      const costly = await postRaw(fx.apiA.url, { query: counts(MAX_COST / 5) }, user.auth);
       assert.equal(codeOf(costly), "GRAPHQL_VALIDATION_FAILED", JSON.stringify(costly));
       assert.match(costly.errors?.[0]?.message ?? "", /cost/i);
       assert.equal(costly.status, 400);
@@ -619,7 +588,7 @@ describe("the inbox", () => {
         fragment Person on User { id displayName }
         fragment PostCard on Post { id title author { ...Person } }
         fragment Item on Notification { id title actor { ...Person } post { ...PostCard } }`;
-      const r = await postRaw(apiA.url, { query }, user.auth);
+      const r = await postRaw(fx.apiA.url, { query }, user.auth);
       assert.equal(r.errors, undefined, JSON.stringify(r.errors));
       assert.equal(r.status, 200);
     });
@@ -630,18 +599,22 @@ describe("the inbox", () => {
         actor { id displayName } deliveries { channel status attempts deliveredAt } } }
         pageInfo { hasNextPage endCursor }`;
       const asVariable = await postRaw(
-        apiA.url,
+        fx.apiA.url,
         { query: `query ($first: Int) { notifications(first: $first) { ${selection} } }`, variables: { first: 100 } },
         user.auth,
       );
       assert.equal(asVariable.errors, undefined, JSON.stringify(asVariable.errors));
-      const asLiteral = await postRaw(apiA.url, { query: `{ notifications(first: 100) { ${selection} } }` }, user.auth);
+      const asLiteral = await postRaw(
+        fx.apiA.url,
+        { query: `{ notifications(first: 100) { ${selection} } }` },
+        user.auth,
+      );
       assert.equal(asLiteral.errors, undefined, JSON.stringify(asLiteral.errors));
       assert.deepEqual(asLiteral.data, asVariable.data);
     });
 
     it("refuses the same documents over WebSocket, and the socket lives on", async () => {
-      const ws = connect(user, apiB);
+      const ws = connect(user, fx.apiB);
       // graphql-ws carries queries too: the deep document is the one refused over HTTP above.
       const deep = await subscribeError(ws.client, ofDepth(MAX_DEPTH + 1));
       assert.equal(deep[0]?.extensions?.code, "GRAPHQL_VALIDATION_FAILED", JSON.stringify(deep));
@@ -656,7 +629,7 @@ describe("the inbox", () => {
       // At the limit, on the same socket, the subscription is accepted and delivers.
       const atLimit = parse(aliased(MAX_ALIASES)) as TypedDocumentNode<{ notificationAdded: Record<string, string> }>;
       const live = new Subscription(ws.client, atLimit);
-      await subscribedInRedis(redis, `NOTIFICATION_ADDED:${user.id}`);
+      await subscribedInRedis(fx.redis, `NOTIFICATION_ADDED:${user.id}`);
       await send(user, "within limits");
       const event = await live.next();
       assert.equal(event.errors, undefined, JSON.stringify(event.errors));

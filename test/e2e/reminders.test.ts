@@ -4,18 +4,17 @@ import {
   CancelReminderDocument,
   MyRemindersDocument,
   NotificationAddedDocument,
-  RegisterDocument,
   ReminderInboxDocument,
   ScheduleReminderDocument,
 } from "../generated/graphql.js";
-import { bearer, connectWs, eventually, gql, gqlOk, Subscription } from "../helpers/graphql-client.js";
+import { connectWs, eventually, gql, gqlOk, Subscription } from "../helpers/graphql-client.js";
 import { startCluster, startHerald, type Cluster, type HeraldProcess } from "../helpers/herald.js";
+import { signUp } from "../helpers/users.js";
 
 /** Reminders fire at their time, not before; cancelled ones never; all of it survives restarts. */
 describe("scheduled reminders", () => {
   let cluster: Cluster;
   let api: string;
-  let counter = 0;
 
   before(async () => {
     // Due jobs run at the worker's next poll: poll often so firing times are close to sendAt.
@@ -27,13 +26,7 @@ describe("scheduled reminders", () => {
     await cluster?.stop();
   });
 
-  async function register(apiUrl = api) {
-    counter += 1;
-    const { register } = await gqlOk(apiUrl, RegisterDocument, {
-      input: { email: `rem.${counter}.${Date.now()}@example.com`, password: "correct horse battery", displayName: "R" },
-    });
-    return { id: register.user.id, token: register.token, auth: bearer(register.token) };
-  }
+  const register = (apiUrl = api) => signUp(apiUrl, "R");
 
   const inFuture = (ms: number) => new Date(Date.now() + ms).toISOString();
 

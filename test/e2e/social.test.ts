@@ -1,43 +1,25 @@
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
-import { Redis } from "ioredis";
+import { before, describe, it } from "node:test";
 import {
   ActivityDocument,
   AddCommentDocument,
   CreatePostDocument,
   FollowDocument,
   MyFollowerCountDocument,
-  RegisterDocument,
   SocialInboxDocument,
   SocialNotificationAddedDocument,
   UnfollowDocument,
-  UnreadCountDocument,
   type ActivityQuery,
   type NotificationKind,
   type SocialInboxQuery,
 } from "../generated/graphql.js";
-import {
-  bearer,
-  connectWs,
-  eventually,
-  gql,
-  gqlOk,
-  Subscription,
-  type WsConnection,
-  subscribedInRedis,
-} from "../helpers/graphql-client.js";
-import { testRedisUrl } from "../helpers/env.js";
-import { startCluster, type Cluster, type HeraldProcess } from "../helpers/herald.js";
+import { connectWs, eventually, gql, gqlOk, Subscription, subscribedInRedis } from "../helpers/graphql-client.js";
+import { signUp, untilUnread, type TestUser } from "../helpers/users.js";
+import type { HeraldProcess } from "../helpers/herald.js";
+import { twoApiCluster } from "../helpers/cluster-fixture.js";
 
 type InboxItem = SocialInboxQuery["notifications"]["edges"][number]["node"];
 type Entry = ActivityQuery["activity"][number];
-
-interface TestUser {
-  id: string;
-  token: string;
-  auth: Record<string, string>;
-  name: string;
-}
 
 /** An id no document has: well formed, so the lookup runs and finds nothing. */
 const UNKNOWN_ID = "6b04dd3b8252ce855395bab6";
@@ -50,55 +32,29 @@ let counter = 0;
  * an Agenda job in the worker, and land in every follower's inbox.
  */
 describe("posts, comments and follows", () => {
-  let cluster: Cluster;
-  let apiA: HeraldProcess;
-  let apiB: HeraldProcess;
-  let redis: Redis;
-  const sockets: WsConnection[] = [];
-
-  before(async () => {
-    cluster = await startCluster("e2e_social");
-    [apiA, apiB] = cluster.apis as [HeraldProcess, HeraldProcess];
-    redis = new Redis(testRedisUrl());
-  });
-
-  after(async () => {
-    await Promise.all(sockets.map((s) => s.dispose()));
-    redis?.disconnect();
-    await cluster?.stop();
-  });
+  const fx = twoApiCluster("e2e_social");
 
   /**
    * A new user whose WELCOME is already in the inbox, so that whatever arrives later (live or in
    * the inbox) is caused by the test and not by registration.
    */
-  async function register(name: string, api = apiA): Promise<TestUser> {
+  async function register(name: string, api = fx.apiA): Promise<TestUser> {
     counter += 1;
-    const { register } = await gqlOk(api.url, RegisterDocument, {
-      input: {
-        email: `${name.toLowerCase()}${counter}.${Date.now()}@example.com`,
-        password: "correct horse battery",
-        displayName: `${name} ${counter}`,
-      },
-    });
-    const auth = bearer(register.token);
-    await eventually(
-      async () => ((await gqlOk(api.url, UnreadCountDocument, {}, auth)).unreadCount === 1 ? true : undefined),
-      { timeoutMs: 5000, what: `the WELCOME of ${name}` },
-    );
-    return { id: register.user.id, token: register.token, auth, name: register.user.displayName };
+    const user = await signUp(api.url, `${name} ${counter}`);
+    await untilUnread(api.url, user, 1, 5000);
+    return user;
   }
 
   /** A live notificationAdded subscription of `user` on `api`, listening in Redis once it returns. */
   async function listen(user: TestUser, api: HeraldProcess) {
     const ws = connectWs(api.url, { authorization: `Bearer ${user.token}` });
-    sockets.push(ws);
+    fx.sockets.push(ws);
     const sub = new Subscription(ws.client, SocialNotificationAddedDocument);
-    await subscribedInRedis(redis, `NOTIFICATION_ADDED:${user.id}`);
+    await subscribedInRedis(fx.redis, `NOTIFICATION_ADDED:${user.id}`);
     return sub;
   }
 
-  async function inbox(user: TestUser, kinds?: NotificationKind[], api = apiA): Promise<InboxItem[]> {
+  async function inbox(user: TestUser, kinds?: NotificationKind[], api = fx.apiA): Promise<InboxItem[]> {
     const { notifications } = await gqlOk(
       api.url,
       SocialInboxDocument,
@@ -109,7 +65,7 @@ describe("posts, comments and follows", () => {
   }
 
   /** Waits until `user`'s inbox holds a notification matching `match`, and returns it. */
-  function inInbox(user: TestUser, kind: NotificationKind, match: (n: InboxItem) => boolean, api = apiA) {
+  function inInbox(user: TestUser, kind: NotificationKind, match: (n: InboxItem) => boolean, api = fx.apiA) {
     return eventually(async () => (await inbox(user, [kind], api)).find(match), {
       timeoutMs: 5000,
       what: `a ${kind} in the inbox of ${user.name}`,
@@ -117,7 +73,7 @@ describe("posts, comments and follows", () => {
   }
 
   async function activity(user: TestUser, first = 100, after?: string): Promise<Entry[]> {
-    return (await gqlOk(apiB.url, ActivityDocument, { first, ...(after ? { after } : {}) }, user.auth)).activity;
+    return (await gqlOk(fx.apiB.url, ActivityDocument, { first, ...(after ? { after } : {}) }, user.auth)).activity;
   }
 
   /**
@@ -131,11 +87,11 @@ describe("posts, comments and follows", () => {
     });
   }
 
-  async function follow(follower: TestUser, followee: TestUser, api = apiA) {
+  async function follow(follower: TestUser, followee: TestUser, api = fx.apiA) {
     return (await gqlOk(api.url, FollowDocument, { userId: followee.id }, follower.auth)).follow;
   }
 
-  async function createPost(author: TestUser, title: string, api = apiA) {
+  async function createPost(author: TestUser, title: string, api = fx.apiA) {
     return (await gqlOk(api.url, CreatePostDocument, { input: { title, body: `${title}, the body` } }, author.auth))
       .createPost;
   }
@@ -154,26 +110,26 @@ describe("posts, comments and follows", () => {
     before(async () => {
       [author, stranger, ...followers] = await Promise.all([
         register("Author"),
-        register("Stranger", apiB),
+        register("Stranger", fx.apiB),
         register("Ada"),
-        register("Bea", apiB),
+        register("Bea", fx.apiB),
         register("Cy"),
-        register("Di", apiB),
+        register("Di", fx.apiB),
       ]);
     });
 
     it("reaches every follower, live on either instance and in the inbox, and nobody else", async () => {
       for (const [i, f] of followers.entries()) {
-        const followed = await follow(f, author, i % 2 === 0 ? apiA : apiB);
+        const followed = await follow(f, author, i % 2 === 0 ? fx.apiA : fx.apiB);
         assert.equal(followed.id, author.id);
       }
-      assert.equal((await gqlOk(apiA.url, MyFollowerCountDocument, {}, author.auth)).me?.followerCount, 4);
+      assert.equal((await gqlOk(fx.apiA.url, MyFollowerCountDocument, {}, author.auth)).me?.followerCount, 4);
       // Two followers online, on different instances; the other two are offline.
       const [ada, bea] = followers as [TestUser, TestUser, TestUser, TestUser];
-      const live = [await listen(ada, apiA), await listen(bea, apiB)];
-      const strangerLive = await listen(stranger, apiA);
+      const live = [await listen(ada, fx.apiA), await listen(bea, fx.apiB)];
+      const strangerLive = await listen(stranger, fx.apiA);
 
-      post = await createPost(author, "Hello followers", apiB);
+      post = await createPost(author, "Hello followers", fx.apiB);
       assert.equal(post.author.id, author.id);
       assert.equal(post.title, "Hello followers");
 
@@ -192,7 +148,7 @@ describe("posts, comments and follows", () => {
       // Everybody's inbox, online or not, through either instance.
       const stored: InboxItem[] = [];
       for (const [i, f] of followers.entries()) {
-        stored.push(await inInbox(f, "NEW_POST", (n) => n.post?.id === post.id, i % 2 === 0 ? apiB : apiA));
+        stored.push(await inInbox(f, "NEW_POST", (n) => n.post?.id === post.id, i % 2 === 0 ? fx.apiB : fx.apiA));
       }
       for (const n of stored) {
         assert.equal(n.actor?.id, author.id);
@@ -223,10 +179,10 @@ describe("posts, comments and follows", () => {
         timeoutMs: 5000,
         what: "the author's four NEW_FOLLOWER notifications",
       });
-      const authorLive = await listen(author, apiB);
+      const authorLive = await listen(author, fx.apiB);
 
       const { addComment: comment } = await gqlOk(
-        apiA.url,
+        fx.apiA.url,
         AddCommentDocument,
         { input: { postId: post.id, body: "Great post!" } },
         ada.auth,
@@ -244,13 +200,13 @@ describe("posts, comments and follows", () => {
       assert.deepEqual(n.post, { id: post.id, title: "Hello followers", author: { id: author.id } });
       assert.equal(n.body, "Great post!");
 
-      const stored = await inInbox(author, "NEW_COMMENT", (x) => x.comment?.id === comment.id, apiA);
+      const stored = await inInbox(author, "NEW_COMMENT", (x) => x.comment?.id === comment.id, fx.apiA);
       assert.deepEqual(stored, n, "what was pushed can be fetched again");
 
       // The author answers on their own post: the job runs (its activity entry appears), and
       // writes no notification.
       const own = (
-        await gqlOk(apiB.url, AddCommentDocument, { input: { postId: post.id, body: "Thanks!" } }, author.auth)
+        await gqlOk(fx.apiB.url, AddCommentDocument, { input: { postId: post.id, body: "Thanks!" } }, author.auth)
       ).addComment;
       const entry = await jobFinished(author, "comment.added", own.id);
       assert.equal(entry.targetType, "Comment");
@@ -273,18 +229,22 @@ describe("posts, comments and follows", () => {
 
   describe("follow", () => {
     it("tells the followed user once, however often they are followed", async () => {
-      const [fan, star] = await Promise.all([register("Fan"), register("Star", apiB)]);
-      const starLive = await listen(star, apiB);
+      const [fan, star] = await Promise.all([register("Fan"), register("Star", fx.apiB)]);
+      const starLive = await listen(star, fx.apiB);
 
-      const first = await follow(fan, star, apiA);
+      const first = await follow(fan, star, fx.apiA);
       assert.deepEqual([first.id, first.followerCount], [star.id, 1]);
       // Again, and twice at once on both instances: still one follow.
-      const again = await Promise.all([follow(fan, star, apiA), follow(fan, star, apiB), follow(fan, star, apiA)]);
+      const again = await Promise.all([
+        follow(fan, star, fx.apiA),
+        follow(fan, star, fx.apiB),
+        follow(fan, star, fx.apiA),
+      ]);
       assert.deepEqual(
         again.map((u) => u.followerCount),
         [1, 1, 1],
       );
-      assert.equal((await gqlOk(apiB.url, MyFollowerCountDocument, {}, star.auth)).me?.followerCount, 1);
+      assert.equal((await gqlOk(fx.apiB.url, MyFollowerCountDocument, {}, star.auth)).me?.followerCount, 1);
 
       const event = await starLive.next();
       assert.equal(event.data?.notificationAdded.kind, "NEW_FOLLOWER");
@@ -305,8 +265,8 @@ describe("posts, comments and follows", () => {
 
       // Unfollow and follow again: a new follow, whose job runs (a second user.followed entry),
       // but the followed user is not told twice.
-      await gqlOk(apiA.url, UnfollowDocument, { userId: star.id }, fan.auth);
-      await follow(fan, star, apiB);
+      await gqlOk(fx.apiA.url, UnfollowDocument, { userId: star.id }, fan.auth);
+      await follow(fan, star, fx.apiB);
       await eventually(
         async () =>
           (await activity(fan)).filter((e) => e.verb === "user.followed" && e.targetId === star.id).length === 2
@@ -320,35 +280,35 @@ describe("posts, comments and follows", () => {
 
     it("unfollows without error when not following, and refuses yourself and unknown users", async () => {
       const [me, other] = await Promise.all([register("Loner"), register("Other")]);
-      const r = await gqlOk(apiA.url, UnfollowDocument, { userId: other.id }, me.auth);
+      const r = await gqlOk(fx.apiA.url, UnfollowDocument, { userId: other.id }, me.auth);
       assert.deepEqual(r.unfollow, { id: other.id, followerCount: 0 });
 
-      const self = await gql(apiA.url, FollowDocument, { userId: me.id }, me.auth);
+      const self = await gql(fx.apiA.url, FollowDocument, { userId: me.id }, me.auth);
       assert.equal(codeOf(self), "BAD_USER_INPUT");
       assert.equal(fieldOf(self), "userId");
-      const unknown = await gql(apiA.url, FollowDocument, { userId: UNKNOWN_ID }, me.auth);
+      const unknown = await gql(fx.apiA.url, FollowDocument, { userId: UNKNOWN_ID }, me.auth);
       assert.equal(codeOf(unknown), "NOT_FOUND");
-      const malformed = await gql(apiA.url, FollowDocument, { userId: "42" }, me.auth);
+      const malformed = await gql(fx.apiA.url, FollowDocument, { userId: "42" }, me.auth);
       assert.equal(codeOf(malformed), "BAD_USER_INPUT");
       assert.equal(fieldOf(malformed), "userId");
-      const unknownUnfollow = await gql(apiA.url, UnfollowDocument, { userId: UNKNOWN_ID }, me.auth);
+      const unknownUnfollow = await gql(fx.apiA.url, UnfollowDocument, { userId: UNKNOWN_ID }, me.auth);
       assert.equal(codeOf(unknownUnfollow), "NOT_FOUND");
-      assert.equal((await gqlOk(apiA.url, MyFollowerCountDocument, {}, me.auth)).me?.followerCount, 0);
+      assert.equal((await gqlOk(fx.apiA.url, MyFollowerCountDocument, {}, me.auth)).me?.followerCount, 0);
     });
 
     it("stops a post from reaching a user who unfollowed", async () => {
       const [leaver, stayer, poster] = await Promise.all([
         register("Leaver"),
-        register("Stayer", apiB),
+        register("Stayer", fx.apiB),
         register("Poster"),
       ]);
-      await follow(leaver, poster, apiA);
-      await follow(stayer, poster, apiB);
-      const left = await gqlOk(apiB.url, UnfollowDocument, { userId: poster.id }, leaver.auth);
+      await follow(leaver, poster, fx.apiA);
+      await follow(stayer, poster, fx.apiB);
+      const left = await gqlOk(fx.apiB.url, UnfollowDocument, { userId: poster.id }, leaver.auth);
       assert.deepEqual(left.unfollow, { id: poster.id, followerCount: 1 });
-      const leaverLive = await listen(leaver, apiA);
+      const leaverLive = await listen(leaver, fx.apiA);
 
-      const p = await createPost(poster, "After the split", apiA);
+      const p = await createPost(poster, "After the split", fx.apiA);
       // The one still following gets it; once the job has finished, the one who left has nothing.
       await inInbox(stayer, "NEW_POST", (n) => n.post?.id === p.id);
       await jobFinished(poster, "post.created", p.id);
@@ -359,14 +319,14 @@ describe("posts, comments and follows", () => {
 
   describe("activity", () => {
     it("lists the caller's own entries newest first, page by page", async () => {
-      const [me, friend] = await Promise.all([register("Diarist"), register("Friend", apiB)]);
+      const [me, friend] = await Promise.all([register("Diarist"), register("Friend", fx.apiB)]);
       // Each step waits for its entry, so the entries' order is the order of the steps.
       await jobFinished(me, "user.registered", me.id);
       await follow(me, friend);
       await jobFinished(me, "user.followed", friend.id);
-      const friendsPost = await createPost(friend, "Friend's news", apiB);
+      const friendsPost = await createPost(friend, "Friend's news", fx.apiB);
       const { addComment: comment } = await gqlOk(
-        apiA.url,
+        fx.apiA.url,
         AddCommentDocument,
         { input: { postId: friendsPost.id, body: "Congrats" } },
         me.auth,
@@ -408,10 +368,10 @@ describe("posts, comments and follows", () => {
 
       const friendsEntry = (await activity(friend)).find((e) => e.verb === "post.created");
       assert.ok(friendsEntry);
-      const foreign = await gql(apiA.url, ActivityDocument, { first: 5, after: friendsEntry.id }, me.auth);
+      const foreign = await gql(fx.apiA.url, ActivityDocument, { first: 5, after: friendsEntry.id }, me.auth);
       assert.equal(codeOf(foreign), "BAD_USER_INPUT");
       assert.equal(fieldOf(foreign), "after");
-      const tooMany = await gql(apiA.url, ActivityDocument, { first: 101 }, me.auth);
+      const tooMany = await gql(fx.apiA.url, ActivityDocument, { first: 101 }, me.auth);
       assert.equal(codeOf(tooMany), "BAD_USER_INPUT");
       assert.equal(fieldOf(tooMany), "first");
     });
@@ -428,10 +388,10 @@ describe("posts, comments and follows", () => {
 
     it("answers UNAUTHENTICATED to writes without a token", async () => {
       const writes = await Promise.all([
-        gql(apiA.url, CreatePostDocument, { input: { title: "t", body: "b" } }),
-        gql(apiA.url, AddCommentDocument, { input: { postId, body: "b" } }),
-        gql(apiB.url, FollowDocument, { userId: user.id }),
-        gql(apiB.url, UnfollowDocument, { userId: user.id }),
+        gql(fx.apiA.url, CreatePostDocument, { input: { title: "t", body: "b" } }),
+        gql(fx.apiA.url, AddCommentDocument, { input: { postId, body: "b" } }),
+        gql(fx.apiB.url, FollowDocument, { userId: user.id }),
+        gql(fx.apiB.url, UnfollowDocument, { userId: user.id }),
       ]);
       assert.deepEqual(writes.map(codeOf), [
         "UNAUTHENTICATED",
@@ -443,15 +403,20 @@ describe("posts, comments and follows", () => {
     });
 
     it("answers NOT_FOUND to a comment on an unknown post", async () => {
-      const r = await gql(apiA.url, AddCommentDocument, { input: { postId: UNKNOWN_ID, body: "hello?" } }, user.auth);
+      const r = await gql(
+        fx.apiA.url,
+        AddCommentDocument,
+        { input: { postId: UNKNOWN_ID, body: "hello?" } },
+        user.auth,
+      );
       assert.equal(codeOf(r), "NOT_FOUND");
     });
 
     it("answers BAD_USER_INPUT naming the field to invalid input", async () => {
       const post = (title: string, body: string) =>
-        gql(apiA.url, CreatePostDocument, { input: { title, body } }, user.auth);
+        gql(fx.apiA.url, CreatePostDocument, { input: { title, body } }, user.auth);
       const comment = (onPost: string, body: string) =>
-        gql(apiA.url, AddCommentDocument, { input: { postId: onPost, body } }, user.auth);
+        gql(fx.apiA.url, AddCommentDocument, { input: { postId: onPost, body } }, user.auth);
       const cases = [
         ["title", await post("", "b")],
         ["title", await post("x".repeat(201), "b")],
@@ -468,7 +433,7 @@ describe("posts, comments and follows", () => {
     });
 
     it("refuses a title of nothing but spaces, which would be stored empty", async () => {
-      const r = await gql(apiA.url, CreatePostDocument, { input: { title: "   ", body: "b" } }, user.auth);
+      const r = await gql(fx.apiA.url, CreatePostDocument, { input: { title: "   ", body: "b" } }, user.auth);
       assert.equal(codeOf(r), "BAD_USER_INPUT", `created: ${JSON.stringify(r.data)}`);
       assert.equal(fieldOf(r), "title");
     });
