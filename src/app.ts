@@ -76,8 +76,9 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
     onStop("pubsub", () => pubsub.close());
 
     const agenda = createAgenda({
-      db,
-      redis: config.agenda.notifications ? redis : undefined,
+      redis,
+      notifications: config.agenda.notifications,
+      namespace: db.databaseName,
       role,
       processEveryMs: config.agenda.processEveryMs,
       concurrency: config.agenda.concurrency,

@@ -1,8 +1,7 @@
 import { hostname } from "node:os";
 import { Agenda, backoffStrategies, type BackoffStrategy, type Job } from "agenda";
-import { MongoBackend } from "@agendajs/mongo-backend";
 import { RedisNotificationChannel } from "@agendajs/redis-backend";
-import type { Db } from "mongodb";
+import { RedisJobStore } from "./job-store.js";
 import type { Logger } from "./logger.js";
 import type { Redis } from "./redis.js";
 
@@ -16,9 +15,18 @@ export interface JobScheduler {
 }
 
 export function createAgenda(options: {
-  db: Db;
-  /** A client in normal mode: the channel opens its own subscriber connection from it. */
-  redis: Redis | undefined;
+  /**
+   * Holds the jobs (see RedisJobStore), in normal mode: the notification channel opens its own
+   * subscriber connection from it.
+   */
+  redis: Redis;
+  /** Announce new jobs to workers at once; without it a job waits for a worker's next poll. */
+  notifications: boolean;
+  /**
+   * Keeps the jobs of deployments that share a Redis apart: the MongoDB database name, since jobs
+   * name documents of that database.
+   */
+  namespace: string;
   role: string;
   processEveryMs: number;
   concurrency: number;
@@ -29,12 +37,22 @@ export function createAgenda(options: {
    */
   lockLifetimeMs?: number;
 }): Agenda {
-  const channel = options.redis ? new RedisNotificationChannel({ redis: options.redis }) : undefined;
+  const channel = options.notifications
+    ? new RedisNotificationChannel({ redis: options.redis, channelName: `herald:jobs:${options.namespace}` })
+    : undefined;
+  const store = new RedisJobStore(options.redis, `herald:{jobs:${options.namespace}}:`);
   // The channel is an EventEmitter: an unheard 'error' would crash the process.
   channel?.on("error", (err: Error) => options.logger.warn({ err }, "agenda notification channel error"));
   const agenda = new Agenda({
     name: `${hostname()}-${process.pid}-${options.role}`,
-    backend: new MongoBackend({ mongo: options.db }),
+    backend: {
+      name: "Redis",
+      repository: store,
+      // The client belongs to the process, which closes it after Agenda has stopped.
+      ownsConnection: false,
+      connect: () => store.connect(),
+      disconnect: () => store.disconnect(),
+    },
     // Without the channel a job created by another process waits for the next poll.
     ...(channel ? { notificationChannel: channel } : {}),
     processEvery: options.processEveryMs,

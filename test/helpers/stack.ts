@@ -44,8 +44,9 @@ export async function startWorkerStack(prefix: string, options: { smtpUrl?: stri
   // A short lock lifetime: Agenda's per-run liveness timers (half of it) would otherwise keep the
   // test process alive for 30 s after the last job.
   const agenda = createAgenda({
-    db,
     redis,
+    notifications: true,
+    namespace: db.databaseName,
     role: prefix,
     processEveryMs: 5000,
     concurrency: 10,
