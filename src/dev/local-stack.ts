@@ -92,11 +92,15 @@ export async function startRedis(opts: { dataDir: string; port?: number; persist
         HOST,
         "--dir",
         dataDir,
+        // Jobs live in Redis: with persistence, an accepted job survives a restart. The append-only
+        // file is written at once and synced every second, so a crash of Redis loses at most the
+        // last second (the recovery sweep schedules that work again); a SIGTERM loses nothing.
         "--appendonly",
-        "no",
-        // With save points Redis also snapshots on SIGTERM, so a local run keeps its data on restart.
+        opts.persist ? "yes" : "no",
+        "--appendfsync",
+        "everysec",
         "--save",
-        opts.persist ? "60 1" : "",
+        "",
         "--daemonize",
         "no",
       ],

@@ -63,7 +63,34 @@ export function createAgenda(options: {
   });
   // The default handler swallows lock and connection errors; surface them.
   agenda.on("error", (err: Error) => options.logger.error({ err }, "agenda error"));
+  if (channel) announceWhatARunLeavesDue(agenda, channel, options.logger);
   return agenda;
+}
+
+/**
+ * Agenda's workers look for jobs when a new one is announced and at each poll, never when a run
+ * ends. So a retry (due a backoff step later) and a job held back by a lock limit (email batches)
+ * would wait for the next poll, seconds away. When a run ends leaving its job due again, or with a
+ * lock limit that may have kept others waiting, the job is announced like a new one; every worker
+ * then takes what is due. The announcement follows Agenda's save of the run's outcome.
+ */
+function announceWhatARunLeavesDue(agenda: Agenda, channel: RedisNotificationChannel, logger: Logger): void {
+  // Other processes' runs are re-emitted here too, as plain notifications with `remote` set.
+  agenda.on("complete", (job: Job, remote?: boolean) => {
+    if (remote === true) return;
+    const limited = (agenda.definitions[job.attrs.name]?.lockLimit ?? 0) > 0;
+    if (!job.attrs.nextRunAt && !limited) return;
+    if (channel.state !== "connected" || !job.attrs._id) return;
+    channel
+      .publish({
+        jobId: job.attrs._id,
+        jobName: job.attrs.name,
+        nextRunAt: job.attrs.nextRunAt ?? new Date(),
+        priority: job.attrs.priority,
+        timestamp: new Date(),
+      })
+      .catch((err: unknown) => logger.warn({ err, job: job.attrs.name }, "could not announce a due job"));
+  });
 }
 
 export function agendaScheduler(agenda: Agenda): JobScheduler {
