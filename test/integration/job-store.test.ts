@@ -16,7 +16,7 @@ import { uniqueDatabase } from "../helpers/herald.js";
 const logger = createLogger({ level: process.env["TEST_LOG_LEVEL"] ?? "warn", name: "it_job_store" });
 
 function job(name: string, nextRunAt: Date | null, priority = 0): JobParameters {
-  return { name, nextRunAt, priority, type: "normal", data: { name } } as JobParameters;
+  return { name, nextRunAt, priority, type: "normal", data: { name } };
 }
 
 describe("the Redis job store", () => {
