@@ -4,7 +4,7 @@ import { agendaScheduler, createAgenda, drainAgenda } from "./infra/agenda.js";
 import type { Logger } from "./infra/logger.js";
 import { createOrm, pingMongo } from "./infra/orm.js";
 import { createPubSub } from "./infra/pubsub.js";
-import { createRedis, createVersionClock, pingRedis } from "./infra/redis.js";
+import { createRedis, pingRedis } from "./infra/redis.js";
 import { createMailer } from "./infra/mailer.js";
 import { createEmailOutbox } from "./modules/email/email.outbox.js";
 import { PreferencesResolver } from "./modules/preferences/preferences.resolver.js";
@@ -27,6 +27,7 @@ import { postSubscribers } from "./modules/post/post.subscriber.js";
 import { notificationRequestSubscribers } from "./modules/notification/notification-request.subscriber.js";
 import { NotificationResolver } from "./modules/notification/notification.resolver.js";
 import { NotificationService } from "./modules/notification/notification.service.js";
+import { UnreadCounters } from "./modules/notification/unread-counters.js";
 import type { Topics } from "./modules/notification/notification.topics.js";
 import { TokenService, UnsubscribeTokens } from "./modules/user/token.service.js";
 import { UserResolver } from "./modules/user/user.resolver.js";
@@ -63,6 +64,7 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
     const {
       orm,
       db,
+      isFerretDb,
       close: closeOrm,
     } = await createOrm({ mongoUrl: config.mongoUrl, entities: ENTITIES, logger, ensureIndexes: true });
     onStop("mongodb", closeOrm);
@@ -106,7 +108,7 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
     else logger.warn("SMTP_URL is not set: notifications are in-app only, no email is sent");
     const notifications = new NotificationService(
       pubsub,
-      createVersionClock(redis, "herald:unread-version"),
+      new UnreadCounters(redis, { atomicUpdates: !isFerretDb }),
       preferences,
       mailer ? createEmailOutbox(scheduler) : undefined,
     );

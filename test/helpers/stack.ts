@@ -1,5 +1,4 @@
 import { Redis } from "ioredis";
-import { createVersionClock } from "../../src/infra/redis.js";
 import { UnsubscribeTokens } from "../../src/modules/user/token.service.js";
 import { createMailer } from "../../src/infra/mailer.js";
 import { createEmailOutbox } from "../../src/modules/email/email.outbox.js";
@@ -12,6 +11,7 @@ import { createPubSub, type PubSubBridge } from "../../src/infra/pubsub.js";
 import { ENTITIES } from "../../src/modules/entities.js";
 import { ActivityService } from "../../src/modules/activity/activity.service.js";
 import { NotificationService } from "../../src/modules/notification/notification.service.js";
+import { UnreadCounters } from "../../src/modules/notification/unread-counters.js";
 import type { Topics } from "../../src/modules/notification/notification.topics.js";
 import { defineWorkerJobs } from "../../src/roles/worker.js";
 import { testMongoUrl, testRedisUrl } from "./env.js";
@@ -33,7 +33,7 @@ export interface WorkerStack {
 
 export async function startWorkerStack(prefix: string, options: { smtpUrl?: string } = {}): Promise<WorkerStack> {
   const logger = createLogger({ level: process.env["TEST_LOG_LEVEL"] ?? "warn", name: prefix });
-  const { orm, db, close } = await createOrm({
+  const { orm, db, isFerretDb, close } = await createOrm({
     mongoUrl: testMongoUrl(uniqueDatabase(prefix)),
     entities: ENTITIES,
     logger,
@@ -58,7 +58,7 @@ export async function startWorkerStack(prefix: string, options: { smtpUrl?: stri
   const preferences = new PreferencesService();
   const notifications = new NotificationService(
     pubsub,
-    createVersionClock(redis, "herald:unread-version"),
+    new UnreadCounters(redis, { atomicUpdates: !isFerretDb }),
     preferences,
     mailer ? createEmailOutbox(scheduler) : undefined,
   );

@@ -1,4 +1,5 @@
 import { ObjectId } from "@mikro-orm/mongodb";
+import type { Collection, Document } from "mongodb";
 import type { EntityManager } from "../../infra/orm.js";
 import { badInput, notFound } from "../../graphql/errors.js";
 import { Notification } from "./notification.entity.js";
@@ -63,39 +64,64 @@ export class InboxService {
   }
 
   markRead(em: EntityManager, userId: string, id: string): Promise<NotificationView> {
-    return this.change(em, userId, id, { readAt: null }, { readAt: new Date() });
+    return this.change(em, userId, id, { readAt: null }, { readAt: new Date() }, (was) => (was.archivedAt ? 0 : -1));
   }
 
   /** One kept out of the inbox (see Notification.inApp) stays read: no count may include it. */
   markUnread(em: EntityManager, userId: string, id: string): Promise<NotificationView> {
-    return this.change(em, userId, id, { readAt: { $ne: null }, inApp: { $ne: false } }, { readAt: null });
+    return this.change(em, userId, id, { readAt: { $ne: null }, inApp: { $ne: false } }, { readAt: null }, (was) =>
+      was.archivedAt ? 0 : 1,
+    );
   }
 
   archive(em: EntityManager, userId: string, id: string): Promise<NotificationView> {
-    return this.change(em, userId, id, { archivedAt: null }, { archivedAt: new Date() });
+    return this.change(em, userId, id, { archivedAt: null }, { archivedAt: new Date() }, (was) =>
+      was.readAt ? 0 : -1,
+    );
   }
 
   /** Marks every unread notification read, archived ones included; returns how many changed. */
   async markAllRead(em: EntityManager, userId: string): Promise<number> {
-    const changed = await em.nativeUpdate(
-      Notification,
-      { recipientId: new ObjectId(userId), readAt: null },
-      { readAt: new Date() },
+    const recipientId = new ObjectId(userId);
+    const { result: changed, counts } = await this.notifications.changingUnread(
+      [userId],
+      async () => {
+        const readAt = new Date();
+        // Counted ones first, apart, so that the counter moves by exactly what left the count.
+        const counted = await em.nativeUpdate(
+          Notification,
+          { recipientId, readAt: null, archivedAt: null },
+          { readAt },
+        );
+        const archived = await em.nativeUpdate(Notification, { recipientId, readAt: null }, { readAt });
+        return { result: counted + archived, deltas: new Map([[userId, -counted]]) };
+      },
+      true,
     );
-    if (changed > 0) await this.notifications.publishUnreadCounts(em, [userId]);
+    if (changed > 0) await this.notifications.publishUnreadCounts(em, [userId], { counts });
     return changed;
   }
 
   async delete(em: EntityManager, userId: string, id: string): Promise<boolean> {
-    const deleted = await em.nativeDelete(Notification, this.own(userId, id));
-    if (deleted === 0) throw notFound("Notification");
-    await this.notifications.publishUnreadCounts(em, [userId]);
+    const own = this.own(userId, id);
+    const { result: deleted, counts } = await this.notifications.changingUnread(
+      [userId],
+      async () => {
+        const doc = await notificationCollection(em).findOneAndDelete(own);
+        const counted = doc !== null && doc["readAt"] == null && doc["archivedAt"] == null;
+        return { result: doc !== null, deltas: new Map([[userId, counted ? -1 : 0]]) };
+      },
+      true,
+    );
+    if (!deleted) throw notFound("Notification");
+    await this.notifications.publishUnreadCounts(em, [userId], { counts });
     return true;
   }
 
   /**
    * Applies `update` when the notification is in the state `when` describes; a notification already
    * in the target state is left as it is (marking twice is not an error). Answers the fresh state.
+   * `delta` says how the change moved the unread count, from the notification as it was before.
    */
   private async change(
     em: EntityManager,
@@ -103,12 +129,24 @@ export class InboxService {
     id: string,
     when: Record<string, unknown>,
     update: Partial<Pick<Notification, "readAt" | "archivedAt">>,
+    delta: (was: Document) => number,
   ): Promise<NotificationView> {
     const own = this.own(userId, id);
-    const changed = await em.nativeUpdate(Notification, { ...own, ...when }, update);
+    const { result: changed, counts } = await this.notifications.changingUnread(
+      [userId],
+      async () => {
+        const was = await notificationCollection(em).findOneAndUpdate(
+          { ...own, ...when },
+          { $set: update },
+          { returnDocument: "before" },
+        );
+        return { result: was !== null, deltas: new Map([[userId, was ? delta(was) : 0]]) };
+      },
+      true,
+    );
     const current = await em.fork().findOne(Notification, own);
     if (!current) throw notFound("Notification");
-    if (changed > 0) await this.notifications.publishUnreadCounts(em, [userId]);
+    if (changed) await this.notifications.publishUnreadCounts(em, [userId], { counts });
     return toNotificationView(current);
   }
 
@@ -127,4 +165,9 @@ function filterConditions(filter: NotificationFilter | null | undefined): Record
   conditions.push(filter?.archived ? { archivedAt: { $ne: null } } : { archivedAt: null });
   if (filter?.kinds && filter.kinds.length > 0) conditions.push({ kind: { $in: filter.kinds } });
   return conditions;
+}
+
+/** The raw collection, for a delete that answers what it deleted. */
+function notificationCollection(em: EntityManager): Collection<Document> {
+  return em.getCollection(Notification) as unknown as Collection<Document>;
 }

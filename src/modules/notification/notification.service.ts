@@ -2,7 +2,6 @@ import { ObjectId } from "@mikro-orm/mongodb";
 import type { Collection, Document } from "mongodb";
 import { isBulkOfDuplicates, type EntityManager } from "../../infra/orm.js";
 import type { TopicPublisher } from "../../infra/pubsub.js";
-import type { VersionClock } from "../../infra/redis.js";
 import type { EmailOutbox } from "../email/email.outbox.js";
 import type { DeliveryPlan, EmailPlan } from "../preferences/preferences.service.js";
 import { PendingAnnouncement } from "./announcement.entity.js";
@@ -10,6 +9,7 @@ import { Notification } from "./notification.entity.js";
 import { DeliveryStatus, NotificationChannel, NotificationKind } from "./notification.enums.js";
 import { NOTIFICATION_ADDED, UNREAD_COUNT_CHANGED, type Topics } from "./notification.topics.js";
 import { toNotificationView, type NotificationView } from "./notification.types.js";
+import type { CountAt, UnreadCounters } from "./unread-counters.js";
 
 /** One notification to write; `dedupeKey` identifies it across re-runs of the job that writes it. */
 export interface NotificationDraft {
@@ -38,7 +38,7 @@ export interface DeliveryPlanner {
 export class NotificationService {
   constructor(
     private readonly topics: TopicPublisher<Topics>,
-    private readonly versions: VersionClock,
+    private readonly counters: UnreadCounters,
     private readonly planner: DeliveryPlanner,
     /** Absent when email is not configured: notifications are then in-app only. */
     private readonly email?: EmailOutbox,
@@ -65,9 +65,14 @@ export class NotificationService {
       docs.filter((d) => planned(d, "digest")).map((d) => d._id),
     );
     await em.insert(PendingAnnouncement, pending);
-    const inserted = await this.insertIgnoringDuplicates(em, docs);
-    const shown = inserted.filter((v) => v.inApp);
-    await this.announce(em, shown);
+    const readers = docs.filter((d) => d.inApp).map((d) => d.recipientId.toHexString());
+    let shown: NotificationView[] = [];
+    const { result: inserted, counts } = await this.changingUnread(readers, async () => {
+      const views = await this.insertIgnoringDuplicates(em, docs);
+      shown = views.filter((v) => v.inApp);
+      return { result: views, deltas: tally(shown.map((v) => v.recipientId)) };
+    });
+    await this.announce(em, shown, counts);
     // Email goes out after the in-app notification is stored and announced, never before it.
     const keys = new Map(docs.map((d) => [d._id.toHexString(), d.dedupeKey]));
     const planOf = (v: NotificationView) => plans.get(keys.get(v.id) ?? "")?.email;
@@ -111,6 +116,8 @@ export class NotificationService {
           { orderBy: { createdAt: "asc", _id: "asc" } },
         )
       ).map(toNotificationView);
+      // The writer may have stopped between its write and its counters: count those users anew.
+      await this.counters.forget(stored.filter((v) => v.inApp).map((v) => v.recipientId));
       if (!pending.announcedAt)
         await this.announce(
           em,
@@ -148,11 +155,52 @@ export class NotificationService {
     return views.filter((v) => !held.has(v.id));
   }
 
-  private async announce(em: EntityManager, views: NotificationView[]): Promise<void> {
+  private async announce(
+    em: EntityManager,
+    views: NotificationView[],
+    counts: ReadonlyMap<string, CountAt | null> = new Map(),
+  ): Promise<void> {
     if (views.length === 0) return;
     // Sent together: ioredis writes each command without waiting for the previous reply.
     await Promise.all(views.map((view) => this.topics.publish(NOTIFICATION_ADDED, view.recipientId, view)));
-    await this.publishUnreadCounts(em, [...new Set(views.map((v) => v.recipientId))], { onlyListening: true });
+    await this.publishUnreadCounts(em, [...new Set(views.map((v) => v.recipientId))], {
+      onlyListening: true,
+      counts,
+    });
+  }
+
+  /**
+   * Runs a write that changes these users' unread notifications and applies the change it reports
+   * to their counters (see UnreadCounters); answers the write's result and each user's new count,
+   * where the counter knew it.
+   */
+  async changingUnread<T>(
+    userIds: readonly string[],
+    write: () => Promise<{ result: T; deltas: ReadonlyMap<string, number> }>,
+    /** The deltas come from the results of conditional updates or deletes (see UnreadCounters). */
+    fromUpdates = false,
+  ): Promise<{ result: T; counts: Map<string, CountAt | null> }> {
+    if (userIds.length === 0) return { result: (await write()).result, counts: new Map() };
+    await this.counters.begin(userIds);
+    let done: { result: T; deltas: ReadonlyMap<string, number> };
+    try {
+      done = await write();
+    } catch (err) {
+      // The write's effect is unknown: the counters are dropped, to be counted anew.
+      await this.applied(userIds, new Map(), true).catch(() => undefined);
+      await this.counters.forget(userIds).catch(() => undefined);
+      throw err;
+    }
+    return { result: done.result, counts: await this.applied(userIds, done.deltas, fromUpdates) };
+  }
+
+  private async applied(
+    userIds: readonly string[],
+    deltas: ReadonlyMap<string, number>,
+    fromUpdates: boolean,
+  ): Promise<Map<string, CountAt | null>> {
+    const after = await this.counters.apply(new Map(userIds.map((id) => [id, deltas.get(id) ?? 0])), fromUpdates);
+    return new Map([...after].map(([id, { count, version }]) => [id, count === null ? null : { count, version }]));
   }
 
   /** Each draft's plan, by dedupe key; without email configured, nothing is emailed. */
@@ -176,38 +224,47 @@ export class NotificationService {
 
   /** Unread and not archived: what a badge shows. */
   async unreadCount(em: EntityManager, userId: string): Promise<number> {
-    return em.count(Notification, { recipientId: new ObjectId(userId), readAt: null, archivedAt: null });
+    const counts = await this.counters.read([userId], (ids) => this.unreadCounts(em, ids));
+    return counts.get(userId)?.count ?? 0;
   }
 
   /**
-   * Announces each user's unread count, after a change to it has been written. Each count carries a
-   * version taken before the count is read, so when two changes race, the count with the higher
-   * version saw both, and subscribers keep only the highest version (see unreadCountChanged).
-   * With `onlyListening`, users with no open unreadCountChanged subscription are skipped: counting
-   * is the costly part of announcing a large fan-out, and a client reads the count when it connects.
+   * Announces each user's unread count after a change to it was written, with the version that
+   * orders it (see unreadCountChanged): the count the change left in the counter when there is
+   * one, else the counter's current one. With `onlyListening`, users with no open
+   * unreadCountChanged subscription are skipped: a client reads the count when it connects.
    */
   async publishUnreadCounts(
     em: EntityManager,
     userIds: readonly string[],
-    options: { onlyListening?: boolean } = {},
+    options: { onlyListening?: boolean; counts?: ReadonlyMap<string, CountAt | null> } = {},
   ): Promise<void> {
     const targets = options.onlyListening ? await this.topics.listening(UNREAD_COUNT_CHANGED, userIds) : userIds;
     if (targets.length === 0) return;
-    const versions = await this.versions.next(targets);
-    const counts = await this.unreadCounts(em, targets);
+    const known = options.counts ?? new Map<string, CountAt | null>();
+    const unknown = targets.filter((id) => !known.get(id));
+    const read =
+      unknown.length > 0
+        ? await this.counters.read(unknown, (ids) => this.unreadCounts(em, ids))
+        : new Map<string, CountAt>();
     await Promise.all(
-      targets.map((userId, i) =>
-        this.topics.publish(UNREAD_COUNT_CHANGED, userId, {
-          count: counts.get(userId) ?? 0,
-          version: versions[i] ?? 0,
-        }),
-      ),
+      targets.map((userId) => {
+        const at: CountAt = known.get(userId) ?? read.get(userId) ?? { count: 0, version: 0 };
+        return this.topics.publish(UNREAD_COUNT_CHANGED, userId, at);
+      }),
     );
   }
 
-  /** Unread counts of many users in one query (FerretDB v1 scans once instead of once per user). */
+  /** Unread counts of many users in one query: what the counters are rebuilt from. */
   private async unreadCounts(em: EntityManager, userIds: readonly string[]): Promise<Map<string, number>> {
-    if (userIds.length === 1 && userIds[0]) return new Map([[userIds[0], await this.unreadCount(em, userIds[0])]]);
+    if (userIds.length === 1 && userIds[0]) {
+      const count = await em.count(Notification, {
+        recipientId: new ObjectId(userIds[0]),
+        readAt: null,
+        archivedAt: null,
+      });
+      return new Map([[userIds[0], count]]);
+    }
     const rows = (await em.aggregate(Notification, [
       { $match: { recipientId: { $in: userIds.map((id) => new ObjectId(id)) }, readAt: null, archivedAt: null } },
       { $group: { _id: "$recipientId", count: { $sum: 1 } } },
@@ -296,6 +353,13 @@ function docToView(doc: NotificationDocument): NotificationView {
     deliveries: doc.deliveries,
     inApp: doc.inApp,
   };
+}
+
+/** How many times each id occurs. */
+function tally(ids: readonly string[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const id of ids) counts.set(id, (counts.get(id) ?? 0) + 1);
+  return counts;
 }
 
 function neverTriedEmail(d: { channel: NotificationChannel; status: DeliveryStatus; attempts: number }): boolean {
