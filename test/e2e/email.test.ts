@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, it } from "node:test";
 import type { ParsedMail } from "mailparser";
 import { Redis } from "ioredis";
+import { MongoClient, ObjectId } from "mongodb";
 import {
   ActivityDocument,
   DeliveriesDocument,
@@ -105,6 +106,36 @@ describe("email delivery", () => {
     assert.doesNotMatch(html, /<script>/);
     assert.match(html, /&lt;script&gt;alert\(1\)&lt;\/script&gt; &amp; more/);
     await emailDelivery(author, "NEW_COMMENT", "SENT");
+  });
+
+  it("sends a comment's email ahead of bulk mail queued before it", async () => {
+    const [author, commenter] = [await register("Busy author"), await register("Quick critic")];
+    await Promise.all([author, commenter].map((u) => mailTo(u, /^Welcome/)));
+    const { createPost } = await gqlOk(
+      api,
+      EmailTestPostDocument,
+      { input: { title: "Lanes", body: "…" } },
+      author.auth,
+    );
+    const BULK = 400;
+    const recipients = await seedUsers(cluster.env["MONGO_URL"] ?? "", BULK);
+    const newsletters = () => smtp.received.filter((m) => m.subject === "Newsletter").length;
+    await gqlOk(
+      api,
+      SendNotificationDocument,
+      { input: { recipientIds: recipients, title: "Newsletter", body: "…", idempotencyKey: `lanes-${author.id}` } },
+      { "x-api-key": TEST_SERVICE_KEY },
+    );
+    await smtp.waitFor((m) => m.subject === "Newsletter", 10_000);
+    await gqlOk(api, EmailTestCommentDocument, { input: { postId: createPost.id, body: "Now!" } }, commenter.auth);
+    await mailTo(author, /Quick critic commented on "Lanes"/);
+    const ahead = newsletters();
+    // In one queue with the newsletter, the comment's email would come after all of it.
+    assert.ok(ahead < BULK / 2, `the comment's email came after ${ahead} of ${BULK} newsletters`);
+    await eventually(() => Promise.resolve(newsletters() === BULK ? true : undefined), {
+      timeoutMs: 60_000,
+      what: `every newsletter (${newsletters()} of ${BULK} so far)`,
+    });
   });
 
   it("sends no email for a kind the user turned off, while the in-app notification still arrives", async () => {
@@ -402,3 +433,24 @@ describe("email across a worker crash", () => {
     assert.equal(delivery.attempts, 2, "the attempt the killed worker made counts");
   });
 });
+
+/** Accounts written straight into the database: signing up hundreds would mostly time scrypt. */
+async function seedUsers(mongoUrl: string, count: number): Promise<string[]> {
+  const client = new MongoClient(mongoUrl);
+  try {
+    const now = new Date();
+    const users = Array.from({ length: count }, (_, i) => ({
+      _id: new ObjectId(),
+      email: `reader${i}.${new ObjectId().toHexString()}@example.com`,
+      displayName: `Reader ${i}`,
+      passwordHash: "scrypt$seeded",
+      createdAt: now,
+      // Past their welcome: neither the welcome job nor the recovery sweep is about them.
+      welcomedAt: now,
+    }));
+    await client.db().collection("users").insertMany(users);
+    return users.map((u) => u._id.toHexString());
+  } finally {
+    await client.close();
+  }
+}

@@ -1,4 +1,4 @@
-import pLimit, { type LimitFunction } from "p-limit";
+import PQueue from "p-queue";
 import type { Agenda } from "agenda";
 import { backoffStrategies, type BackoffStrategy } from "agenda";
 import type { Collection, Document } from "mongodb";
@@ -14,7 +14,18 @@ import { User } from "../user/user.entity.js";
 import { EmailAttempt } from "./email-attempt.entity.js";
 import { renderNotificationEmail } from "./email.templates.js";
 
+/** Bulk mail: notifications written in batches (a fan-out, a request to many recipients). */
 export const EMAIL_JOB = "email.send";
+/**
+ * Transactional mail: a notification written on its own (a welcome, a comment on your post, a new
+ * follower, a reminder, a request to one recipient). Its own lane, so it never queues behind bulk.
+ */
+export const TRANSACTIONAL_EMAIL_JOB = "email.transactional";
+
+export type EmailLane = typeof EMAIL_JOB | typeof TRANSACTIONAL_EMAIL_JOB;
+
+/** Runs one send when an SMTP connection is free. */
+export type SendSlots = (send: () => Promise<void>) => Promise<void>;
 
 /**
  * Emails per job. One job per email costs a queue insert and a lock for each; on FerretDB v1 each
@@ -82,7 +93,8 @@ export async function sendEmails(
   deps: EmailJobDeps,
   data: EmailJobData,
   run: JobRun,
-  slots: LimitFunction,
+  slots: SendSlots,
+  lane: EmailLane = EMAIL_JOB,
 ): Promise<JobOutcome> {
   const ids = jobIds(data);
   const outcomes = new Map<EmailOutcome, number>();
@@ -98,7 +110,7 @@ export async function sendEmails(
       return;
     }
     try {
-      const outcome = await sendOne(deps, id);
+      const outcome = await sendOne(deps, id, lane);
       outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
       if (outcome === "busy") busy.push(id);
     } catch (err) {
@@ -118,13 +130,13 @@ export async function sendEmails(
   if (busy.length > 0) {
     // Another run is sending these now, or died doing so; which one shows once its claims are older
     // than a lock. Look again then: by that time each is either recorded or abandoned.
-    await deps.scheduler.at(new Date(Date.now() + deps.lockLifetimeMs), EMAIL_JOB, { notificationIds: busy });
+    await deps.scheduler.at(new Date(Date.now() + deps.lockLifetimeMs), lane, { notificationIds: busy });
   }
   if (failures.length > 0) throw failures[0];
   if (later.length > 0) {
     // Shutting down: the job's retry (here or on another worker) sends the rest; what was sent is skipped then.
     if (run.stopping) throw new Error(`the worker is stopping; ${later.length} emails are left for a retry`);
-    await deps.scheduler.now(EMAIL_JOB, { notificationIds: later });
+    await deps.scheduler.now(lane, { notificationIds: later });
   }
   deps.logger.debug({ emails: ids.length, later: later.length, ...Object.fromEntries(outcomes) }, "email batch done");
   return (outcomes.get("skipped") ?? 0) === ids.length ? "skipped" : "done";
@@ -143,7 +155,7 @@ function jobIds(data: EmailJobData | { notificationId?: unknown }): string[] {
  * make one attempt between them (EmailAttempt). Every copy that does go out carries the same
  * Message-ID, so a resend after a crash is recognisable.
  */
-async function sendOne(deps: EmailJobDeps, notificationId: string): Promise<EmailOutcome> {
+async function sendOne(deps: EmailJobDeps, notificationId: string, lane: EmailLane): Promise<EmailOutcome> {
   const em = deps.orm.em.fork();
   const notification = await findById(em, Notification, notificationId);
   const email = notification?.deliveries.find((d) => d.channel === NotificationChannel.EMAIL);
@@ -199,7 +211,7 @@ async function sendOne(deps: EmailJobDeps, notificationId: string): Promise<Emai
     // Recorded before it is scheduled: a stop in between leaves a due retry the sweep finds.
     const at = new Date(Date.now() + delay);
     await record(DeliveryStatus.PENDING, message, at);
-    await deps.scheduler.at(at, EMAIL_JOB, { notificationIds: [notificationId] });
+    await deps.scheduler.at(at, lane, { notificationIds: [notificationId] });
     return "retrying";
   }
   await record(DeliveryStatus.SENT, null);
@@ -274,12 +286,21 @@ async function recordEmail(em: EntityManager, notification: Notification, email:
 }
 
 export function defineEmailJobs(agenda: Agenda, deps: EmailJobDeps): void {
-  // Agenda's own retries (the default backoff) are for a failure of the run itself, such as a
-  // database blip; a refused email schedules its next attempt itself.
-  const slots = pLimit(PARALLEL_SENDS);
-  defineJob(agenda, deps.logger, EMAIL_JOB, (data: EmailJobData, run) => sendEmails(deps, data, run, slots), {
-    concurrency: PARALLEL_BATCHES,
-  });
+  // One queue for the mailer's connections: a transactional email takes the next free one ahead
+  // of every bulk email waiting, while each lane has its own job slots in Agenda.
+  const smtp = new PQueue({ concurrency: PARALLEL_SENDS });
+  const lanes: [EmailLane, number][] = [
+    [EMAIL_JOB, 0],
+    [TRANSACTIONAL_EMAIL_JOB, 1],
+  ];
+  for (const [lane, priority] of lanes) {
+    const slots: SendSlots = (send) => smtp.add(send, { priority });
+    // Agenda's own retries (the default backoff) are for a failure of the run itself, such as a
+    // database blip; a refused email schedules its next attempt itself.
+    defineJob(agenda, deps.logger, lane, (data: EmailJobData, run) => sendEmails(deps, data, run, slots, lane), {
+      concurrency: PARALLEL_BATCHES,
+    });
+  }
 }
 
 /** One-click unsubscribe (RFC 8058): mail clients POST to the link. */

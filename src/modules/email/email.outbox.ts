@@ -3,12 +3,15 @@ import type { JobScheduler } from "../../infra/agenda.js";
 import type { Collection, Document } from "mongodb";
 import { isBulkOfDuplicates, type EntityManager } from "../../infra/orm.js";
 import { Digest, DigestItem } from "./digest.entity.js";
-import { EMAIL_JOB, emailBatches } from "./email.jobs.js";
+import { EMAIL_JOB, TRANSACTIONAL_EMAIL_JOB, emailBatches } from "./email.jobs.js";
 
 /** What NotificationService asks of email: to schedule the sends, and to keep what waits for a digest. */
 export interface EmailOutbox {
-  /** `email.send` jobs for the notifications' emails (a batch each), after they are stored. */
-  schedule(notificationIds: string[]): Promise<void>;
+  /**
+   * Email jobs for the notifications' emails (a batch each), after they are stored: transactional
+   * for a notification written on its own, bulk for a batch.
+   */
+  schedule(notificationIds: string[], transactional: boolean): Promise<void>;
   /** Keeps stored notifications for their recipients' next digest email; keeping one twice keeps it once. */
   gather(em: EntityManager, items: { userId: ObjectId; notificationId: ObjectId }[]): Promise<void>;
   /** Those of the notifications that a digest already holds. */
@@ -17,8 +20,9 @@ export interface EmailOutbox {
 
 export function createEmailOutbox(scheduler: JobScheduler): EmailOutbox {
   return {
-    schedule: async (notificationIds) => {
-      for (const batch of emailBatches(notificationIds)) await scheduler.now(EMAIL_JOB, batch);
+    schedule: async (notificationIds, transactional) => {
+      const lane = transactional ? TRANSACTIONAL_EMAIL_JOB : EMAIL_JOB;
+      for (const batch of emailBatches(notificationIds)) await scheduler.now(lane, batch);
     },
     gather: async (em, items) => {
       if (items.length === 0) return;

@@ -81,7 +81,7 @@ export class NotificationService {
     if (toEmail.length + toDigest.length > 0) {
       // So that a sweep finishing for this writer does not announce a second time.
       await em.nativeUpdate(PendingAnnouncement, { _id: pending._id }, { announcedAt: new Date() });
-      await this.followUp(em, toEmail, toDigest);
+      await this.followUp(em, toEmail, toDigest, drafts.length === 1);
     }
     // Last: until it is gone, the recovery sweep finishes what this writer started.
     await em.nativeDelete(PendingAnnouncement, { _id: pending._id });
@@ -89,8 +89,14 @@ export class NotificationService {
   }
 
   /** Schedules the emails and keeps the digest's share of stored notifications (both idempotent). */
-  private async followUp(em: EntityManager, toEmail: string[], toDigest: NotificationView[]): Promise<void> {
-    if (toEmail.length > 0) await this.email?.schedule(toEmail);
+  private async followUp(
+    em: EntityManager,
+    toEmail: string[],
+    toDigest: NotificationView[],
+    /** A notification written on its own: its email takes the transactional lane. */
+    transactional = false,
+  ): Promise<void> {
+    if (toEmail.length > 0) await this.email?.schedule(toEmail, transactional);
     await this.email?.gather(
       em,
       toDigest.map((v) => ({ userId: new ObjectId(v.recipientId), notificationId: new ObjectId(v.id) })),
