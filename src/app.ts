@@ -32,6 +32,7 @@ import type { Topics } from "./modules/notification/notification.topics.js";
 import { TokenService, UnsubscribeTokens } from "./modules/user/token.service.js";
 import { UserResolver } from "./modules/user/user.resolver.js";
 import { UserService } from "./modules/user/user.service.js";
+import { PasswordHasher } from "./modules/user/password.js";
 import { userSubscribers } from "./modules/user/user.subscriber.js";
 import { startApi } from "./roles/api.js";
 import { createHttp, listen } from "./roles/http.js";
@@ -100,7 +101,9 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
     }
 
     const tokens = new TokenService(config.jwt.secret, config.jwt.ttlSeconds);
-    const users = new UserService(tokens);
+    const passwords = new PasswordHasher();
+    onStop("password hashing", () => passwords.close());
+    const users = new UserService(tokens, passwords);
     const preferences = new PreferencesService();
     const unsubscribeTokens = new UnsubscribeTokens(config.jwt.secret);
     const mailer = config.smtpUrl ? createMailer(config.smtpUrl, config.email.from) : undefined;

@@ -1,9 +1,14 @@
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
-import { hashPassword, verifyPassword } from "../../src/modules/user/password.js";
+import { after, describe, it } from "node:test";
+import { PasswordHasher } from "../../src/modules/user/password.js";
 import { bearerToken, TokenService } from "../../src/modules/user/token.service.js";
 
 describe("passwords", () => {
+  const passwords = new PasswordHasher(1);
+  after(() => passwords.close());
+  const hashPassword = (password: string) => passwords.hash(password);
+  const verifyPassword = (password: string, stored: string) => passwords.verify(password, stored);
+
   it("verifies the right password and refuses a wrong one", async () => {
     const stored = await hashPassword("correct horse battery");
     assert.match(stored, /^scrypt\$32768\$8\$1\$[\w-]+\$[\w-]+$/);

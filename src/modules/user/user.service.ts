@@ -1,7 +1,7 @@
 import { findById, isDuplicateKeyError, type EntityManager } from "../../infra/orm.js";
 import { conflict, unauthenticated } from "../../graphql/errors.js";
 import { User } from "./user.entity.js";
-import { hashPassword, verifyPassword } from "./password.js";
+import type { PasswordHasher } from "./password.js";
 import type { LoginInput, RegisterInput } from "./user.inputs.js";
 import type { TokenService } from "./token.service.js";
 
@@ -10,16 +10,15 @@ export interface Session {
   user: User;
 }
 
-// Verifying against a real hash when the email is unknown keeps login timing from revealing
-// which addresses have accounts.
-const DECOY_HASH = hashPassword("decoy password, never matches");
-
 export class UserService {
-  constructor(private readonly tokens: TokenService) {}
+  constructor(
+    private readonly tokens: TokenService,
+    private readonly passwords: PasswordHasher,
+  ) {}
 
   async register(em: EntityManager, input: RegisterInput): Promise<Session> {
     const email = normalizeEmail(input.email);
-    const user = new User(email, input.displayName.trim(), await hashPassword(input.password));
+    const user = new User(email, input.displayName.trim(), await this.passwords.hash(input.password));
     em.persist(user);
     try {
       // The UserSubscriber schedules the welcome job once this write is committed.
@@ -33,7 +32,8 @@ export class UserService {
 
   async login(em: EntityManager, input: LoginInput): Promise<Session> {
     const user = await em.findOne(User, { email: normalizeEmail(input.email) });
-    const ok = await verifyPassword(input.password, user?.passwordHash ?? (await DECOY_HASH));
+    // Checked against a real hash when the email is unknown: the timing does not tell.
+    const ok = await this.passwords.verify(input.password, user?.passwordHash ?? (await this.passwords.decoyHash()));
     if (!user || !ok) throw unauthenticated("Email or password is incorrect");
     return { token: await this.tokens.issue(user.id), user };
   }
