@@ -1,6 +1,8 @@
 import { ObjectId } from "@mikro-orm/mongodb";
 import type { EntityManager } from "../../infra/orm.js";
-import { isDuplicateKeyError } from "../../infra/orm.js";
+import { isBulkOfDuplicates } from "../../infra/orm.js";
+import { GroupCommit } from "../../infra/group-commit.js";
+import type { Collection, Document } from "mongodb";
 import { badInput } from "../../graphql/errors.js";
 import { afterCursor } from "../notification/cursor.js";
 import { MAX_PAGE_SIZE } from "../notification/inbox.service.js";
@@ -15,16 +17,35 @@ export interface ActivityDraft {
 }
 
 export class ActivityService {
-  /** Writes the entry once; a re-run of the job that records it finds the dedupe key taken. */
-  async record(em: EntityManager, draft: ActivityDraft): Promise<boolean> {
-    try {
-      await em.insert(ActivityEntry, new ActivityEntry(draft));
-      return true;
-    } catch (err) {
-      if (isDuplicateKeyError(err)) return false;
-      throw err;
-    }
+  /**
+   * Writes the entry once (true), or finds its dedupe key taken by an earlier run (false). Entries
+   * recorded while another write is in flight go in together, in one unordered insert.
+   */
+  record(em: EntityManager, draft: ActivityDraft): Promise<boolean> {
+    return this.entries.submit({ em, draft });
   }
+
+  private readonly entries = new GroupCommit<{ em: EntityManager; draft: ActivityDraft }, boolean>(
+    async (items) => {
+      const first = items[0];
+      if (!first) return [];
+      const docs = items.map(({ draft }) => {
+        const entry = new ActivityEntry(draft);
+        const { _id, dedupeKey, verb, actorId, targetType, targetId, createdAt } = entry;
+        return { _id, dedupeKey, verb, actorId, targetType, targetId, createdAt };
+      });
+      const collection = first.em.getCollection(ActivityEntry) as unknown as Collection<Document>;
+      try {
+        await collection.insertMany(docs, { ordered: false });
+        return items.map(() => true);
+      } catch (err) {
+        if (!isBulkOfDuplicates(err)) throw err;
+        const inserted = new Set(Object.keys(err.insertedIds).map(Number));
+        return items.map((_, i) => inserted.has(i));
+      }
+    },
+    { maxItems: 100, parallel: 2 },
+  );
 
   /**
    * The caller's own activity, newest first. `after` is the id of the last entry of the previous

@@ -8,6 +8,7 @@ import { PendingAnnouncement } from "./announcement.entity.js";
 import { Notification } from "./notification.entity.js";
 import { DeliveryStatus, NotificationChannel, NotificationKind } from "./notification.enums.js";
 import { NOTIFICATION_ADDED, UNREAD_COUNT_CHANGED, type Topics } from "./notification.topics.js";
+import { GroupCommit } from "../../infra/group-commit.js";
 import { toNotificationView, type NotificationView } from "./notification.types.js";
 import type { CountAt, UnreadCounters } from "./unread-counters.js";
 
@@ -29,6 +30,11 @@ export interface DeliverySummary {
   published: number;
 }
 
+/** Single notifications written in one batch at most (see NotificationService.deliver). */
+const SINGLES_PER_WRITE = 100;
+/** Batches of singles in flight at once. */
+const SINGLE_WRITES_IN_FLIGHT = 2;
+
 /** Where each recipient wants a notification of a kind: asked before anything is written. */
 export interface DeliveryPlanner {
   plan(em: EntityManager, recipientIds: ObjectId[], kind: NotificationKind): Promise<Map<string, DeliveryPlan>>;
@@ -49,29 +55,68 @@ export class NotificationService {
    * and to run concurrently: the unique dedupe key lets exactly one writer insert each notification,
    * and only that writer follows it up. A writer that stops half-way leaves its PendingAnnouncement
    * behind, and the recovery sweep finishes the work for it.
+   *
+   * A single notification (a comment, a follow, a welcome, …) is written together with the other
+   * single ones in flight in this process (see GroupCommit), and its email is transactional.
    */
   async deliver(em: EntityManager, drafts: NotificationDraft[]): Promise<DeliverySummary> {
+    const [draft] = drafts;
+    if (drafts.length === 1 && draft) return this.singles.submit({ em, draft });
+    const written = await this.write(em, drafts, false);
+    return { inserted: written.inserted.size, published: written.published.size };
+  }
+
+  /** Singles in flight are written in one batch, each caller told what became of its own. */
+  private readonly singles = new GroupCommit<{ em: EntityManager; draft: NotificationDraft }, DeliverySummary>(
+    async (items) => {
+      const first = items[0];
+      if (!first) return [];
+      // A unit of work of its own: the batch is no single caller's.
+      const written = await this.write(
+        first.em.fork(),
+        items.map((i) => i.draft),
+        true,
+      );
+      return items.map(({ draft }) => ({
+        inserted: written.inserted.has(draft.dedupeKey) ? 1 : 0,
+        published: written.published.has(draft.dedupeKey) ? 1 : 0,
+      }));
+    },
+    { maxItems: SINGLES_PER_WRITE, parallel: SINGLE_WRITES_IN_FLIGHT },
+  );
+
+  /** The dedupe keys this call inserted, and those of them it announced in the inbox. */
+  private async write(
+    em: EntityManager,
+    drafts: NotificationDraft[],
+    transactional: boolean,
+  ): Promise<{ inserted: Set<string>; published: Set<string> }> {
     const plans = await this.plans(em, drafts);
     // Nobody is told of a notification its recipient wants neither in-app nor by email.
     const wanted = drafts.filter((d) => {
       const plan = plans.get(d.dedupeKey);
       return plan && (plan.inApp || plan.email !== "none");
     });
-    if (wanted.length === 0) return { inserted: 0, published: 0 };
+    if (wanted.length === 0) return { inserted: new Set(), published: new Set() };
     const docs = toDocuments(wanted, plans);
     const planned = (d: NotificationDocument, plan: EmailPlan) => plans.get(d.dedupeKey)?.email === plan;
     const pending = new PendingAnnouncement(
       docs.map((d) => d._id),
       docs.filter((d) => planned(d, "digest")).map((d) => d._id),
     );
-    await em.insert(PendingAnnouncement, pending);
     const readers = docs.filter((d) => d.inApp).map((d) => d.recipientId.toHexString());
     let shown: NotificationView[] = [];
-    const { result: inserted, counts } = await this.changingUnread(readers, async () => {
-      const views = await this.insertIgnoringDuplicates(em, docs);
-      shown = views.filter((v) => v.inApp);
-      return { result: views, deltas: tally(shown.map((v) => v.recipientId)) };
-    });
+    const { result: inserted, counts } = await this.changingUnread(
+      readers,
+      async () => {
+        const views = await this.insertIgnoringDuplicates(em, docs);
+        shown = views.filter((v) => v.inApp);
+        return { result: views, deltas: tally(shown.map((v) => v.recipientId)) };
+      },
+      false,
+      // Written before the notifications: until it is gone, the sweep finishes for this writer.
+      () => em.insert(PendingAnnouncement, pending),
+    );
     await this.announce(em, shown, counts);
     // Email goes out after the in-app notification is stored and announced, never before it.
     const keys = new Map(docs.map((d) => [d._id.toHexString(), d.dedupeKey]));
@@ -81,11 +126,12 @@ export class NotificationService {
     if (toEmail.length + toDigest.length > 0) {
       // So that a sweep finishing for this writer does not announce a second time.
       await em.nativeUpdate(PendingAnnouncement, { _id: pending._id }, { announcedAt: new Date() });
-      await this.followUp(em, toEmail, toDigest, drafts.length === 1);
+      await this.followUp(em, toEmail, toDigest, transactional);
     }
     // Last: until it is gone, the recovery sweep finishes what this writer started.
     await em.nativeDelete(PendingAnnouncement, { _id: pending._id });
-    return { inserted: inserted.length, published: shown.length };
+    const keyOf = (v: NotificationView) => keys.get(v.id) ?? "";
+    return { inserted: new Set(inserted.map(keyOf)), published: new Set(shown.map(keyOf)) };
   }
 
   /** Schedules the emails and keeps the digest's share of stored notifications (both idempotent). */
@@ -185,9 +231,14 @@ export class NotificationService {
     write: () => Promise<{ result: T; deltas: ReadonlyMap<string, number> }>,
     /** The deltas come from the results of conditional updates or deletes (see UnreadCounters). */
     fromUpdates = false,
+    /** Another write that must precede this one, made alongside `begin`. */
+    before: () => Promise<unknown> = () => Promise.resolve(),
   ): Promise<{ result: T; counts: Map<string, CountAt | null> }> {
-    if (userIds.length === 0) return { result: (await write()).result, counts: new Map() };
-    await this.counters.begin(userIds);
+    if (userIds.length === 0) {
+      await before();
+      return { result: (await write()).result, counts: new Map() };
+    }
+    await Promise.all([this.counters.begin(userIds), before()]);
     let done: { result: T; deltas: ReadonlyMap<string, number> };
     try {
       done = await write();

@@ -92,10 +92,13 @@ function followsAfter(em: EntityManager, authorId: ObjectId, cursor: ObjectId | 
 export async function notifyComment(deps: PostJobDeps, data: CommentJobData): Promise<JobOutcome> {
   const em = deps.orm.em.fork();
   const comment = await findById(em, Comment, data.commentId);
-  const post = comment ? await em.findOne(Post, { _id: comment.postId }) : null;
-  if (!comment || !post || comment.notifiedAt) return "skipped";
+  if (!comment || comment.notifiedAt) return "skipped";
+  const [post, commenter] = await Promise.all([
+    em.findOne(Post, { _id: comment.postId }),
+    em.findOne(User, { _id: comment.authorId }),
+  ]);
+  if (!post) return "skipped";
   if (!post.authorId.equals(comment.authorId)) {
-    const commenter = await em.findOne(User, { _id: comment.authorId });
     await deps.notifications.deliver(em, [
       {
         recipientId: post.authorId,
