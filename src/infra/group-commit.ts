@@ -1,5 +1,6 @@
 /**
- * Group commit: calls made while a write is in flight are written together by the next one.
+ * Group commit: calls made while a write (or a lookup) is in flight are served together by the
+ * next one.
  *
  * A worker runs many small jobs at once (a comment, a follow, a sign-up each), and each used to
  * write its own few documents; on FerretDB every command costs about half a millisecond of its

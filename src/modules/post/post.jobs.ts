@@ -23,6 +23,11 @@ export interface PostJobDeps {
 export const FANOUT_READ_PAGE = 10_000;
 /** Notifications per bulk insert. */
 export const FANOUT_WRITE_BATCH = 1000;
+/**
+ * Notifications per bulk insert for followers with a subscription open: smaller, so that the api
+ * instances push the first ones while the next are written, instead of after all of them.
+ */
+export const FANOUT_LIVE_BATCH = 100;
 
 /**
  * NEW_POST to every follower of the author. Follows are read in pages ordered by follow id; within
@@ -52,9 +57,13 @@ export async function fanout(deps: PostJobDeps, data: FanoutJobData): Promise<Jo
     if (!last) break;
     const followerIds = page.map((f) => f.followerId.toHexString());
     const live = new Set(await deps.notifications.listeningForNew(followerIds));
-    const ordered = [...followerIds.filter((f) => live.has(f)), ...followerIds.filter((f) => !live.has(f))];
-    for (let i = 0; i < ordered.length; i += FANOUT_WRITE_BATCH) {
-      await deps.notifications.deliver(em, ordered.slice(i, i + FANOUT_WRITE_BATCH).map(draft));
+    for (const [followers, size] of [
+      [followerIds.filter((f) => live.has(f)), FANOUT_LIVE_BATCH],
+      [followerIds.filter((f) => !live.has(f)), FANOUT_WRITE_BATCH],
+    ] as const) {
+      for (let i = 0; i < followers.length; i += size) {
+        await deps.notifications.deliver(em, followers.slice(i, i + size).map(draft));
+      }
     }
     cursor = last._id;
     await em.nativeUpdate(Post, { _id: post._id }, { fanoutCursor: cursor });

@@ -61,7 +61,7 @@ export class CommentResolver {
 }
 
 export async function userOrFail(users: UserService, ctx: GraphQLContext, id: string): Promise<UserView> {
-  const user = await users.findById(ctx.em, id);
+  const user = await users.lookup(ctx.em, id);
   if (!user) throw notFound("User");
   return toUserView(user);
 }

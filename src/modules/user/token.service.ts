@@ -26,17 +26,41 @@ export class TokenService {
       .sign(this.key);
   }
 
+  /**
+   * Tokens this process has verified, with their claims. A client sends the same token with every
+   * request until it expires, and checking its signature (WebCrypto, through libuv's thread pool)
+   * cost about 0.6 ms of CPU per request; a token found here is only checked for expiry.
+   */
+  private readonly verified = new Map<string, TokenClaims>();
+
   /** The claims of a valid token, or null for anything else (expired, forged, malformed). */
   async verify(token: string): Promise<TokenClaims | null> {
+    const known = this.verified.get(token);
+    if (known) {
+      if (known.expiresAt.getTime() > Date.now()) return known;
+      this.verified.delete(token);
+      return null;
+    }
+    let claims: TokenClaims;
     try {
       const { payload } = await jwtVerify(token, this.key, { algorithms: ["HS256"], issuer: "herald" });
       if (typeof payload.sub !== "string" || !payload.sub || typeof payload.exp !== "number") return null;
-      return { userId: payload.sub, expiresAt: new Date(payload.exp * 1000) };
+      claims = { userId: payload.sub, expiresAt: new Date(payload.exp * 1000) };
     } catch {
       return null;
     }
+    // Oldest first out: a Map iterates in insertion order.
+    if (this.verified.size >= VERIFIED_TOKENS_KEPT) {
+      const oldest = this.verified.keys().next();
+      if (!oldest.done) this.verified.delete(oldest.value);
+    }
+    this.verified.set(token, claims);
+    return claims;
   }
 }
+
+/** About 200 bytes each: a few MiB for the active sessions of a busy instance. */
+const VERIFIED_TOKENS_KEPT = 10_000;
 
 /** Unsubscribe links live long (a year) and can do one thing only: turn one kind of email off. */
 const UNSUBSCRIBE_TTL = "365d";
