@@ -116,7 +116,10 @@ describe("walking skeleton: mutation to live notification", () => {
     assert.equal(live.title, "Deploy finished");
     assert.equal(live.body, "v1.2.3 is live");
     assert.equal(live.readAt, null);
-    const count = await counts.next();
+    // The welcome's job stores, then announces: its own count (1) reaches this subscription when
+    // the job looks for listeners after the subscription opened. It comes first if at all.
+    let count = await counts.next();
+    if (count.data?.unreadCountChanged === 1) count = await counts.next();
     assert.equal(count.data?.unreadCountChanged, 2);
 
     // What was pushed can be fetched again, through either instance.
