@@ -1,6 +1,7 @@
 import { MikroORM, ObjectId, type EntityManager, type EntityName, type FilterQuery } from "@mikro-orm/mongodb";
 import { ReflectMetadataProvider } from "@mikro-orm/decorators/legacy";
-import type { Db } from "mongodb";
+import type { Collection, Db, Document } from "mongodb";
+import { GroupCommit } from "./group-commit.js";
 import type { Logger } from "./logger.js";
 
 export type { EntityManager, MikroORM };
@@ -85,4 +86,77 @@ export async function findById<Entity extends { _id: ObjectId }>(
 /** A fresh unit of work: one per GraphQL operation, subscription event and job. */
 export function fork(orm: MikroORM): EntityManager {
   return orm.em.fork();
+}
+
+type Identified = { _id: ObjectId };
+
+// Keyed by entity class; each holds a GroupCommit of that entity's finds.
+const finders = new WeakMap<MikroORM, Map<Function, object>>();
+const markers = new WeakMap<MikroORM, Map<string, GroupCommit<string, void>>>();
+
+/**
+ * findById for jobs, batched (see GroupCommit): the finds of one entity asked for meanwhile become
+ * one query, and the same id asked by many jobs (twenty comments on one post) is read once. The
+ * entity comes from a unit of work of its own: read it, don't change it through an EntityManager.
+ */
+export function findBatched<Entity extends Identified>(
+  orm: MikroORM,
+  entity: new (...args: never[]) => Entity,
+  id: string,
+): Promise<Entity | null> {
+  const byEntity = finders.get(orm) ?? new Map<Function, object>();
+  finders.set(orm, byEntity);
+  let finder = byEntity.get(entity) as GroupCommit<string, Entity | null> | undefined;
+  if (!finder) {
+    finder = new GroupCommit<string, Entity | null>(
+      async (ids) => {
+        const em = orm.em.fork();
+        const wanted = [...new Set(ids)].filter((i) => ObjectId.isValid(i));
+        const [only] = wanted;
+        let found: Entity[];
+        if (wanted.length === 1 && only) {
+          const one: Entity | null = await findById<Entity>(em, entity, only);
+          found = one ? [one] : [];
+        } else {
+          const inList = { _id: { $in: wanted.map((i) => new ObjectId(i)) } } as unknown as FilterQuery<Entity>;
+          found = (await em.find(entity, inList)) as Entity[];
+        }
+        const byId = new Map(found.map((e) => [e._id.toHexString(), e]));
+        return ids.map((i) => byId.get(i) ?? null);
+      },
+      { maxItems: 500, parallel: 2 },
+    );
+    byEntity.set(entity, finder);
+  }
+  return finder.submit(id);
+}
+
+/**
+ * Sets `field` to now on the document, unless it is set already: the "done" marker a job leaves
+ * for the recovery sweep, batched with the other jobs' markers of that field meanwhile.
+ */
+export function markBatched<Entity extends Identified>(
+  orm: MikroORM,
+  entity: new (...args: never[]) => Entity,
+  field: string,
+  id: ObjectId,
+): Promise<void> {
+  const key = `${entity.name}.${field}`;
+  const byField = markers.get(orm) ?? new Map<string, GroupCommit<string, void>>();
+  markers.set(orm, byField);
+  let marker = byField.get(key);
+  if (!marker) {
+    marker = new GroupCommit<string, void>(
+      async (ids) => {
+        const wanted = [...new Set(ids)].map((i) => new ObjectId(i));
+        const collection = orm.em.fork().getCollection(entity) as unknown as Collection<Document>;
+        const filter = wanted.length === 1 ? { _id: wanted[0] } : { _id: { $in: wanted } };
+        await collection.updateMany({ ...filter, [field]: null }, { $set: { [field]: new Date() } });
+        return ids.map(() => undefined);
+      },
+      { maxItems: 500, parallel: 2 },
+    );
+    byField.set(key, marker);
+  }
+  return marker.submit(id.toHexString());
 }

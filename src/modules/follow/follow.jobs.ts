@@ -1,4 +1,4 @@
-import { findById } from "../../infra/orm.js";
+import { findBatched, markBatched } from "../../infra/orm.js";
 import type { Agenda } from "agenda";
 import { defineJob, type JobOutcome } from "../../infra/agenda.js";
 import type { PostJobDeps } from "../post/post.jobs.js";
@@ -13,9 +13,9 @@ import { FOLLOW_JOB, type FollowJobData } from "./follow.subscriber.js";
  */
 export async function notifyFollow(deps: PostJobDeps, data: FollowJobData): Promise<JobOutcome> {
   const em = deps.orm.em.fork();
-  const follow = await findById(em, Follow, data.followId);
+  const follow = await findBatched(deps.orm, Follow, data.followId);
   if (!follow || follow.notifiedAt) return "skipped";
-  const follower = await em.findOne(User, { _id: follow.followerId });
+  const follower = await findBatched(deps.orm, User, follow.followerId.toHexString());
   const name = follower?.displayName ?? "Someone";
   await deps.notifications.deliver(em, [
     {
@@ -35,7 +35,7 @@ export async function notifyFollow(deps: PostJobDeps, data: FollowJobData): Prom
     targetType: "User",
     targetId: follow.followeeId,
   });
-  await em.nativeUpdate(Follow, { _id: follow._id }, { notifiedAt: new Date() });
+  await markBatched(deps.orm, Follow, "notifiedAt", follow._id);
   return "done";
 }
 

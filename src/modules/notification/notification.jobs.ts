@@ -1,6 +1,6 @@
 import type { Agenda } from "agenda";
 import { defineJob, type JobOutcome } from "../../infra/agenda.js";
-import { findById, type MikroORM } from "../../infra/orm.js";
+import { findBatched, findById, markBatched, type MikroORM } from "../../infra/orm.js";
 import type { Logger } from "../../infra/logger.js";
 import type { ActivityService } from "../activity/activity.service.js";
 import { User } from "../user/user.entity.js";
@@ -22,7 +22,7 @@ const RECIPIENT_PAGE = 500;
 
 export async function welcome(deps: NotificationJobDeps, data: WelcomeJobData): Promise<JobOutcome> {
   const em = deps.orm.em.fork();
-  const user = await findById(em, User, data.userId);
+  const user = await findBatched(deps.orm, User, data.userId);
   if (!user) return "skipped";
   await deps.notifications.deliver(em, [
     {
@@ -40,7 +40,7 @@ export async function welcome(deps: NotificationJobDeps, data: WelcomeJobData): 
     targetType: "User",
     targetId: user._id,
   });
-  if (!user.welcomedAt) await em.nativeUpdate(User, { _id: user._id }, { welcomedAt: new Date() });
+  if (!user.welcomedAt) await markBatched(deps.orm, User, "welcomedAt", user._id);
   return "done";
 }
 

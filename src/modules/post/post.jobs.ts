@@ -3,7 +3,7 @@ import type { Collection } from "mongodb";
 import type { Agenda } from "agenda";
 import { defineJob, type JobOutcome } from "../../infra/agenda.js";
 import type { Logger } from "../../infra/logger.js";
-import { findById, type EntityManager, type MikroORM } from "../../infra/orm.js";
+import { findBatched, findById, markBatched, type EntityManager, type MikroORM } from "../../infra/orm.js";
 import type { ActivityService } from "../activity/activity.service.js";
 import { Follow } from "../follow/follow.entity.js";
 import { NotificationKind } from "../notification/notification.enums.js";
@@ -100,11 +100,11 @@ function followsAfter(em: EntityManager, authorId: ObjectId, cursor: ObjectId | 
 /** NEW_COMMENT to the post's author, unless they wrote the comment themselves. */
 export async function notifyComment(deps: PostJobDeps, data: CommentJobData): Promise<JobOutcome> {
   const em = deps.orm.em.fork();
-  const comment = await findById(em, Comment, data.commentId);
+  const comment = await findBatched(deps.orm, Comment, data.commentId);
   if (!comment || comment.notifiedAt) return "skipped";
   const [post, commenter] = await Promise.all([
-    em.findOne(Post, { _id: comment.postId }),
-    em.findOne(User, { _id: comment.authorId }),
+    findBatched(deps.orm, Post, comment.postId.toHexString()),
+    findBatched(deps.orm, User, comment.authorId.toHexString()),
   ]);
   if (!post) return "skipped";
   if (!post.authorId.equals(comment.authorId)) {
@@ -128,7 +128,7 @@ export async function notifyComment(deps: PostJobDeps, data: CommentJobData): Pr
     targetType: "Comment",
     targetId: comment._id,
   });
-  await em.nativeUpdate(Comment, { _id: comment._id }, { notifiedAt: new Date() });
+  await markBatched(deps.orm, Comment, "notifiedAt", comment._id);
   return "done";
 }
 
