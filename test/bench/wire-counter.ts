@@ -1,14 +1,21 @@
-// Counts the commands Herald's processes send to MongoDB, by sitting between them and the server as
-// a TCP proxy. Counting on the wire works the same on FerretDB and on a real mongod, needs no
-// profiler or server privileges, and sees Agenda's queries as well as MikroORM's.
+// Counts the commands Herald's processes send to MongoDB, and how long the server takes to answer
+// each, by sitting between them and the server as a TCP proxy. Counting on the wire works the same
+// on FerretDB and on a real mongod, needs no profiler or server privileges, and sees Agenda's
+// queries as well as MikroORM's.
 import { Worker } from "node:worker_threads";
+
+/** Calls of one kind, and the milliseconds from each request to its reply, summed. */
+export interface Tally {
+  calls: number;
+  ms: number;
+}
 
 /** Commands seen, keyed by command name ("find") and by command and collection ("find agendaJobs"). */
 export interface WireCounts {
   messages: number;
   bytes: number;
-  byCommand: Map<string, number>;
-  byCollection: Map<string, number>;
+  byCommand: Map<string, Tally>;
+  byCollection: Map<string, Tally>;
 }
 
 /** A proxy that counts, running in its own thread (see wire-counter-thread.ts). */
@@ -31,15 +38,19 @@ const HEAD_BYTES = 512;
 const HEADER_BYTES = 16;
 
 /**
- * Follows one client-to-server byte stream message by message (16-byte header: length, request
- * id, response-to, opcode) and reports each message's command.
+ * Follows one direction of a connection message by message (16-byte header: length, request id,
+ * response-to, opcode) and hands over the start of each message: its header and, within
+ * HEAD_BYTES, the command.
  */
-export class WireCommandParser {
+export class WireMessageReader {
   private head: Buffer = Buffer.alloc(0);
   private skip = 0;
   private broken = false;
 
-  constructor(private readonly onMessage: (command: string, collection: string | undefined, bytes: number) => void) {}
+  constructor(
+    private readonly onMessage: (head: Buffer, length: number) => void,
+    private readonly onBroken: () => void = () => {},
+  ) {}
 
   feed(chunk: Buffer): void {
     let offset = 0;
@@ -50,25 +61,27 @@ export class WireCommandParser {
         offset += n;
         continue;
       }
-      const want = this.head.length < 4 ? 4 : Math.min(this.head.readInt32LE(0), HEAD_BYTES);
       if (this.head.length >= 4 && this.head.readInt32LE(0) < HEADER_BYTES) {
-        // Not the wire protocol we know: stop counting this connection rather than miscount it.
+        // Not the wire protocol we know: stop reading this connection rather than misread it.
         this.broken = true;
-        this.onMessage("(unparsable stream)", undefined, 0);
+        this.onBroken();
         return;
       }
+      const want = this.head.length < 4 ? 4 : Math.min(this.head.readInt32LE(0), HEAD_BYTES);
       const n = Math.min(want - this.head.length, chunk.length - offset);
       this.head = Buffer.concat([this.head, chunk.subarray(offset, offset + n)]);
       offset += n;
       if (this.head.length < want || want === 4) continue;
       const length = this.head.readInt32LE(0);
-      const [command, collection] = describe(this.head);
-      this.onMessage(command, collection, length);
+      this.onMessage(this.head, length);
       this.skip = length - this.head.length;
       this.head = Buffer.alloc(0);
     }
   }
 }
+
+export const requestId = (head: Buffer) => head.readInt32LE(4);
+export const responseTo = (head: Buffer) => head.readInt32LE(8);
 
 /** The command name and, when the command's first value is a string, the collection it names. */
 export function describe(head: Buffer): [string, string | undefined] {
@@ -159,8 +172,8 @@ export async function startWireCounter(serverUrl: string): Promise<WireCounter |
 export interface SerializedCounts {
   messages: number;
   bytes: number;
-  byCommand: [string, number][];
-  byCollection: [string, number][];
+  byCommand: [string, Tally][];
+  byCollection: [string, Tally][];
 }
 
 export function serialize(counts: WireCounts): SerializedCounts {
@@ -183,8 +196,14 @@ function deserialize(counts: SerializedCounts): WireCounts {
 
 /** What was counted between two snapshots. */
 export function wireDelta(before: WireCounts, after: WireCounts): WireCounts {
-  const minus = (a: Map<string, number>, b: Map<string, number>) =>
-    new Map([...a].map(([key, value]) => [key, value - (b.get(key) ?? 0)] as const).filter(([, value]) => value > 0));
+  const minus = (a: Map<string, Tally>, b: Map<string, Tally>) => {
+    const delta = new Map<string, Tally>();
+    for (const [key, { calls, ms }] of a) {
+      const prior = b.get(key) ?? { calls: 0, ms: 0 };
+      if (calls > prior.calls) delta.set(key, { calls: calls - prior.calls, ms: ms - prior.ms });
+    }
+    return delta;
+  };
   return {
     messages: after.messages - before.messages,
     bytes: after.bytes - before.bytes,
@@ -194,9 +213,12 @@ export function wireDelta(before: WireCounts, after: WireCounts): WireCounts {
 }
 
 export function addWireCounts(a: WireCounts, b: WireCounts): WireCounts {
-  const plus = (x: Map<string, number>, y: Map<string, number>) => {
+  const plus = (x: Map<string, Tally>, y: Map<string, Tally>) => {
     const sum = new Map(x);
-    for (const [key, value] of y) sum.set(key, (sum.get(key) ?? 0) + value);
+    for (const [key, { calls, ms }] of y) {
+      const prior = sum.get(key) ?? { calls: 0, ms: 0 };
+      sum.set(key, { calls: prior.calls + calls, ms: prior.ms + ms });
+    }
     return sum;
   };
   return {

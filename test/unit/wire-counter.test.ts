@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { BSON } from "mongodb";
-import { WireCommandParser } from "../bench/wire-counter.js";
+import { describe as describeCommand, WireMessageReader } from "../bench/wire-counter.js";
 
 function header(length: number, opCode: number): Buffer {
   const head = Buffer.alloc(16);
@@ -29,7 +29,7 @@ function opMsg(command: Record<string, unknown>, sequences: { id: string; docs: 
 
 function parse(stream: Buffer, chunkSize: number): [string, string | undefined][] {
   const seen: [string, string | undefined][] = [];
-  const parser = new WireCommandParser((command, collection) => seen.push([command, collection]));
+  const parser = new WireMessageReader((head) => seen.push(describeCommand(head)));
   for (let i = 0; i < stream.length; i += chunkSize) parser.feed(stream.subarray(i, i + chunkSize));
   return seen;
 }
