@@ -13,6 +13,8 @@ import { MongoClient } from "mongodb";
 
 export interface RunningServer {
   url: string;
+  /** The server's own process (not a wrapper), for figures such as the CPU time it used. */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -184,7 +186,7 @@ async function startOnce(spec: ServerSpec, port: number): Promise<RunningServer>
     throw error;
   }
   server.releaseEventLoop();
-  return { url: spec.url(port), stop: () => server.stop() };
+  return { url: spec.url(port), pid: server.pid, stop: () => server.stop() };
 }
 
 async function waitUntilReady(server: ServerProcess, spec: ServerSpec, port: number): Promise<void> {

@@ -2,10 +2,15 @@
 // process) to the notificationAdded event at a graphql-ws client, through a separate worker
 // process, with and without Agenda's Redis notification channel; then one post fanned out to many
 // followers, some of them subscribed (test/bench/fanout.ts); then many emails through a worker to a
-// local SMTP server (test/bench/email.ts).
+// local SMTP server (test/bench/email.ts); then the workload of the Django + Channels + Celery
+// reference implementation's benchmark: latency, throughput and fan-out of comments and posts
+// (test/bench/load.ts), with MongoDB and Redis commands and CPU time per event, and on request a
+// soak at a steady rate (test/bench/soak.ts).
 //
-//   node dist/test/bench/run.js [--count=N] [--polling-count=N] [--fanout-followers=N] [--fanout-connected=N]
-//                               [--emails=N]
+//   node dist/test/bench/run.js [--only=channel,polling,fanout10k,email,latency,throughput,fanout]
+//                               [--count=N] [--polling-count=N] [--fanout-followers=N] [--fanout-connected=N]
+//                               [--emails=N] [--latency-n=N] [--throughput-n=N] [--concurrency=N]
+//                               [--fanout-n=N] [--fanout-rounds=N] [--soak-minutes=N] [--soak-rate=R]
 //
 // Starts a throwaway FerretDB and Redis unless MONGO_URL / REDIS_URL name servers to use (each
 // scenario then gets a fresh database, dropped afterwards). Figures go to stdout, progress to stderr.
@@ -30,6 +35,11 @@ import { baseEnv, startHerald, TEST_SERVICE_KEY, uniqueDatabase, type HeraldProc
 import { summarize, type Summary } from "./stats.js";
 import { measureFanout, type FanoutResult } from "./fanout.js";
 import { measureEmail, startSmtpSink, type EmailResult } from "./email.js";
+import { reportCosts, reportLatency, reportLoadFanout, reportThroughput } from "./load-report.js";
+import { startLoadStack, type LoadStack, type ServerPids } from "./load-stack.js";
+import { measureLatency, measureThroughput, message, type LoadOptions } from "./load.js";
+import { measureLoadFanout } from "./load-fanout.js";
+import { reportSoak, runSoak } from "./soak.js";
 
 const DEFAULT_COUNT = 300;
 const DEFAULT_FANOUT_FOLLOWERS = 10_000;
@@ -47,6 +57,28 @@ const PROCESS_EVERY_MS = 5000;
 const EVENT_TIMEOUT_MS = 30_000;
 const TARGET_P99_MS = 50;
 const SIGNALS: readonly NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+const SCENARIOS = ["channel", "polling", "fanout10k", "email", "latency", "throughput", "fanout"] as const;
+type ScenarioName = (typeof SCENARIOS)[number];
+// The Django-workload defaults are the reference benchmark's own.
+const DEFAULT_LATENCY_N = 500;
+const DEFAULT_THROUGHPUT_N = 2000;
+const DEFAULT_CONCURRENCY = 32;
+const DEFAULT_FANOUT_N = 1000;
+const DEFAULT_FANOUT_ROUNDS = 3;
+/** A soak without --soak-rate runs at this share of the events/s the throughput scenario reached. */
+const SOAK_SHARE_OF_THROUGHPUT = 0.8;
+const SOAK_REPORT_EVERY_MS = 30_000;
+/**
+ * Per scenario, setup included. The reference benchmark bounds each wait (30 s per event, 120 s
+ * per barrier and per fan-out); these bound the sum, so a slow Herald still finishes a default run.
+ */
+const LOAD_BUDGET_MS: Record<"latency" | "throughput" | "fanout", number> = {
+  latency: 180_000,
+  throughput: 200_000,
+  // No post starts later; sign-ups, follows and sockets stop being started after FANOUT_SETUP_BUDGET_MS.
+  fanout: 420_000,
+};
+const FANOUT_SETUP_BUDGET_MS = 240_000;
 
 interface Scenario {
   kind: "channel" | "polling";
@@ -102,6 +134,8 @@ class Cleanup {
 }
 
 const cleanup = new Cleanup();
+/** Processes of the servers startServers started, for their CPU time. */
+const servers: ServerPids = { ferretdb: undefined, redis: undefined };
 /** Set on Ctrl-C: what fails after it is fallout of the shutdown, not a finding. */
 let interrupted: NodeJS.Signals | undefined;
 
@@ -129,18 +163,149 @@ async function main(): Promise<number> {
       maxPauseMs: PROCESS_EVERY_MS,
     },
   ];
+  let failures = 0;
+  // A scenario that fails is reported and the next one runs: one stall must not hide the others.
+  const attempt = async (name: string, run: () => Promise<void>) => {
+    try {
+      await run();
+    } catch (err) {
+      if (interrupted) throw err;
+      failures += 1;
+      log(`${name} failed: ${message(err)}`);
+      process.stdout.write(`\n${name}: failed — ${message(err).split("\n")[0] ?? ""}\n`);
+    }
+  };
   const results: Result[] = [];
   for (const scenario of scenarios) {
-    if (scenario.count === 0) continue;
-    const samples = await measure(scenario);
-    results.push({ scenario, samples, summary: summarize(samples) });
+    if (scenario.count === 0 || !options.only.has(scenario.kind)) continue;
+    await attempt(scenario.name, async () => {
+      const samples = await measure(scenario);
+      results.push({ scenario, samples, summary: summarize(samples) });
+    });
   }
-  const fanout = options.fanoutFollowers > 0 ? await measureFanoutScenario(options) : undefined;
-  const email = options.emails > 0 ? await measureEmailScenario(options) : undefined;
   if (results.length > 0) report(results);
-  if (fanout) reportFanout(fanout);
-  if (email) reportEmail(email);
-  return 0;
+  if (options.fanoutFollowers > 0 && options.only.has("fanout10k")) {
+    await attempt("fan-out (10,000 seeded followers)", async () => reportFanout(await measureFanoutScenario(options)));
+  }
+  if (options.emails > 0 && options.only.has("email")) {
+    await attempt("email", async () => reportEmail(await measureEmailScenario(options)));
+  }
+  await runLoadScenarios(options, attempt);
+  return failures > 0 ? 1 : 0;
+}
+
+/** The Django-workload scenarios, each on its own stack, each printed as soon as it is done. */
+async function runLoadScenarios(
+  options: Options,
+  attempt: (name: string, run: () => Promise<void>) => Promise<void>,
+): Promise<void> {
+  const load: LoadOptions = {
+    latencyN: options.latencyN,
+    warmup: CHANNEL_WARMUP,
+    throughputN: options.throughputN,
+    concurrency: options.concurrency,
+    fanoutN: options.fanoutN,
+    fanoutRounds: options.fanoutRounds,
+    setupConcurrency: 32,
+    connectConcurrency: 50,
+    eventTimeoutMs: EVENT_TIMEOUT_MS,
+    fanoutTimeoutMs: 120_000,
+    barrierTimeoutMs: 120_000,
+    httpTimeoutMs: 60_000,
+    budgetMs: 0,
+    setupBudgetMs: FANOUT_SETUP_BUDGET_MS,
+  };
+  const wanted = {
+    latency: options.only.has("latency") && options.latencyN > 0,
+    throughput:
+      (options.only.has("throughput") || (options.soakMinutes > 0 && !options.soakRate)) && options.throughputN > 0,
+    fanout: options.only.has("fanout") && options.fanoutN > 0 && options.fanoutRounds > 0,
+  };
+  if (!wanted.latency && !wanted.throughput && !wanted.fanout && options.soakMinutes === 0) return;
+  process.stdout.write(`\n${loadHeader()}\n`);
+  const print = (lines: readonly string[]): void => void process.stdout.write(`\n${lines.join("\n")}\n`);
+  let eventsPerS: number | undefined;
+  if (wanted.latency) {
+    const budgetMs = LOAD_BUDGET_MS.latency;
+    await attempt("latency", async () =>
+      print(reportLatency(await onLoadStack("latency", (ctx, tag) => measureLatency(ctx, { ...load, budgetMs }, tag)))),
+    );
+  }
+  if (wanted.throughput) {
+    const budgetMs = LOAD_BUDGET_MS.throughput;
+    await attempt("throughput", async () => {
+      const r = await onLoadStack("throughput", (ctx, tag) => measureThroughput(ctx, { ...load, budgetMs }, tag));
+      eventsPerS = r.eventsPerS;
+      print(reportThroughput(r));
+    });
+  }
+  if (wanted.fanout) {
+    const budgetMs = LOAD_BUDGET_MS.fanout;
+    await attempt("fan-out", async () =>
+      print(
+        reportLoadFanout(await onLoadStack("fanout", (ctx, tag) => measureLoadFanout(ctx, { ...load, budgetMs }, tag))),
+      ),
+    );
+  }
+  if (options.soakMinutes > 0) {
+    await attempt("soak", async () => {
+      const rate = options.soakRate ?? (eventsPerS === undefined ? undefined : eventsPerS * SOAK_SHARE_OF_THROUGHPUT);
+      if (rate === undefined || rate <= 0) {
+        throw new Error("no rate: the throughput scenario delivered nothing; pass --soak-rate=R");
+      }
+      const soak = {
+        minutes: options.soakMinutes,
+        rate,
+        reportEveryMs: SOAK_REPORT_EVERY_MS,
+        maxInFlight: 4 * options.concurrency,
+      };
+      const r = await onLoadStack("soak", (ctx, tag, stack) =>
+        runSoak(
+          ctx,
+          { apiPid: stack.api.child.pid, workerPid: stack.worker.child.pid, redisStats: stack.redisStats },
+          load,
+          soak,
+          tag,
+        ),
+      );
+      print(reportSoak(r, reportCosts(r.costs)));
+    });
+  }
+}
+
+/** `run` on a fresh database with its own worker and api process, all stopped afterwards. */
+async function onLoadStack<T>(
+  name: string,
+  run: (ctx: LoadStack["ctx"], tag: string, stack: LoadStack) => Promise<T>,
+): Promise<T> {
+  const keep = cleanup.size;
+  try {
+    const database = uniqueDatabase(`bench_${name}`);
+    if (process.env["MONGO_URL"]) cleanup.add(`database ${database}`, () => dropDatabase(testMongoUrl(database)));
+    const stack = await startLoadStack({
+      database,
+      servers,
+      startHerald: startOwned,
+      onCleanup: (what, stop) => cleanup.add(what, stop),
+      log,
+    });
+    return await run(stack.ctx, database, stack);
+  } finally {
+    await cleanup.unwind(keep);
+  }
+}
+
+function loadHeader(): string {
+  const cpu = cpus();
+  return [
+    "Herald under the Django + Channels + Celery reference implementation's workload (its benchmark's scenarios, through GraphQL)",
+    `machine: ${cpu.length} cores (${cpu[0]?.model.trim() ?? "unknown CPU"}), Node ${process.version}; date: ${new Date().toISOString()}`,
+    `setup: per scenario a fresh database, one worker + one api process, ${process.env["MONGO_URL"] ? "MongoDB from MONGO_URL" : "throwaway FerretDB (SQLite)"}, ` +
+      `${process.env["REDIS_URL"] ? "Redis from REDIS_URL" : "throwaway Redis"}; percentiles are nearest-rank; ` +
+      `waits: ${EVENT_TIMEOUT_MS / 1000} s per event, 120 s per barrier and per fan-out round; ` +
+      `budgets: latency ${LOAD_BUDGET_MS.latency / 1000} s, throughput ${LOAD_BUDGET_MS.throughput / 1000} s, ` +
+      `fan-out setup ${FANOUT_SETUP_BUDGET_MS / 1000} s and no post after ${LOAD_BUDGET_MS.fanout / 1000} s`,
+  ].join("\n");
 }
 
 /** One worker and one api process on a fresh database, then the post. */
@@ -220,41 +385,83 @@ function reportFanout(r: FanoutResult): void {
 }
 
 interface Options {
+  only: ReadonlySet<ScenarioName>;
   count: number;
   pollingCount: number;
   fanoutFollowers: number;
   fanoutConnected: number;
   emails: number;
+  latencyN: number;
+  throughputN: number;
+  concurrency: number;
+  fanoutN: number;
+  fanoutRounds: number;
+  soakMinutes: number;
+  /** Comments per second for the soak; without it, a share of what the throughput scenario reached. */
+  soakRate: number | undefined;
 }
 
+type CountOption = Exclude<keyof Options, "only" | "soakRate">;
+
 const USAGE =
-  "run.js [--count=N] [--polling-count=N] [--fanout-followers=N] [--fanout-connected=N] [--emails=N] " +
-  "(--count, --polling-count, --fanout-followers or --emails of 0 skips that scenario)";
+  `run.js [--only=${SCENARIOS.join(",")}] [--count=N] [--polling-count=N] [--fanout-followers=N] ` +
+  "[--fanout-connected=N] [--emails=N] [--latency-n=N] [--throughput-n=N] [--concurrency=N] [--fanout-n=N] " +
+  "[--fanout-rounds=N] [--soak-minutes=N] [--soak-rate=R] " +
+  "(every scenario runs by default; --count, --polling-count, --fanout-followers, --emails, --latency-n, " +
+  "--throughput-n or --fanout-n of 0 skips that scenario; the soak runs only with --soak-minutes)";
 
 function parseArgs(args: readonly string[]): Options {
   const options: Options = {
+    only: new Set(SCENARIOS),
     count: DEFAULT_COUNT,
     pollingCount: DEFAULT_POLLING_COUNT,
     fanoutFollowers: DEFAULT_FANOUT_FOLLOWERS,
     fanoutConnected: DEFAULT_FANOUT_CONNECTED,
     emails: DEFAULT_EMAILS,
+    latencyN: DEFAULT_LATENCY_N,
+    throughputN: DEFAULT_THROUGHPUT_N,
+    concurrency: DEFAULT_CONCURRENCY,
+    fanoutN: DEFAULT_FANOUT_N,
+    fanoutRounds: DEFAULT_FANOUT_ROUNDS,
+    soakMinutes: 0,
+    soakRate: undefined,
   };
-  const keys: Record<string, keyof Options> = {
+  const keys: Record<string, CountOption> = {
     count: "count",
     "polling-count": "pollingCount",
     "fanout-followers": "fanoutFollowers",
     "fanout-connected": "fanoutConnected",
     emails: "emails",
+    "latency-n": "latencyN",
+    "throughput-n": "throughputN",
+    concurrency: "concurrency",
+    "fanout-n": "fanoutN",
+    "fanout-rounds": "fanoutRounds",
+    "soak-minutes": "soakMinutes",
   };
   for (const arg of args) {
+    const only = /^--only=([a-z0-9,]+)$/.exec(arg)?.[1];
+    const rate = /^--soak-rate=(\d+(?:\.\d+)?)$/.exec(arg)?.[1];
     const match = /^--([a-z-]+)=(\d+)$/.exec(arg);
     const key = match?.[1] ? keys[match[1]] : undefined;
-    if (!match || !key) throw new Error(`unknown argument ${arg}; usage: ${USAGE}`);
-    options[key] = Number(match[2]);
+    if (only !== undefined) {
+      const names = only.split(",").filter((name) => name !== "");
+      const unknown = names.filter((name) => !(SCENARIOS as readonly string[]).includes(name));
+      if (unknown.length > 0) throw new Error(`unknown scenario ${unknown.join(", ")} in ${arg}; usage: ${USAGE}`);
+      options.only = new Set(names as ScenarioName[]);
+    } else if (rate !== undefined) {
+      options.soakRate = Number(rate);
+    } else if (match && key) {
+      options[key] = Number(match[2]);
+    } else {
+      throw new Error(`unknown argument ${arg}; usage: ${USAGE}`);
+    }
   }
   if (options.fanoutFollowers > 0 && options.fanoutConnected < 1) {
     throw new Error(`--fanout-connected must be at least 1: the fan-out scenario times delivery to subscribers`);
   }
+  if (options.concurrency < 1) throw new Error("--concurrency must be at least 1");
+  if (options.soakRate !== undefined && options.soakRate <= 0) throw new Error("--soak-rate must be above 0");
   return options;
 }
 
@@ -281,6 +488,7 @@ async function startServers(): Promise<void> {
   } else {
     const ferret = await startFerretDb({ dataDir: path.join(tempDir, "ferretdb") });
     cleanup.add("FerretDB", () => ferret.stop());
+    servers.ferretdb = ferret.pid;
     process.env["TEST_MONGO_URL"] = ferret.url;
     log(`throwaway FerretDB at ${ferret.url}`);
   }
@@ -290,6 +498,7 @@ async function startServers(): Promise<void> {
   } else {
     const redis = await startRedis({ dataDir: path.join(tempDir, "redis"), persist: false });
     cleanup.add("Redis", () => redis.stop());
+    servers.redis = redis.pid;
     process.env["TEST_REDIS_URL"] = redis.url;
     log(`throwaway Redis at ${redis.url}`);
   }

@@ -1,0 +1,195 @@
+// The client side of the Django-workload scenarios (load.ts): Herald's public GraphQL API used the
+// way the reference implementation's benchmark uses its four JSON endpoints and its WebSocket.
+import { print } from "graphql";
+import type { Redis } from "ioredis";
+import {
+  BenchAddCommentDocument,
+  BenchCreatePostDocument,
+  BenchFollowDocument,
+  BenchNotificationAddedDocument,
+  BenchRegisterDocument,
+  type BenchNotificationAddedSubscription,
+} from "../generated/graphql.js";
+import { bearer, connectWs, eventually, gqlOk, type WsConnection } from "../helpers/graphql-client.js";
+
+export interface LoadUser {
+  id: string;
+  token: string;
+}
+
+/** Rejects when `promise` has not settled within `ms`; the request itself is left to finish or fail. */
+export function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** The four calls of the reference benchmark, each bounded by `timeoutMs` as its HTTP client is. */
+export class LoadApi {
+  constructor(
+    private readonly url: string,
+    private readonly tag: string,
+    private readonly timeoutMs: number,
+  ) {}
+
+  async register(name: string): Promise<LoadUser> {
+    const { register } = await within(
+      gqlOk(this.url, BenchRegisterDocument, {
+        input: { email: `${name}.${this.tag}@bench.example`, password: "correct horse battery", displayName: name },
+      }),
+      this.timeoutMs,
+      "register",
+    );
+    return { id: register.user.id, token: register.token };
+  }
+
+  async createPost(author: LoadUser, title: string, body: string): Promise<string> {
+    const { createPost } = await within(
+      gqlOk(this.url, BenchCreatePostDocument, { input: { title, body } }, bearer(author.token)),
+      this.timeoutMs,
+      "createPost",
+    );
+    return createPost.id;
+  }
+
+  async comment(author: LoadUser, postId: string, body: string): Promise<void> {
+    await within(
+      gqlOk(this.url, BenchAddCommentDocument, { input: { postId, body } }, bearer(author.token)),
+      this.timeoutMs,
+      "addComment",
+    );
+  }
+
+  async follow(follower: LoadUser, followee: LoadUser): Promise<void> {
+    await within(
+      gqlOk(this.url, BenchFollowDocument, { userId: followee.id }, bearer(follower.token)),
+      this.timeoutMs,
+      "follow",
+    );
+  }
+}
+
+/** One notificationAdded event, stamped when graphql-ws handed it over. */
+export interface Arrival {
+  at: number;
+  id: string;
+  kind: string;
+  body: string;
+}
+
+type Match = (event: Arrival) => boolean;
+
+/** Which bodies an awaited event may have: exactly this one, or any that passes the test. */
+export type BodyMatch = string | ((body: string) => boolean);
+
+/**
+ * One user's graphql-ws connection with a notificationAdded subscription. Like the reference
+ * benchmark's socket, it queues every event on arrival and hands out the next one that matches,
+ * dropping those before it; matching the body too keeps a late event from standing in for another.
+ */
+export class EventSocket {
+  private queue: Arrival[] = [];
+  private waiter: { match: Match; resolve: (event: Arrival | undefined) => void } | undefined;
+  private failure: string | undefined;
+
+  private constructor(
+    readonly user: LoadUser,
+    private readonly connection: WsConnection,
+  ) {}
+
+  /** Connected and subscribed; the subscription may still be on its way to Redis (see allListening). */
+  static async open(apiUrl: string, user: LoadUser, timeoutMs: number): Promise<EventSocket> {
+    const connection = connectWs(apiUrl, bearer(user.token));
+    const socket = new EventSocket(user, connection);
+    try {
+      await within(
+        new Promise<void>((resolve, reject) => {
+          connection.client.on("connected", () => resolve());
+          void connection.closed.then((code) => reject(new Error(`closed with ${code}`)));
+        }),
+        timeoutMs,
+        "graphql-ws connection",
+      );
+    } catch (err) {
+      await connection.dispose();
+      throw err;
+    }
+    connection.client.subscribe<BenchNotificationAddedSubscription>(
+      { query: print(BenchNotificationAddedDocument) },
+      {
+        next: (result) => {
+          const at = performance.now();
+          const event = result.data?.notificationAdded;
+          if (event) socket.push({ at, id: event.id, kind: event.kind, body: event.body });
+        },
+        error: (err) => socket.fail(`subscription failed: ${JSON.stringify(err)}`),
+        complete: () => socket.fail("the server ended the subscription"),
+      },
+    );
+    return socket;
+  }
+
+  /** The next event of `kind` (with a matching body, when given) within `timeoutMs`; undefined if none came. */
+  next(kind: string, timeoutMs: number, body?: BodyMatch): Promise<Arrival | undefined> {
+    const bodyOk = (text: string) => (typeof body === "function" ? body(text) : body === undefined || text === body);
+    const match: Match = (event) => event.kind === kind && bodyOk(event.body);
+    while (this.queue.length > 0) {
+      const event = this.queue.shift() as Arrival;
+      if (match(event)) return Promise.resolve(event);
+    }
+    if (this.failure !== undefined) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => finish(undefined), timeoutMs);
+      const finish = (event: Arrival | undefined) => {
+        clearTimeout(timer);
+        this.waiter = undefined;
+        resolve(event);
+      };
+      this.waiter = { match, resolve: finish };
+    });
+  }
+
+  drain(): void {
+    this.queue = [];
+  }
+
+  /** Why the subscription ended, if it did. */
+  get failed(): string | undefined {
+    return this.failure;
+  }
+
+  close(): Promise<void> {
+    return this.connection.dispose();
+  }
+
+  private push(event: Arrival): void {
+    if (!this.waiter) this.queue.push(event);
+    else if (this.waiter.match(event)) this.waiter.resolve(event);
+  }
+
+  private fail(reason: string): void {
+    this.failure ??= reason;
+    this.waiter?.resolve(undefined);
+  }
+}
+
+/**
+ * Until each user's notificationAdded subscription listens in Redis: only then can an event reach
+ * its socket, so a missing event is Herald's loss and not the bench's haste.
+ */
+export async function allListening(redis: Redis, userIds: readonly string[], timeoutMs: number): Promise<void> {
+  const batch = 1000;
+  await eventually(
+    async () => {
+      for (let i = 0; i < userIds.length; i += batch) {
+        const channels = userIds.slice(i, i + batch).map((id) => `NOTIFICATION_ADDED:${id}`);
+        const reply = (await redis.pubsub("NUMSUB", ...channels)) as (string | number)[];
+        if (channels.some((_, j) => Number(reply[2 * j + 1]) === 0)) return undefined;
+      }
+      return true;
+    },
+    { timeoutMs, what: `${userIds.length} subscription(s) to listen in Redis`, intervalMs: 100 },
+  );
+}

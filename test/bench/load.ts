@@ -1,0 +1,329 @@
+// The Django-workload scenarios of `npm run bench`: the workload of the benchmark that comes with
+// the Django + Channels + Celery reference implementation, through Herald's public GraphQL API.
+// User A comments on user B's post while B holds a notificationAdded subscription:
+//   latency     one comment at a time, 20 warm-up then N counted; POST sent -> B's NEW_COMMENT event
+//   throughput  N comments, `concurrency` in flight; first POST -> the Nth event at B's socket
+//   fan-out     (load-fanout.ts) M new users follow one author, each on its own socket; the author
+//               posts, `rounds` times; POST -> each follower's NEW_POST event
+// Before each measurement a barrier comment goes through the whole pipeline, so one phase's
+// backlog (WELCOME jobs, NEW_FOLLOWER jobs) is not measured as the next phase's latency. Every wait
+// has a deadline: a scenario that stalls reports what it measured and why it stopped.
+import type { Redis } from "ioredis";
+import type { Costs, CostMeter } from "./costs.js";
+import type { Backlog } from "./job-backlog.js";
+import { allListening, EventSocket, LoadApi, type LoadUser } from "./load-client.js";
+import { summarize, type Summary } from "./stats.js";
+
+export interface LoadOptions {
+  latencyN: number;
+  warmup: number;
+  throughputN: number;
+  concurrency: number;
+  fanoutN: number;
+  fanoutRounds: number;
+  /** Sign-ups and follows in flight while setting up the fan-out. */
+  setupConcurrency: number;
+  /** Sockets opening at a time. */
+  connectConcurrency: number;
+  /** The longest wait for one expected event. */
+  eventTimeoutMs: number;
+  /** The longest wait for a round's fan-out to reach every follower. */
+  fanoutTimeoutMs: number;
+  barrierTimeoutMs: number;
+  /** The longest wait for one HTTP answer. */
+  httpTimeoutMs: number;
+  /**
+   * Latency and throughput: everything the scenario may take, setup included; past it, it reports
+   * what it has. Fan-out: no post starts after it (each post's own waits are bounded).
+   */
+  budgetMs: number;
+  /** Fan-out only: sign-ups, follows and sockets stop being started after this. */
+  setupBudgetMs: number;
+}
+
+/** What a scenario runs against: one api and one worker process on a fresh database. */
+export interface LoadContext {
+  apiUrl: string;
+  /** The bench's own Redis connection, to see subscriptions arrive; not counted as Herald's. */
+  redis: Redis;
+  meter: CostMeter;
+  backlog(): Promise<Backlog | undefined>;
+  log(message: string): void;
+}
+
+export interface BarrierResult {
+  ok: boolean;
+  ms: number;
+  /** Read when the barrier timed out: what it was stuck behind. */
+  backlog?: Backlog | undefined;
+}
+
+/** A and B, B's post and B's socket: the cast of every scenario. */
+export interface Cast {
+  api: LoadApi;
+  a: LoadUser;
+  b: LoadUser;
+  postId: string;
+  socketB: EventSocket;
+  barriers: number;
+}
+
+export class Deadline {
+  private readonly end: number;
+
+  constructor(ms: number) {
+    this.end = performance.now() + ms;
+  }
+
+  left(): number {
+    return Math.max(0, this.end - performance.now());
+  }
+
+  passed(): boolean {
+    return this.left() === 0;
+  }
+
+  /** `ms`, or less when the deadline comes first. */
+  clip(ms: number): number {
+    return Math.min(ms, this.left());
+  }
+}
+
+export async function setUpCast(ctx: LoadContext, options: LoadOptions, tag: string): Promise<Cast> {
+  const api = new LoadApi(ctx.apiUrl, tag, options.httpTimeoutMs);
+  const a = await api.register(`${tag}_A`);
+  const b = await api.register(`${tag}_B`);
+  const postId = await api.createPost(b, "B's post", "...");
+  const socketB = await EventSocket.open(ctx.apiUrl, b, options.httpTimeoutMs);
+  await allListening(ctx.redis, [b.id], options.httpTimeoutMs);
+  return { api, a, b, postId, socketB, barriers: 0 };
+}
+
+/** One comment through the whole pipeline, and its event awaited: what was queued before is done. */
+export async function barrier(ctx: LoadContext, cast: Cast, timeoutMs: number): Promise<BarrierResult> {
+  cast.barriers += 1;
+  const body = `barrier ${cast.barriers}`;
+  const started = performance.now();
+  cast.socketB.drain();
+  const deadline = new Deadline(timeoutMs);
+  try {
+    await cast.api.comment(cast.a, cast.postId, body);
+  } catch (err) {
+    ctx.log(`barrier: ${message(err)}`);
+  }
+  const event = await cast.socketB.next("NEW_COMMENT", deadline.left(), body);
+  const ms = performance.now() - started;
+  if (!event) {
+    const backlog = await ctx.backlog();
+    ctx.log(`barrier: no event within ${(timeoutMs / 1000).toFixed(0)} s (${describeBacklog(backlog)})`);
+    return { ok: false, ms, backlog };
+  }
+  // As the reference benchmark does: a moment for stragglers, which are then thrown away.
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  cast.socketB.drain();
+  return { ok: true, ms };
+}
+
+export function describeBacklog(backlog: Backlog | undefined): string {
+  return backlog ? `jobs: ${backlog.queued} queued, ${backlog.running} locked by a worker` : "job backlog unknown";
+}
+
+export interface LatencyResult {
+  barrier: BarrierResult;
+  /** Comments sent in the counted phase; fewer than asked when the scenario stopped early. */
+  sent: number;
+  asked: number;
+  lost: number;
+  httpErrors: number;
+  e2e: Summary | undefined;
+  http: Summary | undefined;
+  /** p50 of the first and last tenth of the samples: a trend says cost grows with the data. */
+  trend: [number, number] | undefined;
+  costs: Costs | undefined;
+  /** Read when events went missing: what they were stuck behind. */
+  backlogAtEnd: Backlog | undefined;
+  stopped: string | undefined;
+}
+
+export async function measureLatency(ctx: LoadContext, options: LoadOptions, tag: string): Promise<LatencyResult> {
+  const deadline = new Deadline(options.budgetMs);
+  const e2e: number[] = [];
+  const http: number[] = [];
+  const result: LatencyResult = {
+    barrier: { ok: false, ms: 0 },
+    sent: 0,
+    asked: options.latencyN,
+    lost: 0,
+    httpErrors: 0,
+    e2e: undefined,
+    http: undefined,
+    trend: undefined,
+    costs: undefined,
+    backlogAtEnd: undefined,
+    stopped: undefined,
+  };
+  const cast = await setUpCast(ctx, options, tag);
+  try {
+    result.barrier = await barrier(ctx, cast, deadline.clip(options.barrierTimeoutMs));
+    if (!result.barrier.ok) return { ...result, stopped: "the barrier before it did not get through" };
+    ctx.log(`latency: ${options.warmup} warm-up + ${options.latencyN} sequential comments …`);
+    for (let i = 0; i < options.warmup && !deadline.passed(); i += 1) {
+      await cast.api.comment(cast.a, cast.postId, `warmup ${i}`).catch(() => undefined);
+      await cast.socketB.next("NEW_COMMENT", deadline.clip(options.eventTimeoutMs), `warmup ${i}`);
+    }
+    cast.socketB.drain();
+    const mark = await ctx.meter.start();
+    for (let i = 0; i < options.latencyN; i += 1) {
+      if (deadline.passed()) {
+        result.stopped = `out of time after ${result.sent} comments (budget ${options.budgetMs / 1000} s)`;
+        break;
+      }
+      const body = `latency ${i}`;
+      const sentAt = performance.now();
+      result.sent += 1;
+      try {
+        await cast.api.comment(cast.a, cast.postId, body);
+      } catch {
+        result.httpErrors += 1;
+      }
+      const answeredAt = performance.now();
+      const event = await cast.socketB.next("NEW_COMMENT", deadline.clip(options.eventTimeoutMs), body);
+      if (!event) {
+        result.lost += 1;
+        continue;
+      }
+      e2e.push(event.at - sentAt);
+      http.push(answeredAt - sentAt);
+    }
+    result.costs = await ctx.meter.stop(mark, e2e.length);
+    if (result.lost > 0) result.backlogAtEnd = await ctx.backlog();
+  } catch (err) {
+    result.stopped = message(err);
+  } finally {
+    await cast.socketB.close();
+  }
+  if (e2e.length > 0) {
+    result.e2e = summarize(e2e);
+    result.http = summarize(http);
+    const tenth = Math.max(1, Math.floor(e2e.length / 10));
+    result.trend = [summarize(e2e.slice(0, tenth)).p50, summarize(e2e.slice(-tenth)).p50];
+  }
+  return result;
+}
+
+export interface ThroughputResult {
+  barrier: BarrierResult;
+  comments: number;
+  concurrency: number;
+  /** Comments never sent because the scenario ran out of time while posting; not counted as lost. */
+  notSent: number;
+  httpErrors: number;
+  received: number;
+  lost: number;
+  httpPhaseMs: number | undefined;
+  httpReqPerS: number | undefined;
+  /** From the first POST to the last event that arrived. */
+  allEventsMs: number | undefined;
+  eventsPerS: number | undefined;
+  costs: Costs | undefined;
+  /** Read when events went missing: what they were stuck behind. */
+  backlogAtEnd: Backlog | undefined;
+  stopped: string | undefined;
+}
+
+export async function measureThroughput(
+  ctx: LoadContext,
+  options: LoadOptions,
+  tag: string,
+): Promise<ThroughputResult> {
+  const deadline = new Deadline(options.budgetMs);
+  const n = options.throughputN;
+  const result: ThroughputResult = {
+    barrier: { ok: false, ms: 0 },
+    comments: n,
+    concurrency: options.concurrency,
+    notSent: 0,
+    httpErrors: 0,
+    received: 0,
+    lost: n,
+    httpPhaseMs: undefined,
+    httpReqPerS: undefined,
+    allEventsMs: undefined,
+    eventsPerS: undefined,
+    costs: undefined,
+    backlogAtEnd: undefined,
+    stopped: undefined,
+  };
+  const cast = await setUpCast(ctx, options, tag);
+  try {
+    result.barrier = await barrier(ctx, cast, deadline.clip(options.barrierTimeoutMs));
+    if (!result.barrier.ok) return { ...result, stopped: "the barrier before it did not get through" };
+    ctx.log(`throughput: ${n} comments, ${options.concurrency} in flight …`);
+    cast.socketB.drain();
+    const mark = await ctx.meter.start();
+    const arrivals: number[] = [];
+    const seen = new Set<string>();
+    let posting = true;
+    const collector = (async () => {
+      while (arrivals.length < n) {
+        const event = await cast.socketB.next("NEW_COMMENT", deadline.clip(options.eventTimeoutMs), (body) =>
+          body.startsWith("tp "),
+        );
+        if (event) {
+          // Herald may deliver an event twice (at least once); each comment counts once.
+          if (!seen.has(event.body)) arrivals.push(event.at);
+          seen.add(event.body);
+          continue;
+        }
+        // A pause while comments are still being posted is Herald being slow, not the end.
+        if (!posting || deadline.passed() || cast.socketB.failed !== undefined) break;
+      }
+    })();
+    let next = 0;
+    const started = performance.now();
+    const poster = async () => {
+      while (next < n) {
+        const i = next;
+        next += 1;
+        if (deadline.passed()) {
+          result.notSent += 1;
+          continue;
+        }
+        try {
+          await cast.api.comment(cast.a, cast.postId, `tp ${i}`);
+        } catch {
+          result.httpErrors += 1;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: options.concurrency }, poster));
+    posting = false;
+    const httpPhaseMs = performance.now() - started;
+    ctx.log(`throughput: posting done in ${(httpPhaseMs / 1000).toFixed(1)} s; ${arrivals.length} events so far …`);
+    await collector;
+    result.costs = await ctx.meter.stop(mark, arrivals.length);
+    const sent = n - result.notSent;
+    const last = arrivals.at(-1);
+    Object.assign(result, {
+      received: arrivals.length,
+      lost: sent - arrivals.length,
+      httpPhaseMs,
+      httpReqPerS: sent / (httpPhaseMs / 1000),
+      allEventsMs: last === undefined ? undefined : last - started,
+      eventsPerS: last === undefined ? undefined : arrivals.length / ((last - started) / 1000),
+    });
+    if (result.lost > 0) result.backlogAtEnd = await ctx.backlog();
+    if (result.notSent > 0) result.stopped = `out of time while posting (budget ${options.budgetMs / 1000} s)`;
+    else if (arrivals.length < n) result.stopped = "gave up waiting for the missing events";
+    if (cast.socketB.failed !== undefined) result.stopped = cast.socketB.failed;
+  } catch (err) {
+    result.stopped = message(err);
+  } finally {
+    await cast.socketB.close();
+  }
+  return result;
+}
+
+export function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
