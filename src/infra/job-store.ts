@@ -10,7 +10,7 @@ import type {
   JobsResult,
   RemoveJobsOptions,
 } from "agenda";
-import type { Redis } from "./redis.js";
+import { defineScripts, runScript, type Redis, type RedisScript } from "./redis.js";
 
 /**
  * Where Agenda keeps Herald's jobs: Redis, as Celery keeps its tasks in its broker.
@@ -42,6 +42,7 @@ export class RedisJobStore implements JobRepository {
     private readonly prefix: string,
   ) {
     this.inner = new RedisJobRepository({ redis, keyPrefix: prefix });
+    defineScripts(redis, [LOCK_NEXT, SAVE_STATE, UNLOCK, REMOVE, SYNC_IDS, SYNC_ALL]);
     // Pinned at 3.0.7: its hash <-> job conversions are private but are the format it reads back.
     this.internals = this.inner as unknown as BackendInternals;
   }
@@ -92,9 +93,9 @@ export class RedisJobStore implements JobRepository {
     now: Date | undefined,
     options: JobRepositoryOptions | undefined,
   ): Promise<JobParameters | undefined> {
-    const reply = (await this.redis.eval(
-      `${SYNC_FUNCTION}${LOCK_NEXT}`,
-      0,
+    const reply = (await runScript(
+      this.redis,
+      LOCK_NEXT,
       this.prefix,
       jobName,
       String(nextScanAt.getTime()),
@@ -122,9 +123,9 @@ export class RedisJobStore implements JobRepository {
       updatedAt: new Date().toISOString(),
     };
     const score = job.nextRunAt ? this.internals.getJobScore(job.nextRunAt, job.priority) : Number.MAX_SAFE_INTEGER;
-    const saved = await this.redis.eval(
-      `${SYNC_FUNCTION}${SAVE_STATE}`,
-      0,
+    const saved = await runScript(
+      this.redis,
+      SAVE_STATE,
       this.prefix,
       id,
       String(score),
@@ -139,18 +140,18 @@ export class RedisJobStore implements JobRepository {
 
   async unlockJob(job: JobParameters): Promise<void> {
     if (!job._id) return;
-    await this.redis.eval(`${SYNC_FUNCTION}${UNLOCK}`, 0, this.prefix, "if-scheduled", job._id.toString());
+    await runScript(this.redis, UNLOCK, this.prefix, "if-scheduled", job._id.toString());
   }
 
   async unlockJobs(jobIds: (JobId | string)[]): Promise<void> {
     if (jobIds.length === 0) return;
-    await this.redis.eval(`${SYNC_FUNCTION}${UNLOCK}`, 0, this.prefix, "always", ...jobIds.map(String));
+    await runScript(this.redis, UNLOCK, this.prefix, "always", ...jobIds.map(String));
   }
 
   async removeJobs(options: RemoveJobsOptions): Promise<number> {
     const onlyId = options.id !== undefined && !options.ids && !options.name && !options.names && !options.notNames;
     if (!onlyId || options.data !== undefined) return this.inner.removeJobs(options);
-    return Number(await this.redis.eval(REMOVE, 0, this.prefix, String(options.id)));
+    return Number(await runScript(this.redis, REMOVE, this.prefix, String(options.id)));
   }
 
   async enableJobs(options: RemoveJobsOptions): Promise<number> {
@@ -196,11 +197,11 @@ export class RedisJobStore implements JobRepository {
   }
 
   private async sync(id: string): Promise<void> {
-    await this.redis.eval(`${SYNC_FUNCTION}${SYNC_IDS}`, 0, this.prefix, id);
+    await runScript(this.redis, SYNC_IDS, this.prefix, id);
   }
 
   private async syncAll(): Promise<void> {
-    await this.redis.eval(`${SYNC_FUNCTION}${SYNC_ALL}`, 0, this.prefix);
+    await runScript(this.redis, SYNC_ALL, this.prefix);
   }
 
   private key(suffix: string): string {
@@ -251,7 +252,10 @@ end
  * ARGV: prefix, name, nextScanAt ms, lockDeadline ms, lastModifiedBy, lock time (ISO). The first
  * due job, else the first whose lock expired; locked at Redis's clock; its hash, or nil.
  */
-const LOCK_NEXT = `
+const LOCK_NEXT: RedisScript = {
+  name: "heraldJobsLockNext",
+  keys: 0,
+  lua: `${SYNC_FUNCTION}
 local prefix, name = ARGV[1], ARGV[2]
 local due = prefix .. 'jobs:due:' .. name
 local locked = prefix .. 'jobs:locked:' .. name
@@ -274,10 +278,14 @@ for _ = 1, 100 do
   end
 end
 return nil
-`;
+`,
+};
 
 /** ARGV: prefix, id, by_next_run_at score, then field, value pairs. 0 when the job is gone. */
-const SAVE_STATE = `
+const SAVE_STATE: RedisScript = {
+  name: "heraldJobsSaveState",
+  keys: 0,
+  lua: `${SYNC_FUNCTION}
 local prefix, id = ARGV[1], ARGV[2]
 local jobKey = prefix .. 'job:' .. id
 if redis.call('EXISTS', jobKey) == 0 then return 0 end
@@ -287,13 +295,17 @@ redis.call('HSET', jobKey, unpack(fields))
 redis.call('ZADD', prefix .. 'jobs:by_next_run_at', ARGV[3], id)
 sync(prefix, id)
 return 1
-`;
+`,
+};
 
 /**
  * ARGV: prefix, mode, ids. "if-scheduled" unlocks only a job with a next run (one that is running
  * has none until it finishes), as the backend does; "always" unlocks each.
  */
-const UNLOCK = `
+const UNLOCK: RedisScript = {
+  name: "heraldJobsUnlock",
+  keys: 0,
+  lua: `${SYNC_FUNCTION}
 local prefix, mode = ARGV[1], ARGV[2]
 for i = 3, #ARGV do
   local jobKey = prefix .. 'job:' .. ARGV[i]
@@ -304,10 +316,14 @@ for i = 3, #ARGV do
   sync(prefix, ARGV[i])
 end
 return 1
-`;
+`,
+};
 
 /** ARGV: prefix, id. Deletes the job and every reference to it in one step; 1 if it existed. */
-const REMOVE = `
+const REMOVE: RedisScript = {
+  name: "heraldJobsRemove",
+  keys: 0,
+  lua: `
 local prefix, id = ARGV[1], ARGV[2]
 local jobKey = prefix .. 'job:' .. id
 local f = redis.call('HMGET', jobKey, 'name', 'type')
@@ -322,14 +338,23 @@ if f[2] == 'single' and redis.call('GET', prefix .. 'jobs:single:' .. f[1]) == i
   redis.call('DEL', prefix .. 'jobs:single:' .. f[1])
 end
 return 1
-`;
+`,
+};
 
-const SYNC_IDS = `
+const SYNC_IDS: RedisScript = {
+  name: "heraldJobsSyncIds",
+  keys: 0,
+  lua: `${SYNC_FUNCTION}
 for i = 2, #ARGV do sync(ARGV[1], ARGV[i]) end
 return 1
-`;
+`,
+};
 
-const SYNC_ALL = `
+const SYNC_ALL: RedisScript = {
+  name: "heraldJobsSyncAll",
+  keys: 0,
+  lua: `${SYNC_FUNCTION}
 for _, id in ipairs(redis.call('SMEMBERS', ARGV[1] .. 'jobs:all')) do sync(ARGV[1], id) end
 return 1
-`;
+`,
+};

@@ -24,3 +24,32 @@ export async function pingRedis(client: Redis): Promise<void> {
   const answer: string = await client.ping();
   if (answer !== "PONG") throw new Error(`unexpected PING answer: ${answer}`);
 }
+
+/** A Lua script that clients run by its SHA (see defineScripts). */
+export interface RedisScript {
+  /** Unique per process: it becomes a method of the client. */
+  readonly name: string;
+  readonly keys: number;
+  readonly lua: string;
+}
+
+/**
+ * Makes the scripts methods of the client (ioredis's defineCommand), which run them with EVALSHA
+ * and load them on the first NOSCRIPT: a script's text then crosses the wire once, instead of with
+ * every call (a job's life runs five of them). Pipelines made from the client afterwards have them
+ * too. Safe to call again for the same client.
+ */
+export function defineScripts(client: Redis, scripts: readonly RedisScript[]): void {
+  for (const script of scripts) {
+    if (!(script.name in client)) client.defineCommand(script.name, { numberOfKeys: script.keys, lua: script.lua });
+  }
+}
+
+type ScriptCall = (...args: (string | number)[]) => Promise<unknown>;
+
+/** Runs a script made a method of `target` (a client, or one of its pipelines) by defineScripts. */
+export function runScript(target: object, script: RedisScript, ...args: (string | number)[]): Promise<unknown> {
+  const call = (target as Record<string, ScriptCall | undefined>)[script.name];
+  if (!call) throw new Error(`the Redis script ${script.name} was not defined on this client`);
+  return call.apply(target, args);
+}

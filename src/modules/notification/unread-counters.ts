@@ -1,4 +1,4 @@
-import type { Redis } from "../../infra/redis.js";
+import { defineScripts, runScript, type Redis, type RedisScript } from "../../infra/redis.js";
 
 /** A user's unread count as of `version`: every change with a version up to it is included. */
 export interface CountAt {
@@ -41,7 +41,9 @@ export class UnreadCounters {
       countTtlMs?: number;
       writeTtlMs?: number;
     },
-  ) {}
+  ) {
+    defineScripts(redis, [APPLY, READ, KEEP]);
+  }
 
   /** Before writing changes to these users' unread notifications. */
   async begin(userIds: Iterable<string>): Promise<void> {
@@ -67,7 +69,15 @@ export class UnreadCounters {
     const forget = fromUpdates && !this.options.atomicUpdates ? 1 : 0;
     const pipeline = this.redis.pipeline();
     for (const id of ids) {
-      pipeline.eval(APPLY, 3, key(id, "count"), key(id, "version"), key(id, "writes"), deltas.get(id) ?? 0, forget);
+      void runScript(
+        pipeline,
+        APPLY,
+        key(id, "count"),
+        key(id, "version"),
+        key(id, "writes"),
+        deltas.get(id) ?? 0,
+        forget,
+      );
     }
     const replies = throwFirstError(await pipeline.exec()) as [number, number][];
     return new Map(
@@ -81,7 +91,7 @@ export class UnreadCounters {
   /** Each user's count: from the counter, or counted and kept as the counter when that is safe. */
   async read(userIds: readonly string[], recount: Recount): Promise<Map<string, CountAt>> {
     const pipeline = this.redis.pipeline();
-    for (const id of userIds) pipeline.eval(READ, 2, key(id, "count"), key(id, "version"));
+    for (const id of userIds) void runScript(pipeline, READ, key(id, "count"), key(id, "version"));
     const replies = throwFirstError(await pipeline.exec()) as [number, number][];
     const known = new Map<string, CountAt>();
     const missing: { id: string; version: number }[] = [];
@@ -96,9 +106,9 @@ export class UnreadCounters {
     for (const { id, version } of missing) {
       const count = counted.get(id) ?? 0;
       known.set(id, { count, version });
-      keep.eval(
+      void runScript(
+        keep,
         KEEP,
-        3,
         key(id, "count"),
         key(id, "version"),
         key(id, "writes"),
@@ -154,7 +164,10 @@ end
 `;
 
 /** KEYS: count, version, writes. ARGV: delta, 1 to drop the counter. Returns { version, count or -1 }. */
-const APPLY = `${VERSION_FUNCTION}
+const APPLY: RedisScript = {
+  name: "heraldUnreadApply",
+  keys: 3,
+  lua: `${VERSION_FUNCTION}
 if redis.call('DECR', KEYS[3]) <= 0 then redis.call('DEL', KEYS[3]) end
 local version = nextVersion(KEYS[2])
 if ARGV[2] == '1' then redis.call('DEL', KEYS[1]) end
@@ -165,24 +178,33 @@ if count < 0 then
   return { version, -1 }
 end
 return { version, count }
-`;
+`,
+};
 
 /** KEYS: count, version. Returns { version, count or -1 }; a rebuild starts from that version. */
-const READ = `${VERSION_FUNCTION}
+const READ: RedisScript = {
+  name: "heraldUnreadRead",
+  keys: 2,
+  lua: `${VERSION_FUNCTION}
 local version = tonumber(redis.call('GET', KEYS[2]))
 if not version then version = nextVersion(KEYS[2]) end
 local count = redis.call('GET', KEYS[1])
 if not count then return { version, -1 } end
 return { version, tonumber(count) }
-`;
+`,
+};
 
 /**
  * KEYS: count, version, writes. ARGV: version the count started at, count, ttl ms. Keeps the count
  * only if no change completed since (same version) and none is in flight.
  */
-const KEEP = `
+const KEEP: RedisScript = {
+  name: "heraldUnreadKeep",
+  keys: 3,
+  lua: `
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 if redis.call('EXISTS', KEYS[3]) == 1 or redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
-`;
+`,
+};

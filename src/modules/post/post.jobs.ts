@@ -100,12 +100,16 @@ function followsAfter(em: EntityManager, authorId: ObjectId, cursor: ObjectId | 
 /** NEW_COMMENT to the post's author, unless they wrote the comment themselves. */
 export async function notifyComment(deps: PostJobDeps, data: CommentJobData): Promise<JobOutcome> {
   const em = deps.orm.em.fork();
-  const comment = await findBatched(deps.orm, Comment, data.commentId);
-  if (!comment || comment.notifiedAt) return "skipped";
-  const [post, commenter] = await Promise.all([
-    findBatched(deps.orm, Post, comment.postId.toHexString()),
-    findBatched(deps.orm, User, comment.authorId.toHexString()),
+  const known = data.postId && data.authorId ? { postId: data.postId, authorId: data.authorId } : null;
+  const read = (facts: { postId: string; authorId: string }) =>
+    Promise.all([findBatched(deps.orm, Post, facts.postId), findBatched(deps.orm, User, facts.authorId)]);
+  const [comment, early] = await Promise.all([
+    findBatched(deps.orm, Comment, data.commentId),
+    known ? read(known) : Promise.resolve(null),
   ]);
+  if (!comment || comment.notifiedAt) return "skipped";
+  const [post, commenter] =
+    early ?? (await read({ postId: comment.postId.toHexString(), authorId: comment.authorId.toHexString() }));
   if (!post) return "skipped";
   if (!post.authorId.equals(comment.authorId)) {
     await deps.notifications.deliver(em, [

@@ -13,6 +13,12 @@ export interface FanoutJobData {
 
 export interface CommentJobData {
   commentId: string;
+  /**
+   * Facts of the comment that never change, so the job reads the comment, its post and its author
+   * at once. Absent from jobs the recovery sweep (or an earlier version) scheduled.
+   */
+  postId?: string;
+  authorId?: string;
 }
 
 /** A committed post fans out to its author's followers; a committed comment notifies the post's author. */
@@ -28,7 +34,11 @@ export function postSubscribers(scheduler: JobScheduler, logger: Logger): EventS
     scheduleOnCreate({
       entity: Comment,
       job: COMMENT_JOB,
-      data: (c): CommentJobData => ({ commentId: c.id }),
+      data: (c): CommentJobData => ({
+        commentId: c.id,
+        postId: c.postId.toHexString(),
+        authorId: c.authorId.toHexString(),
+      }),
       scheduler,
       logger,
     }),
