@@ -90,36 +90,38 @@ export function fork(orm: MikroORM): EntityManager {
 
 type Identified = { _id: ObjectId };
 
-// Keyed by entity class; each holds a GroupCommit of that entity's finds.
-const finders = new WeakMap<MikroORM, Map<Function, object>>();
-const markers = new WeakMap<MikroORM, Map<string, GroupCommit<string, void>>>();
+// Per ORM (its configuration, which every fork shares), by entity class: a GroupCommit each.
+const finders = new WeakMap<object, Map<Function, object>>();
+const markers = new WeakMap<object, Map<string, GroupCommit<string, void>>>();
 
 /**
- * findById for jobs, batched (see GroupCommit): the finds of one entity asked for meanwhile become
- * one query, and the same id asked by many jobs (twenty comments on one post) is read once. The
- * entity comes from a unit of work of its own: read it, don't change it through an EntityManager.
+ * findById, batched (see GroupCommit): the finds of one entity asked for meanwhile, by requests or
+ * jobs of this process, become one query, and an id asked by many (twenty comments on one post, a
+ * post's author pushed to a thousand subscribers) is read once. The entity comes from a unit of
+ * work of its own, not `em`'s: read it, don't change it through an EntityManager. A malformed id
+ * finds nothing.
  */
 export function findBatched<Entity extends Identified>(
-  orm: MikroORM,
+  em: EntityManager,
   entity: new (...args: never[]) => Entity,
   id: string,
 ): Promise<Entity | null> {
-  const byEntity = finders.get(orm) ?? new Map<Function, object>();
-  finders.set(orm, byEntity);
+  const byEntity = finders.get(em.config) ?? new Map<Function, object>();
+  finders.set(em.config, byEntity);
   let finder = byEntity.get(entity) as GroupCommit<string, Entity | null> | undefined;
   if (!finder) {
     finder = new GroupCommit<string, Entity | null>(
       async (ids) => {
-        const em = orm.em.fork();
+        const batch = em.fork();
         const wanted = [...new Set(ids)].filter((i) => ObjectId.isValid(i));
         const [only] = wanted;
         let found: Entity[];
         if (wanted.length === 1 && only) {
-          const one: Entity | null = await findById<Entity>(em, entity, only);
+          const one: Entity | null = await findById<Entity>(batch, entity, only);
           found = one ? [one] : [];
         } else {
           const inList = { _id: { $in: wanted.map((i) => new ObjectId(i)) } } as unknown as FilterQuery<Entity>;
-          found = (await em.find(entity, inList)) as Entity[];
+          found = (await batch.find(entity, inList)) as Entity[];
         }
         const byId = new Map(found.map((e) => [e._id.toHexString(), e]));
         return ids.map((i) => byId.get(i) ?? null);
@@ -136,20 +138,20 @@ export function findBatched<Entity extends Identified>(
  * for the recovery sweep, batched with the other jobs' markers of that field meanwhile.
  */
 export function markBatched<Entity extends Identified>(
-  orm: MikroORM,
+  em: EntityManager,
   entity: new (...args: never[]) => Entity,
   field: string,
   id: ObjectId,
 ): Promise<void> {
   const key = `${entity.name}.${field}`;
-  const byField = markers.get(orm) ?? new Map<string, GroupCommit<string, void>>();
-  markers.set(orm, byField);
+  const byField = markers.get(em.config) ?? new Map<string, GroupCommit<string, void>>();
+  markers.set(em.config, byField);
   let marker = byField.get(key);
   if (!marker) {
     marker = new GroupCommit<string, void>(
       async (ids) => {
         const wanted = [...new Set(ids)].map((i) => new ObjectId(i));
-        const collection = orm.em.fork().getCollection(entity) as unknown as Collection<Document>;
+        const collection = em.fork().getCollection(entity) as unknown as Collection<Document>;
         const filter = wanted.length === 1 ? { _id: wanted[0] } : { _id: { $in: wanted } };
         await collection.updateMany({ ...filter, [field]: null }, { $set: { [field]: new Date() } });
         return ids.map(() => undefined);

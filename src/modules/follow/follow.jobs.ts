@@ -13,9 +13,9 @@ import { FOLLOW_JOB, type FollowJobData } from "./follow.subscriber.js";
  */
 export async function notifyFollow(deps: PostJobDeps, data: FollowJobData): Promise<JobOutcome> {
   const em = deps.orm.em.fork();
-  const follow = await findBatched(deps.orm, Follow, data.followId);
+  const follow = await findBatched(deps.orm.em, Follow, data.followId);
   if (!follow || follow.notifiedAt) return "skipped";
-  const follower = await findBatched(deps.orm, User, follow.followerId.toHexString());
+  const follower = await findBatched(deps.orm.em, User, follow.followerId.toHexString());
   const name = follower?.displayName ?? "Someone";
   await deps.notifications.deliver(em, [
     {
@@ -35,7 +35,7 @@ export async function notifyFollow(deps: PostJobDeps, data: FollowJobData): Prom
     targetType: "User",
     targetId: follow.followeeId,
   });
-  await markBatched(deps.orm, Follow, "notifiedAt", follow._id);
+  await markBatched(deps.orm.em, Follow, "notifiedAt", follow._id);
   return "done";
 }
 

@@ -22,7 +22,7 @@ const RECIPIENT_PAGE = 500;
 
 export async function welcome(deps: NotificationJobDeps, data: WelcomeJobData): Promise<JobOutcome> {
   const em = deps.orm.em.fork();
-  const user = await findBatched(deps.orm, User, data.userId);
+  const user = await findBatched(deps.orm.em, User, data.userId);
   if (!user) return "skipped";
   await deps.notifications.deliver(em, [
     {
@@ -40,7 +40,7 @@ export async function welcome(deps: NotificationJobDeps, data: WelcomeJobData): 
     targetType: "User",
     targetId: user._id,
   });
-  if (!user.welcomedAt) await markBatched(deps.orm, User, "welcomedAt", user._id);
+  if (!user.welcomedAt) await markBatched(deps.orm.em, User, "welcomedAt", user._id);
   return "done";
 }
 

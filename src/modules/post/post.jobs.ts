@@ -102,9 +102,9 @@ export async function notifyComment(deps: PostJobDeps, data: CommentJobData): Pr
   const em = deps.orm.em.fork();
   const known = data.postId && data.authorId ? { postId: data.postId, authorId: data.authorId } : null;
   const read = (facts: { postId: string; authorId: string }) =>
-    Promise.all([findBatched(deps.orm, Post, facts.postId), findBatched(deps.orm, User, facts.authorId)]);
+    Promise.all([findBatched(deps.orm.em, Post, facts.postId), findBatched(deps.orm.em, User, facts.authorId)]);
   const [comment, early] = await Promise.all([
-    findBatched(deps.orm, Comment, data.commentId),
+    findBatched(deps.orm.em, Comment, data.commentId),
     known ? read(known) : Promise.resolve(null),
   ]);
   if (!comment || comment.notifiedAt) return "skipped";
@@ -132,7 +132,7 @@ export async function notifyComment(deps: PostJobDeps, data: CommentJobData): Pr
     targetType: "Comment",
     targetId: comment._id,
   });
-  await markBatched(deps.orm, Comment, "notifiedAt", comment._id);
+  await markBatched(deps.orm.em, Comment, "notifiedAt", comment._id);
   return "done";
 }
 

@@ -1,5 +1,5 @@
 import { ObjectId } from "@mikro-orm/mongodb";
-import { findById, type EntityManager } from "../../infra/orm.js";
+import { findBatched, type EntityManager } from "../../infra/orm.js";
 import { notFound } from "../../graphql/errors.js";
 import { Comment, Post } from "./post.entity.js";
 import type { AddCommentInput, CreatePostInput } from "./post.inputs.js";
@@ -24,10 +24,10 @@ export class PostService {
 
   /** Posts are public to signed-in users; an unknown or malformed id is simply not found. */
   async find(em: EntityManager, id: string): Promise<Post | null> {
-    return findById(em, Post, id);
+    return findBatched(em, Post, id);
   }
 
   async findComment(em: EntityManager, id: string): Promise<Comment | null> {
-    return findById(em, Comment, id);
+    return findBatched(em, Comment, id);
   }
 }

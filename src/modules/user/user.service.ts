@@ -1,6 +1,4 @@
-import { ObjectId } from "@mikro-orm/mongodb";
-import { GroupCommit } from "../../infra/group-commit.js";
-import { findById, isDuplicateKeyError, type EntityManager } from "../../infra/orm.js";
+import { findBatched, findById, isDuplicateKeyError, type EntityManager } from "../../infra/orm.js";
 import { conflict, unauthenticated } from "../../graphql/errors.js";
 import { User } from "./user.entity.js";
 import type { PasswordHasher } from "./password.js";
@@ -49,25 +47,8 @@ export class UserService {
    * to 1,000 subscribers resolves its author's `actor` once per batch, not once per subscriber.
    */
   lookup(em: EntityManager, id: string): Promise<User | null> {
-    return this.lookups.submit({ em, id });
+    return findBatched(em, User, id);
   }
-
-  private readonly lookups = new GroupCommit<{ em: EntityManager; id: string }, User | null>(
-    async (items) => {
-      const first = items[0];
-      if (!first) return [];
-      const em = first.em.fork();
-      const ids = [...new Set(items.map((i) => i.id))].filter((id) => ObjectId.isValid(id));
-      const [only] = ids;
-      const found =
-        ids.length === 1 && only
-          ? [await findById(em, User, only)].filter((u) => u !== null)
-          : await em.find(User, { _id: { $in: ids.map((id) => new ObjectId(id)) } });
-      const byId = new Map(found.map((u) => [u.id, u]));
-      return items.map((i) => byId.get(i.id) ?? null);
-    },
-    { maxItems: 1000, parallel: 2 },
-  );
 }
 
 export function normalizeEmail(email: string): string {
