@@ -2,27 +2,45 @@
 // create SQLite indexes, on `_ferretdb_sjson->"field"`, but every other query read and decoded the
 // whole collection and filtered it in Go: a `find({ recipientId })`, a user's unread count, a login
 // by email, a fan-out page by `followeeId` all cost time proportional to the collection (at 100,000
-// notifications, 6 to 10 s for one recipient's; 11 to 17 ms with this patch).
+// notifications, 6 to 10 s for one recipient's; 11 to 17 ms with this patch). So did every `$in`,
+// `_id: { $in }` included: batched lookups by id, the unread counts of many users at once.
 //
-// This pushes one top-level equality down to SQL: `{ field: v }` or `{ field: { $eq: v } }` where v
-// is a string, an ObjectId, a boolean or a date, and the field is a plain name (letters, digits,
-// `_`; no dotted path). It becomes
+// This pushes one top-level condition down to SQL, on a plain field name (letters, digits, `_`; no
+// dotted path):
 //
-//   WHERE (_ferretdb_sjson->'field' = json(?)
-//          OR (_ferretdb_sjson->'field' >= '[' AND _ferretdb_sjson->'field' < '\'))
+// - an equality, `{ field: v }` or `{ field: { $eq: v } }`, where v is a string, an ObjectId, a
+//   boolean or a date, becomes
 //
-// with v encoded as FerretDB stores it. `->'field'` is the expression of FerretDB's index on the
-// field (SQLite reads the index's `"field"` as the same string), so SQLite searches the index: an
-// equality lookup and a range that holds only the documents where the field is an array (the JSON
-// text of a value starts with `[` only for an array, and `\` follows `[`). Arrays stay in because
-// `{ tags: "x" }` also matches `{ tags: ["x", "y"] }`. Both sides of `=` are JSON text that SQLite
-// renders from the same encoder's output (a stored field and the argument go through
-// sjson's same MarshalJSON), so a stored value equal to v is always selected.
+//     WHERE (_ferretdb_sjson->'field' = json(?)
+//            OR (_ferretdb_sjson->'field' >= '[' AND _ferretdb_sjson->'field' < '\'))
 //
-// When several equalities qualify, it takes the first one whose field leads an index, else the
-// first one. Null (which matches a missing field), numbers (int 1, long 1 and double 1.0 are equal
-// but a long and a double can be written differently), regexes, documents, arrays and every other
-// operator are left to Go, as before.
+// - a lone `{ field: { $in: [v1, v2, …] } }` whose values are all of those types, at most MAX_IN
+//   (10,000) distinct ones, becomes
+//
+//     WHERE (_ferretdb_sjson->'field' IN (json(?), json(?), …)
+//            OR (_ferretdb_sjson->'field' >= '[' AND _ferretdb_sjson->'field' < '\'))
+//
+//   and for `_id`, which is never an array (FerretDB refuses to store one, as MongoDB does),
+//
+//     WHERE _ferretdb_sjson->'_id' IN (json(?), json(?), …)
+//
+// with each value encoded as FerretDB stores it (duplicates, and values that encode alike, such as
+// an ObjectId and its hex string, passed once). `->'field'` is the expression of FerretDB's index
+// on the field (SQLite reads the index's `"field"` as the same string), `_id`'s unique index
+// included, so SQLite searches the index (explain shows `SEARCH … USING INDEX … (<expr>=?)`): a
+// lookup per value, and a range that holds only the documents where the field is an array (the
+// JSON text of a value starts with `[` only for an array, and `\` follows `[`). Arrays stay in
+// because `{ tags: "x" }` and `{ tags: { $in: ["x"] } }` also match `{ tags: ["x", "y"] }`. Both
+// sides of `=` and `IN` are JSON text that SQLite renders from the same encoder's output (a stored
+// field and the argument go through sjson's same MarshalJSON), so a stored value equal to one of
+// the values is always selected.
+//
+// One condition is pushed, the first of the best kind the filter has: `_id: { $in }` (FerretDB's
+// own pushdown of `_id` equality comes before all of these), then an equality and then a `$in` on a
+// field that leads an index, then an equality and then a `$in` on any other field. Null (which
+// matches a missing field), numbers (int 1, long 1 and double 1.0 are equal but a long and a double
+// can be written differently), regexes, documents, arrays, an empty or longer `$in` list, `$in`
+// beside other operators on the field, and every other operator are left to Go, as before.
 //
 // The SQL is a narrowing, never the answer: the backend contract says a filter may be applied
 // partially and every handler that passes a filter to Query (find and getMore, count, distinct,
@@ -36,6 +54,8 @@ import process from "node:process";
 
 const root = process.argv[2] ?? ".";
 const internal = path.join(root, "internal");
+// The longest `$in` pushed down, in distinct values: one SQL variable each.
+const MAX_IN = 10000;
 
 function fail(message) {
   process.stderr.write(`sqlite-eq-pushdown: ${message}; was FerretDB upgraded?\n`);
@@ -98,6 +118,31 @@ expectOnce(
   "return common.FilterIterator(iter, closer, m.filter), nil",
 );
 
+// `$in` matches a value equal to one of the list's (an array, when one of its elements is): a
+// document that matches has the field equal to one of the values, or an array.
+const filterFile = "handler/common/filter.go";
+const filterSource = read(filterFile);
+expectOnce(filterFile, filterSource, `case "$in":`);
+expectOnce(filterFile, filterSource, "// {field: {$in: [value1, value2, ...]}}");
+// `_id` is never an array: every document written (insert, update, upsert) is validated so.
+const validation = "types/document_validation.go";
+expectOnce(validation, read(validation), `"The '_id' value cannot be of type array"`);
+const update = "handler/common/update.go";
+expectOnce(update, read(update), "if err = doc.ValidateData(); err != nil {");
+expectOnce("handler/msg_insert.go", read("handler/msg_insert.go"), "if err = doc.ValidateData(); err == nil {");
+// The driver's SQLite takes this many variables in one statement; a pushed `$in` uses one a value,
+// and a limit one more.
+const driverLib = path.join(root, "../../../modernc.org/sqlite/lib");
+if (!existsSync(driverLib)) fail(`${driverLib} is not there (is the module vendored?)`);
+const limits = readdirSync(driverLib)
+  .filter((name) => /^sqlite_.*\.go$/.test(name))
+  .map((name) => /const SQLITE_MAX_VARIABLE_NUMBER = (\d+)/.exec(readFileSync(path.join(driverLib, name), "utf8")))
+  .filter((match) => match !== null)
+  .map((match) => Number(match[1]));
+if (limits.length === 0 || Math.min(...limits) <= MAX_IN + 1) {
+  fail(`${driverLib}: SQLITE_MAX_VARIABLE_NUMBER is ${limits.join(", ") || "not found"}, not above ${MAX_IN + 1}`);
+}
+
 const helperFile = path.join(internal, "backends/sqlite/query_eq_pushdown.go");
 if (existsSync(helperFile)) fail(`${helperFile} already exists`);
 
@@ -116,7 +161,7 @@ source = source.replace(
   queryAnchor,
   `
 
-	// Herald: one top-level equality on another field (sqlite-eq-pushdown.mjs).
+	// Herald: one top-level equality or $in (sqlite-eq-pushdown.mjs).
 	if whereClause == "" {
 		whereClause, args = prepareEqWhereClause(meta, params.Filter)
 	}${queryAnchor}`,
@@ -125,7 +170,7 @@ source = source.replace(
   explainAnchor,
   `
 
-	// Herald: one top-level equality on another field (sqlite-eq-pushdown.mjs).
+	// Herald: one top-level equality or $in (sqlite-eq-pushdown.mjs).
 	if whereClause == "" {
 		whereClause, args = prepareEqWhereClause(meta, params.Filter)
 		filterPushdown = whereClause != ""
@@ -149,6 +194,10 @@ import (
 	"github.com/FerretDB/FerretDB/internal/util/must"
 )
 
+// eqPushdownMaxIn is the longest $in list pushed down, in distinct values: each is one SQL variable,
+// and SQLite takes at most SQLITE_MAX_VARIABLE_NUMBER (32766) in a statement.
+const eqPushdownMaxIn = ${MAX_IN}
+
 // eqPushdownName matches the field names that may be written into SQL as they are: for those,
 // SQLite reads the label 'name' of the -> operator as the JSON path $.name, and FerretDB's index
 // on the field is on the same expression.
@@ -170,18 +219,9 @@ func eqPushdownField(key string) bool {
 	return true
 }
 
-// eqPushdownValue returns the sjson encoding of v when {field: v} may be pushed down: v (or the
-// operand of a lone $eq) is a string, an ObjectId, a boolean or a date. A stored value that
-// equals v has the same type and the same encoding.
-func eqPushdownValue(v any) (string, bool) {
-	if d, ok := v.(*types.Document); ok {
-		if d.Len() != 1 || d.Keys()[0] != "$eq" {
-			return "", false
-		}
-
-		v = d.Values()[0]
-	}
-
+// eqPushdownScalar returns the sjson encoding of v when v is a string, an ObjectId, a boolean or a
+// date. A stored value that equals v has the same type and the same encoding.
+func eqPushdownScalar(v any) (string, bool) {
 	switch v.(type) {
 	case string, types.ObjectID, bool, time.Time:
 		return string(must.NotFail(sjson.MarshalSingleValue(v))), true
@@ -190,47 +230,130 @@ func eqPushdownValue(v any) (string, bool) {
 	}
 }
 
+// eqPushdownCondition returns the distinct sjson encodings of the values that {field: cond} needs
+// the field to equal, or to hold as an array element: v for a value v or a lone {$eq: v}, the
+// values of a lone {$in: [...]} (in is then true). ok is false for any other condition, when one of
+// the values is not a string, an ObjectId, a boolean or a date, and for an empty or too long list.
+func eqPushdownCondition(cond any) (args []any, in, ok bool) {
+	d, isDoc := cond.(*types.Document)
+	if !isDoc {
+		a, ok := eqPushdownScalar(cond)
+		return []any{a}, false, ok
+	}
+
+	if d.Len() != 1 {
+		return nil, false, false
+	}
+
+	switch d.Keys()[0] {
+	case "$eq":
+		a, ok := eqPushdownScalar(d.Values()[0])
+		return []any{a}, false, ok
+
+	case "$in":
+		list, isArray := d.Values()[0].(*types.Array)
+		if !isArray || list.Len() == 0 {
+			return nil, true, false
+		}
+
+		seen := make(map[string]struct{}, min(list.Len(), eqPushdownMaxIn))
+
+		for i := 0; i < list.Len(); i++ {
+			a, ok := eqPushdownScalar(must.NotFail(list.Get(i)))
+			if !ok {
+				return nil, true, false
+			}
+
+			if _, dup := seen[a]; dup {
+				continue
+			}
+
+			if len(seen) == eqPushdownMaxIn {
+				return nil, true, false
+			}
+
+			seen[a] = struct{}{}
+			args = append(args, a)
+		}
+
+		return args, true, true
+
+	default:
+		return nil, false, false
+	}
+}
+
 // prepareEqWhereClause returns a WHERE clause selecting every row whose document may match one
-// top-level equality of filter, and its arguments; or "" and nil when none qualifies. It takes the
-// first qualifying field that leads an index, else the first qualifying field.
+// top-level equality or $in of filter, and its arguments; or "" and nil when none qualifies.
 //
-// The clause selects a superset of the matching documents: the field equal to the value, or
-// holding an array (which may contain it). The handler filters the rows again.
+// It takes the first condition of the best kind: _id $in; an equality, then a $in, on a field that
+// leads an index; an equality, then a $in, on another field.
+//
+// The clause selects a superset of the matching documents: the field equal to one of the values,
+// or holding an array (which may contain one), except for _id, which is never an array. The
+// handler filters the rows again.
 func prepareEqWhereClause(meta *metadata.Collection, filter *types.Document) (string, []any) {
 	keys := filter.Keys()
 	values := filter.Values()
 
-	chosen, arg := "", ""
+	const none = 5
+
+	chosen, rank, in, args := "", none, false, []any(nil)
 
 	for i, key := range keys {
 		if !eqPushdownField(key) {
 			continue
 		}
 
-		a, ok := eqPushdownValue(values[i])
+		a, isIn, ok := eqPushdownCondition(values[i])
 		if !ok {
 			continue
 		}
 
-		if chosen == "" {
-			chosen, arg = key, a
+		var r int
+
+		switch indexed := eqPushdownIndexed(meta, key); {
+		case key == "_id" && isIn:
+			r = 0
+		case indexed && !isIn:
+			r = 1
+		case indexed:
+			r = 2
+		case !isIn:
+			r = 3
+		default:
+			r = 4
 		}
 
-		if eqPushdownIndexed(meta, key) {
-			chosen, arg = key, a
+		if r < rank {
+			chosen, rank, in, args = key, r, isIn, a
+		}
+
+		if rank == 0 {
 			break
 		}
 	}
 
-	if chosen == "" {
+	if rank == none {
 		return "", nil
 	}
 
 	expr := fmt.Sprintf("%s->'%s'", metadata.DefaultColumn, chosen)
-	// The JSON text of a value starts with '[' only for an array; '\\' is the next character.
-	where := fmt.Sprintf(\` WHERE (%[1]s = json(?) OR (%[1]s >= '[' AND %[1]s < '\\'))\`, expr)
 
-	return where, []any{arg}
+	// The JSON text of a value starts with '[' only for an array; '\\' is the next character.
+	arrays := fmt.Sprintf(\`(%[1]s >= '[' AND %[1]s < '\\')\`, expr)
+
+	if !in {
+		return fmt.Sprintf(\` WHERE (%s = json(?) OR %s)\`, expr, arrays), args
+	}
+
+	list := strings.Repeat(", json(?)", len(args))[2:]
+
+	if chosen == "_id" {
+		return fmt.Sprintf(\` WHERE %s IN (%s)\`, expr, list), args
+	}
+
+	return fmt.Sprintf(\` WHERE (%s IN (%s) OR %s)\`, expr, list, arrays), args
 }
 
 // eqPushdownIndexed reports whether an index of the collection starts with the field.
