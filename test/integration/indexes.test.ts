@@ -50,6 +50,26 @@ const QUERIES: { collection: string; what: string; filter: Document; sort?: Docu
   { collection: "reminder_decisions", what: "cleanup", filter: { decidedAt: 1 } },
 ];
 
+/**
+ * Hot batched lookups by a `$in`, with lists as long as Herald sends them (the delivery planner's
+ * preferences up to 1,000). An aggregation's filter is its leading `$match`.
+ */
+const IN_QUERIES: { collection: string; what: string; filter: () => Document; group?: Document }[] = [
+  { collection: "users", what: "users of a burst of events", filter: () => ({ _id: { $in: ids(100) } }) },
+  {
+    collection: "preferences",
+    what: "the delivery planner's preferences",
+    filter: () => ({ _id: { $in: ids(1000) } }),
+  },
+  { collection: "notifications", what: "notifications of a digest", filter: () => ({ _id: { $in: ids(50) } }) },
+  {
+    collection: "notifications",
+    what: "unread counts of many recipients",
+    filter: () => ({ recipientId: { $in: ids(50) }, readAt: null, archivedAt: null }),
+    group: { _id: "$recipientId", count: { $sum: 1 } },
+  },
+];
+
 describe("indexes", () => {
   let stack: WorkerStack;
 
@@ -91,6 +111,10 @@ describe("indexes", () => {
       const plan = JSON.stringify(await cursor.explain("queryPlanner"));
       assert.doesNotMatch(plan, /COLLSCAN/, `${query.collection}: ${query.what}`);
     }
+    for (const query of IN_QUERIES) {
+      const plan = JSON.stringify(await explainIn(query));
+      assert.doesNotMatch(plan, /COLLSCAN/, `${query.collection}: ${query.what}`);
+    }
   });
 
   it("FerretDB searches an index for each of them that has an equality it pushes down", async (t) => {
@@ -108,7 +132,34 @@ describe("indexes", () => {
       assert.doesNotMatch(plan, /detail=SCAN/, `${query.collection}: ${query.what}: ${plan}`);
     }
   });
+
+  it("FerretDB searches an index for each batched lookup by a $in", async (t) => {
+    const info = await db().admin().command({ buildInfo: 1 });
+    if (!("ferretdbVersion" in info || "ferretdbFeatures" in info)) {
+      t.skip("this checks Herald's FerretDB build (tools/ferretdb/patches), whose explain shows SQLite's plan");
+      return;
+    }
+    for (const query of IN_QUERIES) {
+      // SQLite's plan, without the command and its long list.
+      const plan = JSON.stringify((await explainIn(query))["queryPlanner"]);
+      // _id's unique index, or the one that starts with the field.
+      const index = Object.keys(query.filter())[0] === "_id" ? /USING INDEX \S+__id_ / : /USING INDEX/;
+      assert.match(plan, index, `${query.collection}: ${query.what}: ${plan}`);
+      assert.doesNotMatch(plan, /detail=SCAN/, `${query.collection}: ${query.what}: ${plan}`);
+    }
+  });
+
+  function explainIn(query: (typeof IN_QUERIES)[number]): Promise<Document> {
+    const coll = db().collection(query.collection);
+    const filter = query.filter();
+    if (query.group) return coll.aggregate([{ $match: filter }, { $group: query.group }]).explain("queryPlanner");
+    return coll.find(filter).explain("queryPlanner");
+  }
 });
+
+function ids(n: number): ObjectId[] {
+  return Array.from({ length: n }, () => new ObjectId());
+}
 
 function sampleValue(key: string): unknown {
   if (key === "_id" || key.endsWith("Id")) return new ObjectId();

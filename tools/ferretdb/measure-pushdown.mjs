@@ -1,11 +1,13 @@
-// Times Herald's hot equality queries on one FerretDB binary, on collections of many documents: run
-// it on two builds to compare them (with and without patches/sqlite-eq-pushdown.mjs, say).
+// Times Herald's hot equality and `$in` queries on one FerretDB binary, on collections of many
+// documents: run it on two builds to compare them (with and without patches/sqlite-eq-pushdown.mjs,
+// say).
 //
-//   node tools/ferretdb/measure-pushdown.mjs <ferretdb binary> [--docs=100000] [--runs=10]
+//   node tools/ferretdb/measure-pushdown.mjs <ferretdb binary> [--docs=100000] [--runs=10] [--only=TEXT]
 //
 // It starts the binary on a free port with a throwaway SQLite directory, writes `docs` notifications
 // (100 per recipient, half of them unread), `docs` users and `docs` follows (100 per followee) with
-// Herald's indexes, then prints the median and the slowest of `runs` runs of each query, in ms.
+// Herald's indexes, then prints the median and the slowest of `runs` runs of each query (of those
+// whose name contains TEXT, with --only), in ms.
 // Run it from the project directory (it uses the project's mongodb driver).
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -23,8 +25,11 @@ const binary = args.find((arg) => !arg.startsWith("--"));
 const option = (name, fallback) => Number(args.find((arg) => arg.startsWith(`--${name}=`))?.split("=")[1] ?? fallback);
 const docs = option("docs", 100_000);
 const runs = option("runs", 10);
+const only = args.find((arg) => arg.startsWith("--only="))?.slice("--only=".length) ?? "";
 if (!binary || !(docs >= 100) || !(runs >= 1)) {
-  process.stderr.write("usage: node tools/ferretdb/measure-pushdown.mjs <ferretdb binary> [--docs=N] [--runs=N]\n");
+  process.stderr.write(
+    "usage: node tools/ferretdb/measure-pushdown.mjs <ferretdb binary> [--docs=N] [--runs=N] [--only=TEXT]\n",
+  );
   process.exit(2);
 }
 
@@ -67,8 +72,10 @@ try {
 
   const started = performance.now();
   const t0 = Date.UTC(2025, 0, 1);
+  const notificationIds = Array.from({ length: docs }, () => new ObjectId());
+  const userIds = Array.from({ length: docs }, () => new ObjectId());
   await fill(notifications, (i) => ({
-    _id: new ObjectId(),
+    _id: notificationIds[i],
     recipientId: owners[i % owners.length],
     kind: "SYSTEM",
     title: `Notification ${i}`,
@@ -78,7 +85,7 @@ try {
     archivedAt: null,
   }));
   await fill(users, (i) => ({
-    _id: new ObjectId(),
+    _id: userIds[i],
     email: `user${i}@example.com`,
     name: `User ${i}`,
     passwordHash: "scrypt$unused",
@@ -96,6 +103,8 @@ try {
   // Follow i is of owner i % owners.length.
   const ownerIndex = (run) => (run * 7919) % owners.length;
   const owner = (run) => owners[ownerIndex(run)];
+  // n ids of a list spread over the collection, different for each run.
+  const some = (list, n, run) => Array.from({ length: n }, (_, j) => list[(run * 7919 + j * 997) % list.length]);
   const queries = [
     [
       "notifications: find({ recipientId }), 100 documents",
@@ -135,6 +144,28 @@ try {
       },
     ],
     [
+      "notifications: find({ _id: { $in: 100 ids } })",
+      (r) => notifications.find({ _id: { $in: some(notificationIds, 100, r) } }).toArray(),
+    ],
+    [
+      "notifications: updateMany({ _id: { $in: 100 ids } })",
+      (r) => notifications.updateMany({ _id: { $in: some(notificationIds, 100, r + runs) } }, { $set: { marked: r } }),
+    ],
+    [
+      "users: find({ _id: { $in: 1,000 ids } }) (the delivery planner's preferences read)",
+      (r) => users.find({ _id: { $in: some(userIds, 1000, r) } }).toArray(),
+    ],
+    [
+      "notifications: unread counts of 50 recipients, aggregate $match { recipientId: { $in }, readAt: null, archivedAt: null }, $group",
+      (r) =>
+        notifications
+          .aggregate([
+            { $match: { recipientId: { $in: some(owners, 50, r) }, readAt: null, archivedAt: null } },
+            { $group: { _id: "$recipientId", count: { $sum: 1 } } },
+          ])
+          .toArray(),
+    ],
+    [
       "notifications: countDocuments({ kind }) (pushed down, no index, every document matches)",
       () => notifications.countDocuments({ kind: "SYSTEM" }),
     ],
@@ -144,7 +175,7 @@ try {
     ],
   ];
 
-  for (const [name, query] of queries) {
+  for (const [name, query] of queries.filter(([name]) => name.includes(only))) {
     await query(runs * 2); // warm-up
     const times = [];
     for (let r = 0; r < runs; r++) {
