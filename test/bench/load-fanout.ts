@@ -44,6 +44,8 @@ export interface LoadFanoutResult {
   rounds: FanoutRound[];
   /** The barrier that timed out before a round, which ends the scenario as it ends the reference benchmark. */
   failedBarrier: BarrierResult | undefined;
+  /** What Herald did while that barrier waited, per job of the backlog finished meanwhile. */
+  drainCosts: Costs | undefined;
   medianAllMs: number | undefined;
   /** Every round's measured phase together. */
   costs: Costs | undefined;
@@ -83,6 +85,7 @@ export async function measureLoadFanout(
     connectMs: undefined,
     rounds: [],
     failedBarrier: undefined,
+    drainCosts: undefined,
     medianAllMs: undefined,
     costs: undefined,
     stopped: undefined,
@@ -138,10 +141,15 @@ export async function measureLoadFanout(
         result.stopped = `out of time before post ${r + 1} (budget ${options.budgetMs / 1000} s)`;
         break;
       }
+      const drainMark = await ctx.meter.start();
+      const backlog = await ctx.backlog();
       const roundBarrier = await barrier(ctx, cast, options.barrierTimeoutMs);
       if (!roundBarrier.ok) {
         // Past a stuck barrier a round would time the backlog ahead of it, not the fan-out.
         result.failedBarrier = roundBarrier;
+        const left = roundBarrier.backlog;
+        const finished = backlog && left ? backlog.queued + backlog.running - (left.queued + left.running) : 0;
+        result.drainCosts = await ctx.meter.stop(drainMark, Math.max(0, finished));
         result.stopped = `the barrier before post ${r + 1} did not get through; no more posts`;
         break;
       }
