@@ -44,6 +44,8 @@ export interface LoadFanoutResult {
   rounds: FanoutRound[];
   /** The barrier that timed out before a round, which ends the scenario as it ends the reference benchmark. */
   failedBarrier: BarrierResult | undefined;
+  /** What Herald did while that barrier waited, per job of the backlog finished meanwhile. */
+  drainCosts: Costs | undefined;
   medianAllMs: number | undefined;
   /** Every round's measured phase together. */
   costs: Costs | undefined;
@@ -72,6 +74,9 @@ export async function measureLoadFanout(
 ): Promise<LoadFanoutResult> {
   const deadline = new Deadline(options.budgetMs);
   const setupDeadline = new Deadline(options.setupBudgetMs);
+  // Sign-ups may not take the whole setup budget: a user who signed up but does not follow is no
+  // follower, so the follows keep a third of it.
+  const signUpDeadline = new Deadline((options.setupBudgetMs * 2) / 3);
   const result: LoadFanoutResult = {
     followers: options.fanoutN,
     registered: 0,
@@ -83,6 +88,7 @@ export async function measureLoadFanout(
     connectMs: undefined,
     rounds: [],
     failedBarrier: undefined,
+    drainCosts: undefined,
     medianAllMs: undefined,
     costs: undefined,
     stopped: undefined,
@@ -96,17 +102,19 @@ export async function measureLoadFanout(
     const indexes = Array.from({ length: options.fanoutN }, (_, i) => i);
     // Past the setup's deadline, the sign-ups and follows not yet sent fail at once; the posts go
     // to the followers that are ready, and the report says how many that is.
-    const guarded = <R>(task: () => Promise<R>) =>
-      setupDeadline.passed() ? Promise.reject(new Error("out of time")) : task();
+    const guarded = <R>(deadline: Deadline, task: () => Promise<R>) =>
+      deadline.passed() ? Promise.reject(new Error("out of time")) : task();
     const fans = (
-      await bounded(indexes, options.setupConcurrency, (i) => guarded(() => cast.api.register(`${tag}_fan${i}`)))
+      await bounded(indexes, options.setupConcurrency, (i) =>
+        guarded(signUpDeadline, () => cast.api.register(`${tag}_fan${i}`)),
+      )
     ).filter((u): u is LoadUser => u !== undefined);
     result.registered = fans.length;
     result.registerMs = performance.now() - setupStarted;
     ctx.log(`fan-out: ${fans.length} signed up; following …`);
     const followStarted = performance.now();
     const follows = await bounded(fans, options.setupConcurrency, (fan) =>
-      guarded(() => cast.api.follow(fan, author).then(() => fan)),
+      guarded(setupDeadline, () => cast.api.follow(fan, author).then(() => fan)),
     );
     const followers = follows.filter((u): u is LoadUser => u !== undefined);
     result.followed = followers.length;
@@ -138,10 +146,16 @@ export async function measureLoadFanout(
         result.stopped = `out of time before post ${r + 1} (budget ${options.budgetMs / 1000} s)`;
         break;
       }
+      // Read first: under a stuck backlog the count itself takes seconds, which are not the wait's.
+      const backlog = await ctx.backlog();
+      const drainMark = await ctx.meter.start();
       const roundBarrier = await barrier(ctx, cast, options.barrierTimeoutMs);
       if (!roundBarrier.ok) {
         // Past a stuck barrier a round would time the backlog ahead of it, not the fan-out.
         result.failedBarrier = roundBarrier;
+        const left = roundBarrier.backlog;
+        const finished = backlog && left ? backlog.queued + backlog.running - (left.queued + left.running) : 0;
+        result.drainCosts = await ctx.meter.stop(drainMark, Math.max(0, finished));
         result.stopped = `the barrier before post ${r + 1} did not get through; no more posts`;
         break;
       }

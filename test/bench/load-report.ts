@@ -23,7 +23,7 @@ function percentiles(name: string, s: Summary | undefined, extra = ""): string {
 function barrierLine(b: BarrierResult): string {
   return b.ok
     ? `barrier before it: through in ${ms(b.ms)}`
-    : `barrier before it: TIMED OUT after ${seconds(b.ms)} (${describeBacklog(b.backlog)})`;
+    : `barrier before it TIMED OUT after ${seconds(b.ms)} (${describeBacklog(b.backlog)})`;
 }
 
 export function reportLatency(r: LatencyResult): string[] {
@@ -74,7 +74,10 @@ export function reportLoadFanout(r: LoadFanoutResult): string[] {
       ...backlogAtEnd(round.backlogAtEnd).map((line) => `  ${line}`),
     );
   });
-  if (r.failedBarrier) lines.push(`  before post ${r.rounds.length + 1}: ${barrierLine(r.failedBarrier)}`);
+  if (r.failedBarrier) {
+    lines.push(`  before post ${r.rounds.length + 1}: ${barrierLine(r.failedBarrier)}`);
+    lines.push(...reportCosts(r.drainCosts, "job").map((line) => line.replace("the measured phase", "that wait")));
+  }
   if (r.rounds.length === 0) lines.push("  no post was measured");
   const median = r.medianAllMs;
   lines.push(
@@ -92,48 +95,49 @@ function backlogAtEnd(backlog: Backlog | undefined): string[] {
   return backlog ? [`  when it stopped waiting for the missing events: ${describeBacklog(backlog)}`] : [];
 }
 
-export function reportCosts(c: Costs | undefined): string[] {
+/** `unit` is what the phase's count counts: delivered events, or jobs a backlog lost meanwhile. */
+export function reportCosts(c: Costs | undefined, unit = "event"): string[] {
   if (!c) return ["  costs: not measured (no measured phase)"];
   const per = (n: number) => (c.events > 0 ? (n / c.events).toFixed(2) : "-");
   const lines = [
-    `  cost of the measured phase: ${c.events} events in ${(c.wallMs / 1000).toFixed(2)} s` +
-      (c.events === 0 ? " (no events: totals only)" : ""),
+    `  cost of the measured phase: ${c.events} ${unit}s in ${(c.wallMs / 1000).toFixed(2)} s` +
+      (c.events === 0 ? ` (no ${unit}s: totals only)` : ""),
   ];
   if (c.mongo) {
     const serverMs = [...c.mongo.byCommand.values()].reduce((sum, t) => sum + t.ms, 0);
     lines.push(
-      `    MongoDB commands: ${c.mongo.messages} (${per(c.mongo.messages)}/event); ` +
-        `server time from request to reply: ${serverMs.toFixed(0)} ms (${per(serverMs)} ms/event)`,
-      `      ${"".padEnd(34)}${"calls".padStart(8)}${"per event".padStart(16)}${"server ms".padStart(11)}${"ms/call".padStart(9)}`,
-      ...tallies(c.mongo.byCommand, per),
+      `    MongoDB commands: ${c.mongo.messages} (${per(c.mongo.messages)}/${unit}); ` +
+        `server time from request to reply: ${serverMs.toFixed(0)} ms (${per(serverMs)} ms/${unit})`,
+      `      ${"".padEnd(34)}${"calls".padStart(8)}${`per ${unit}`.padStart(16)}${"server ms".padStart(11)}${"ms/call".padStart(9)}`,
+      ...tallies(c.mongo.byCommand, per, unit),
       `    by command and collection, the ${TOP_COLLECTIONS} with the most server time:`,
-      ...tallies(c.mongo.byCollection, per, TOP_COLLECTIONS),
+      ...tallies(c.mongo.byCollection, per, unit, TOP_COLLECTIONS),
     );
   } else {
     lines.push("    MongoDB commands: n/a (MONGO_URL names several hosts or an SRV record)");
   }
   const redisTotal = [...c.redis.values()].reduce((a, b) => a + b, 0);
-  lines.push(`    Redis commands: ${redisTotal} (${per(redisTotal)}/event)`, ...table(c.redis, per));
+  lines.push(`    Redis commands: ${redisTotal} (${per(redisTotal)}/${unit})`, ...table(c.redis, per, unit));
   const cpu = [...c.cpuMs].map(([name, value]) =>
     value === undefined ? `${name} n/a` : `${name} ${value.toFixed(0)} (${per(value)})`,
   );
-  lines.push(`    CPU ms in total (per event): ${cpu.join(", ")}`);
+  lines.push(`    CPU ms in total (per ${unit}): ${cpu.join(", ")}`);
   return lines;
 }
 
-function tallies(counts: Map<string, Tally>, per: (n: number) => string, top = Infinity): string[] {
+function tallies(counts: Map<string, Tally>, per: (n: number) => string, unit: string, top = Infinity): string[] {
   return [...counts]
     .sort((a, b) => b[1].ms - a[1].ms)
     .slice(0, top)
     .map(
       ([name, t]) =>
-        `      ${name.padEnd(34)}${String(t.calls).padStart(8)}${per(t.calls).padStart(10)}/event` +
+        `      ${name.padEnd(34)}${String(t.calls).padStart(8)}${per(t.calls).padStart(10)}/${unit}` +
         `${t.ms.toFixed(0).padStart(11)}${(t.ms / t.calls).toFixed(2).padStart(9)}`,
     );
 }
 
-function table(counts: Map<string, number>, per: (n: number) => string): string[] {
+function table(counts: Map<string, number>, per: (n: number) => string, unit: string): string[] {
   return [...counts]
     .sort((a, b) => b[1] - a[1])
-    .map(([name, n]) => `      ${name.padEnd(34)}${String(n).padStart(8)}${per(n).padStart(10)}/event`);
+    .map(([name, n]) => `      ${name.padEnd(34)}${String(n).padStart(8)}${per(n).padStart(10)}/${unit}`);
 }

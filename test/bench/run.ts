@@ -69,16 +69,18 @@ const DEFAULT_FANOUT_ROUNDS = 3;
 const SOAK_SHARE_OF_THROUGHPUT = 0.8;
 const SOAK_REPORT_EVERY_MS = 30_000;
 /**
- * Per scenario, setup included. The reference benchmark bounds each wait (30 s per event, 120 s
- * per barrier and per fan-out); these bound the sum, so a slow Herald still finishes a default run.
+ * Per scenario (LoadOptions.budgetMs says what each bounds). The reference benchmark bounds each
+ * wait (30 s per event, 120 s per barrier and per post); these bound their sum, so that a slow
+ * Herald still finishes a default run.
  */
 const LOAD_BUDGET_MS: Record<"latency" | "throughput" | "fanout", number> = {
   latency: 180_000,
-  throughput: 200_000,
-  // No post starts later; sign-ups, follows and sockets stop being started after FANOUT_SETUP_BUDGET_MS.
+  // For the posting: at the 10 requests/s of a collapsing Herald, 2,000 comments would take longer.
+  throughput: 150_000,
+  // No post starts later; sign-ups stop being started after 2/3 of FANOUT_SETUP_BUDGET_MS, follows after all of it.
   fanout: 420_000,
 };
-const FANOUT_SETUP_BUDGET_MS = 240_000;
+const FANOUT_SETUP_BUDGET_MS = 180_000;
 
 interface Scenario {
   kind: "channel" | "polling";
@@ -303,8 +305,9 @@ function loadHeader(): string {
     `setup: per scenario a fresh database, one worker + one api process, ${process.env["MONGO_URL"] ? "MongoDB from MONGO_URL" : "throwaway FerretDB (SQLite)"}, ` +
       `${process.env["REDIS_URL"] ? "Redis from REDIS_URL" : "throwaway Redis"}; percentiles are nearest-rank; ` +
       `waits: ${EVENT_TIMEOUT_MS / 1000} s per event, 120 s per barrier and per fan-out round; ` +
-      `budgets: latency ${LOAD_BUDGET_MS.latency / 1000} s, throughput ${LOAD_BUDGET_MS.throughput / 1000} s, ` +
-      `fan-out setup ${FANOUT_SETUP_BUDGET_MS / 1000} s and no post after ${LOAD_BUDGET_MS.fanout / 1000} s`,
+      `budgets: latency ${LOAD_BUDGET_MS.latency / 1000} s, throughput posting ${LOAD_BUDGET_MS.throughput / 1000} s, ` +
+      `fan-out setup ${FANOUT_SETUP_BUDGET_MS / 1000} s (sign-ups ${(FANOUT_SETUP_BUDGET_MS * 2) / 3000} s) ` +
+      `and no post after ${LOAD_BUDGET_MS.fanout / 1000} s`,
   ].join("\n");
 }
 
