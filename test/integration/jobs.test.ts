@@ -29,6 +29,9 @@ import { User } from "../../src/modules/user/user.entity.js";
 import { WELCOME_JOB } from "../../src/modules/user/user.subscriber.js";
 import type { JobScheduler } from "../../src/infra/agenda.js";
 import { testRedisUrl } from "../helpers/env.js";
+import { createEmailOutbox } from "../../src/modules/email/email.outbox.js";
+import { NotificationService } from "../../src/modules/notification/notification.service.js";
+import { UnreadCounters } from "../../src/modules/notification/unread-counters.js";
 import { ChannelRecorder, startWorkerStack, type WorkerStack } from "../helpers/stack.js";
 
 /** Jobs may run more than once (retries, a crash, FerretDB's non-atomic locks); effects happen once. */
@@ -208,7 +211,14 @@ describe("jobs are idempotent", () => {
       },
       at: () => Promise.resolve(),
     };
-    await sweep({ ...stack, scheduler: recorder });
+    // A worker that sends email: only such a worker looks for emails whose job was lost.
+    const emailing = new NotificationService(
+      stack.pubsub,
+      new UnreadCounters(publisher, { atomicUpdates: false }),
+      stack.preferences,
+      createEmailOutbox(recorder),
+    );
+    await sweep({ ...stack, notifications: emailing, scheduler: recorder });
     assert.ok(scheduled.some((s) => s.name === WELCOME_JOB && (s.data as { userId: string }).userId === lost.id));
     assert.ok(
       scheduled.some((s) => s.name === DELIVER_JOB && (s.data as { requestId: string }).requestId === request.id),

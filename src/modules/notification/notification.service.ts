@@ -274,6 +274,11 @@ export class NotificationService {
     return plans;
   }
 
+  /** Whether this process plans and schedules emails (SMTP_URL is set). */
+  get sendsEmail(): boolean {
+    return this.email !== undefined;
+  }
+
   /** Those of `userIds` with an open notificationAdded subscription right now, on any instance. */
   listeningForNew(userIds: readonly string[]): Promise<string[]> {
     return this.topics.listening(NOTIFICATION_ADDED, userIds);

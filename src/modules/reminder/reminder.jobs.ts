@@ -10,11 +10,16 @@ import { REMINDER_JOB, type ReminderJobData } from "./reminder.subscriber.js";
 /**
  * The REMINDER, unless it was cancelled, even while this run was starting (see ReminderOutcome);
  * dedupe key `reminder:<id>` makes a second run a no-op.
+ *
+ * The reminder leaves the pending list before its notification is announced, so a client that
+ * refreshes the list on the event never sees it still pending. A run that stopped in between is
+ * run again (its job stays locked until it expires, or is retried): a SENT reminder is delivered
+ * again, which its dedupe key makes harmless.
  */
 export async function fireReminder(deps: PostJobDeps, data: ReminderJobData): Promise<JobOutcome> {
   const em = deps.orm.em.fork();
   const reminder = await findById(em, Reminder, data.reminderId);
-  if (!reminder || reminder.status !== ReminderStatus.PENDING) return "skipped";
+  if (!reminder || reminder.status === ReminderStatus.CANCELLED) return "skipped";
   const { decision } = await decide(em, reminder._id, ReminderDecision.FIRE);
   if (decision === ReminderDecision.CANCEL) {
     // The cancel won; it may have stopped before recording its status.
@@ -25,7 +30,12 @@ export async function fireReminder(deps: PostJobDeps, data: ReminderJobData): Pr
     );
     return "skipped";
   }
-  await deps.notifications.deliver(em, [
+  await em.nativeUpdate(
+    Reminder,
+    { _id: reminder._id, status: ReminderStatus.PENDING },
+    { status: ReminderStatus.SENT },
+  );
+  const { inserted } = await deps.notifications.deliver(em, [
     {
       recipientId: reminder.userId,
       dedupeKey: `reminder:${reminder.id}`,
@@ -34,12 +44,7 @@ export async function fireReminder(deps: PostJobDeps, data: ReminderJobData): Pr
       body: reminder.body,
     },
   ]);
-  await em.nativeUpdate(
-    Reminder,
-    { _id: reminder._id, status: ReminderStatus.PENDING },
-    { status: ReminderStatus.SENT },
-  );
-  return "done";
+  return inserted > 0 ? "done" : "skipped";
 }
 
 export function defineReminderJobs(agenda: Agenda, deps: PostJobDeps): void {
