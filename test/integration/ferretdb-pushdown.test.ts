@@ -136,13 +136,18 @@ function nullFilters(): Filter[] {
     {
       name: "{ f: null, label: { $in } }",
       filter: { f: null, label: { $in: ["missing", "null", "a value", "an array holding null", "false"] } },
-      selects: (d) => eq(d) && ["missing", "null", "a value", "an array holding null", "false"].includes(d["label"]),
+      selects: (d) =>
+        eq(d) && ["missing", "null", "a value", "an array holding null", "false"].includes(d["label"] as string),
     },
     // Two null equalities: either may be the one narrowed in SQL.
     { name: "{ absent: null, f: null }", filter: { absent: null, f: null }, selects: eq },
     { name: "{ f: null, g: null }", filter: { f: null, g: null }, selects: (d) => eq(d) && d["g"] === null },
     { name: "{ f: { $ne: null } }", filter: { f: { $ne: null } }, selects: (d) => !eq(d) },
-    { name: "{ f: { $eq: null, $exists: true } }", filter: { f: { $eq: null, $exists: true } }, selects: (d) => eq(d) && "f" in d },
+    {
+      name: "{ f: { $eq: null, $exists: true } }",
+      filter: { f: { $eq: null, $exists: true } },
+      selects: (d) => eq(d) && "f" in d,
+    },
     { name: "{ $and: [{ f: null }] }", filter: { $and: [{ f: null }] }, selects: eq },
   ];
 }

@@ -175,7 +175,10 @@ describe("indexes", () => {
         assert.match(plan, /MULTI-INDEX OR/, `${what}: ${plan}`);
         const searches = plan.match(/SEARCH \S+ USING INDEX \S+/g) ?? [];
         assert.equal(searches.length, 3, `${what}: ${plan}`);
-        assert.ok(searches.every((s) => s.includes(marker)), `${what}: ${plan}`);
+        assert.ok(
+          searches.every((s) => s.includes(marker)),
+          `${what}: ${plan}`,
+        );
         assert.doesNotMatch(plan, /detail=SCAN/, `${what}: ${plan}`);
       }
     }

@@ -111,7 +111,9 @@ try {
     notifiedAt: i % Math.floor(docs / UNNOTIFIED) === 0 ? null : new Date(t0 + i * 1000 + 1000),
   }));
   const cutoff = new Date(t0 + docs * 1000);
-  process.stdout.write(`${binary}: wrote ${docs} notifications, users, follows and comments in ${seconds(started)} s\n`);
+  process.stdout.write(
+    `${binary}: wrote ${docs} notifications, users, follows and comments in ${seconds(started)} s\n`,
+  );
 
   // Follow i is of owner i % owners.length.
   const ownerIndex = (run) => (run * 7919) % owners.length;
