@@ -7,7 +7,8 @@ import { uniqueDatabase } from "../helpers/herald.js";
 /**
  * Equality on a field, `{ f: v }`, as MongoDB answers it: documents where f is v, or an array with
  * v as an element; never f missing, null, another type that looks the same, v nested deeper, or v
- * under another field. `{ f: { $in: [v1, v2, …] } }` likewise, for any of the values. Herald's
+ * under another field. `{ f: { $in: [v1, v2, …] } }` likewise, for any of the values. `{ f: null }`:
+ * f missing, null, or an array holding null; never false, 0, "" or null nested deeper. Herald's
  * FerretDB build narrows such queries in SQL before filtering them
  * (tools/ferretdb/patches/sqlite-eq-pushdown.mjs), so every command that takes a filter is checked
  * here, with and without indexes on the field, and `_id: { $in }` too. The assertions are MongoDB's
@@ -87,6 +88,67 @@ function documentsFor(c: Case): { label: string; f?: unknown; g?: unknown; match
       { label: `lookalike ${i}`, f: l, matches: false },
       { label: `an array of lookalike ${i}`, f: [l], matches: false },
     ]),
+  ];
+}
+
+/**
+ * Documents for `{ f: null }`, which MongoDB matches when f is missing, null, or an array holding
+ * null; never a falsy value, an array without null, or null nested in a document.
+ */
+const NULL_DOCUMENTS: { label: string; f?: unknown; g?: unknown; matches: boolean }[] = [
+  { label: "missing", matches: true },
+  { label: "missing again", matches: true },
+  { label: "null", f: null, matches: true },
+  { label: "null again", f: null, matches: true },
+  { label: "a value", f: "x", matches: false },
+  { label: "a date", f: WHEN, matches: false },
+  { label: "an array holding null", f: ["x", null], matches: true },
+  { label: "an array of null alone", f: [null], matches: true },
+  { label: "an array without null", f: ["x"], matches: false },
+  { label: "an empty array", f: [], matches: false },
+  { label: "an array holding a document of null", f: [{ f: null }], matches: false },
+  { label: "a document holding null", f: { f: null }, matches: false },
+  { label: "an empty document", f: {}, matches: false },
+  { label: "false", f: false, matches: false },
+  { label: "zero", f: 0, matches: false },
+  { label: "a long zero", f: Long.fromNumber(0), matches: false },
+  { label: "the empty string", f: "", matches: false },
+  { label: "the string null", f: "null", matches: false },
+  { label: "an array of false", f: [false], matches: false },
+  { label: "missing, null under another field", g: null, matches: true },
+  { label: "a value, null under another field", f: "y", g: null, matches: false },
+];
+
+/** Filters with `{ f: null }` and what they select, by MongoDB's rules. */
+function nullFilters(): Filter[] {
+  const eq = (doc: Document) => doc["matches"] === true;
+  return [
+    { name: "{ f: null }", filter: { f: null }, selects: eq },
+    { name: "{ f: { $eq: null } }", filter: { f: { $eq: null } }, selects: eq },
+    // The recovery sweeps' shape: null, and a range on another field.
+    {
+      name: "{ f: null, seq: { $lt } }",
+      filter: { f: null, seq: { $lt: 10 } },
+      selects: (d) => eq(d) && (d["seq"] as number) < 10,
+    },
+    // An equality on another field, which may be the indexed one, beside null.
+    { name: "{ kind, f: null }", filter: { kind: "even", f: null }, selects: (d) => eq(d) && d["kind"] === "even" },
+    {
+      name: "{ f: null, label: { $in } }",
+      filter: { f: null, label: { $in: ["missing", "null", "a value", "an array holding null", "false"] } },
+      selects: (d) =>
+        eq(d) && ["missing", "null", "a value", "an array holding null", "false"].includes(d["label"] as string),
+    },
+    // Two null equalities: either may be the one narrowed in SQL.
+    { name: "{ absent: null, f: null }", filter: { absent: null, f: null }, selects: eq },
+    { name: "{ f: null, g: null }", filter: { f: null, g: null }, selects: (d) => eq(d) && d["g"] === null },
+    { name: "{ f: { $ne: null } }", filter: { f: { $ne: null } }, selects: (d) => !eq(d) },
+    {
+      name: "{ f: { $eq: null, $exists: true } }",
+      filter: { f: { $eq: null, $exists: true } },
+      selects: (d) => eq(d) && "f" in d,
+    },
+    { name: "{ $and: [{ f: null }] }", filter: { $and: [{ f: null }] }, selects: eq },
   ];
 }
 
@@ -270,11 +332,11 @@ describe("equality and $in on a field (FerretDB pushes them down to SQL)", () =>
   async function collectionFor(
     name: string,
     layout: { indexes: Document[] },
-    c: Case,
+    c: Case | typeof NULL_DOCUMENTS,
   ): Promise<[Collection, Document[]]> {
     const coll: Collection = db.collection(name);
     for (const key of layout.indexes) await coll.createIndex(key);
-    const docs: Document[] = documentsFor(c).map((d, seq) => ({
+    const docs: Document[] = (Array.isArray(c) ? c : documentsFor(c)).map((d, seq) => ({
       _id: new ObjectId(),
       seq,
       kind: seq % 2 === 0 ? "even" : "odd",
@@ -287,6 +349,15 @@ describe("equality and $in on a field (FerretDB pushes them down to SQL)", () =>
 
   LAYOUTS.forEach((layout, l) => {
     describe(layout.name, () => {
+      it("finds, counts, updates and deletes by null", async () => {
+        const [coll, docs] = await collectionFor(`null_${l}`, layout, NULL_DOCUMENTS);
+        for (const { name, filter, selects } of nullFilters()) {
+          const want = labels(docs.filter(selects));
+          assert.ok(want.length >= 1 && want.length < docs.length, `${name}: the case selects some documents`);
+          await assertEveryCommand(coll, docs, filter, want, `null, ${name}`);
+        }
+      });
+
       CASES.forEach((c, k) => {
         it(`finds, counts, updates and deletes by ${c.name}`, async () => {
           const [coll, docs] = await collectionFor(`eq_${l}_${k}`, layout, c);

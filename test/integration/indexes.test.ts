@@ -117,7 +117,7 @@ describe("indexes", () => {
     }
   });
 
-  it("FerretDB searches an index for each of them that has an equality it pushes down", async (t) => {
+  it("FerretDB searches an index for each of them that has an equality or a null it pushes down", async (t) => {
     const info = await db().admin().command({ buildInfo: 1 });
     if (!("ferretdbVersion" in info || "ferretdbFeatures" in info)) {
       t.skip("this checks Herald's FerretDB build (tools/ferretdb/patches), whose explain shows SQLite's plan");
@@ -125,8 +125,9 @@ describe("indexes", () => {
     }
     for (const query of QUERIES) {
       const filter = Object.fromEntries(Object.keys(query.filter).map((key) => [key, sampleValue(key)]));
-      // Top-level equality on an ObjectId or a string; null and dotted paths stay in Go.
-      if (!Object.entries(filter).some(([key, value]) => !key.includes(".") && value !== null)) continue;
+      // Top-level equality on an ObjectId, a string or null on the key the index starts with;
+      // dotted paths stay in Go.
+      if (Object.keys(filter)[0]?.includes(".") !== false) continue;
       const plan = JSON.stringify(await db().collection(query.collection).find(filter).explain());
       assert.match(plan, /USING INDEX/, `${query.collection}: ${query.what}: ${plan}`);
       assert.doesNotMatch(plan, /detail=SCAN/, `${query.collection}: ${query.what}: ${plan}`);
@@ -147,6 +148,50 @@ describe("indexes", () => {
       assert.match(plan, index, `${query.collection}: ${query.what}: ${plan}`);
       assert.doesNotMatch(plan, /detail=SCAN/, `${query.collection}: ${query.what}: ${plan}`);
     }
+  });
+
+  it("FerretDB searches an index for each recovery sweep's { marker: null, createdAt: { $lt } }", async (t) => {
+    const info = await db().admin().command({ buildInfo: 1 });
+    if (!("ferretdbVersion" in info || "ferretdbFeatures" in info)) {
+      t.skip("this checks Herald's FerretDB build (tools/ferretdb/patches), whose explain shows SQLite's plan");
+      return;
+    }
+    const cutoff = new Date(Date.now() - 60_000);
+    const sweeps: [string, string][] = [
+      ["comments", "notifiedAt"],
+      ["follows", "notifiedAt"],
+      ["users", "welcomedAt"],
+      ["posts", "fanoutCompletedAt"],
+      ["notification_requests", "completedAt"],
+    ];
+    for (const [collection, marker] of sweeps) {
+      for (const filter of [
+        { [marker]: null, createdAt: { $lt: cutoff } },
+        { [marker]: { $eq: null }, createdAt: { $lt: cutoff } },
+      ]) {
+        const what = `${collection}: ${JSON.stringify(filter)}`;
+        const plan = JSON.stringify(await db().collection(collection).find(filter).explain());
+        // Missing, null and arrays: three searches of the index that starts with the marker.
+        assert.match(plan, /MULTI-INDEX OR/, `${what}: ${plan}`);
+        const searches = plan.match(/SEARCH \S+ USING INDEX \S+/g) ?? [];
+        assert.equal(searches.length, 3, `${what}: ${plan}`);
+        assert.ok(
+          searches.every((s) => s.includes(marker)),
+          `${what}: ${plan}`,
+        );
+        assert.doesNotMatch(plan, /detail=SCAN/, `${what}: ${plan}`);
+      }
+    }
+    // An unread count: the equality on recipientId is the one pushed down, not a null.
+    const unread = JSON.stringify(
+      await db()
+        .collection("notifications")
+        .find({ readAt: null, recipientId: new ObjectId(), archivedAt: null })
+        .explain(),
+    );
+    const searches = unread.match(/SEARCH \S+ USING INDEX \S+/g) ?? [];
+    assert.ok(searches.length > 0 && searches.every((s) => s.includes("recipientId")), unread);
+    assert.doesNotMatch(unread, /detail=SCAN/, unread);
   });
 
   function explainIn(query: (typeof IN_QUERIES)[number]): Promise<Document> {

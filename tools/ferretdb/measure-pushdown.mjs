@@ -5,8 +5,8 @@
 //   node tools/ferretdb/measure-pushdown.mjs <ferretdb binary> [--docs=100000] [--runs=10] [--only=TEXT]
 //
 // It starts the binary on a free port with a throwaway SQLite directory, writes `docs` notifications
-// (100 per recipient, half of them unread), `docs` users and `docs` follows (100 per followee) with
-// Herald's indexes, then prints the median and the slowest of `runs` runs of each query (of those
+// (100 per recipient, half of them unread), `docs` users, `docs` follows (100 per followee) and
+// `docs` comments (50 of them not yet notified, for the recovery sweep) with Herald's indexes, then prints the median and the slowest of `runs` runs of each query (of those
 // whose name contains TEXT, with --only), in ms.
 // Run it from the project directory (it uses the project's mongodb driver).
 import { spawn } from "node:child_process";
@@ -69,6 +69,8 @@ try {
   const follows = db.collection("follows");
   await follows.createIndex({ followerId: 1, followeeId: 1 }, { unique: true });
   await follows.createIndex({ followeeId: 1, _id: 1 });
+  const comments = db.collection("comments");
+  await comments.createIndex({ notifiedAt: 1, createdAt: 1 });
 
   const started = performance.now();
   const t0 = Date.UTC(2025, 0, 1);
@@ -98,7 +100,20 @@ try {
     followeeId: owners[i % owners.length],
     createdAt: new Date(t0 + i),
   }));
-  process.stdout.write(`${binary}: wrote ${docs} notifications, users and follows in ${seconds(started)} s\n`);
+  // 50 comments not yet notified, spread over the collection; the others notified a second after.
+  const UNNOTIFIED = 50;
+  await fill(comments, (i) => ({
+    _id: new ObjectId(),
+    postId: owners[i % owners.length],
+    authorId: followers[i],
+    body: "A comment of some length. ".repeat(3),
+    createdAt: new Date(t0 + i * 1000),
+    notifiedAt: i % Math.floor(docs / UNNOTIFIED) === 0 ? null : new Date(t0 + i * 1000 + 1000),
+  }));
+  const cutoff = new Date(t0 + docs * 1000);
+  process.stdout.write(
+    `${binary}: wrote ${docs} notifications, users, follows and comments in ${seconds(started)} s\n`,
+  );
 
   // Follow i is of owner i % owners.length.
   const ownerIndex = (run) => (run * 7919) % owners.length;
@@ -170,8 +185,15 @@ try {
       () => notifications.countDocuments({ kind: "SYSTEM" }),
     ],
     [
-      "notifications: countDocuments({ readAt: null }) (not pushed down: a scan)",
+      "notifications: countDocuments({ readAt: null }) (pushed down, no index, half the documents match)",
       () => notifications.countDocuments({ readAt: null }),
+    ],
+    [
+      `comments: recovery sweep, find({ notifiedAt: null, createdAt: { $lt } }), ${UNNOTIFIED} documents`,
+      async () => {
+        const found = await comments.find({ notifiedAt: null, createdAt: { $lt: cutoff } }).toArray();
+        if (found.length !== UNNOTIFIED) throw new Error(`the sweep found ${found.length} comments`);
+      },
     ],
   ];
 

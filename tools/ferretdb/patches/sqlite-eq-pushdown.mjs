@@ -24,6 +24,19 @@
 //
 //     WHERE _ferretdb_sjson->'_id' IN (json(?), json(?), …)
 //
+// - a null equality, `{ field: null }` or `{ field: { $eq: null } }`, which matches the field
+//   missing, holding null, or an array holding null (FerretDB's Go filter takes a missing field as
+//   null, and compares an array to null element by element), becomes
+//
+//     WHERE (_ferretdb_sjson->'field' IS NULL OR _ferretdb_sjson->'field' = 'null'
+//            OR (_ferretdb_sjson->'field' >= '[' AND _ferretdb_sjson->'field' < '\'))
+//
+//   `->` gives SQL NULL for a missing key and the JSON text `null` for a null value. SQLite
+//   answers it from the index as a MULTI-INDEX OR of three searches (`<expr>=?` twice, for IS NULL
+//   and for = 'null', and the range). Herald's recovery sweeps (`{ notifiedAt: null, createdAt:
+//   { $lt } }` and the like, on indexes that start with the null-tested field) find the few
+//   documents not yet done this way instead of decoding the whole collection.
+//
 // with each value encoded as FerretDB stores it (duplicates, and values that encode alike, such as
 // an ObjectId and its hex string, passed once). `->'field'` is the expression of FerretDB's index
 // on the field (SQLite reads the index's `"field"` as the same string), `_id`'s unique index
@@ -36,11 +49,13 @@
 // the values is always selected.
 //
 // One condition is pushed, the first of the best kind the filter has: `_id: { $in }` (FerretDB's
-// own pushdown of `_id` equality comes before all of these), then an equality and then a `$in` on a
-// field that leads an index, then an equality and then a `$in` on any other field. Null (which
-// matches a missing field), numbers (int 1, long 1 and double 1.0 are equal but a long and a double
-// can be written differently), regexes, documents, arrays, an empty or longer `$in` list, `$in`
-// beside other operators on the field, and every other operator are left to Go, as before.
+// own pushdown of `_id` equality comes before all of these), then an equality, a `$in` and a null
+// equality on a field that leads an index, then an equality, a `$in` and a null equality on any
+// other field (a null equality comes after the others: where most documents hold no value, it
+// selects many). Null inside a `$in` list, numbers (int 1, long 1 and double 1.0 are equal but a
+// long and a double can be written differently), regexes, documents, arrays, an empty or longer
+// `$in` list, `$in` or `$eq` beside other operators on the field, and every other operator are left
+// to Go, as before.
 //
 // The SQL is a narrowing, never the answer: the backend contract says a filter may be applied
 // partially and every handler that passes a filter to Query (find and getMore, count, distinct,
@@ -124,6 +139,14 @@ const filterFile = "handler/common/filter.go";
 const filterSource = read(filterFile);
 expectOnce(filterFile, filterSource, `case "$in":`);
 expectOnce(filterFile, filterSource, "// {field: {$in: [value1, value2, ...]}}");
+// `{field: null}` matches a missing field, and a value that compares equal to null (null, or an
+// array holding null: Compare takes an array element by element); `{field: {$eq: null}}` compares
+// a missing field as null.
+expectOnce(filterFile, filterSource, "// comparing non-existent field with null returns true");
+expectOnce(filterFile, filterSource, "\t\t\t\tfieldValue = types.Null\n");
+const compareFile = "types/compare.go";
+const compareSource = read(compareFile);
+expectOnce(compareFile, compareSource, "\tcase *Array:\n\t\treturn compareArray(docValue, filterValue)\n");
 // `_id` is never an array: every document written (insert, update, upsert) is validated so.
 const validation = "types/document_validation.go";
 expectOnce(validation, read(validation), `"The '_id' value cannot be of type array"`);
@@ -161,7 +184,7 @@ source = source.replace(
   queryAnchor,
   `
 
-	// Herald: one top-level equality or $in (sqlite-eq-pushdown.mjs).
+	// Herald: one top-level equality, $in or null equality (sqlite-eq-pushdown.mjs).
 	if whereClause == "" {
 		whereClause, args = prepareEqWhereClause(meta, params.Filter)
 	}${queryAnchor}`,
@@ -170,7 +193,7 @@ source = source.replace(
   explainAnchor,
   `
 
-	// Herald: one top-level equality or $in (sqlite-eq-pushdown.mjs).
+	// Herald: one top-level equality, $in or null equality (sqlite-eq-pushdown.mjs).
 	if whereClause == "" {
 		whereClause, args = prepareEqWhereClause(meta, params.Filter)
 		filterPushdown = whereClause != ""
@@ -230,30 +253,48 @@ func eqPushdownScalar(v any) (string, bool) {
 	}
 }
 
-// eqPushdownCondition returns the distinct sjson encodings of the values that {field: cond} needs
-// the field to equal, or to hold as an array element: v for a value v or a lone {$eq: v}, the
-// values of a lone {$in: [...]} (in is then true). ok is false for any other condition, when one of
-// the values is not a string, an ObjectId, a boolean or a date, and for an empty or too long list.
-func eqPushdownCondition(cond any) (args []any, in, ok bool) {
+// The kinds of condition pushed down.
+const (
+	eqPushdownEq   = iota // {field: v}, {field: {$eq: v}}
+	eqPushdownIn          // {field: {$in: [v1, v2, ...]}}
+	eqPushdownNull        // {field: null}, {field: {$eq: null}}
+)
+
+// eqPushdownValue returns the kind of an equality to v, and the sjson encoding of v when it is not
+// null.
+func eqPushdownValue(v any) (args []any, kind int, ok bool) {
+	if _, isNull := v.(types.NullType); isNull {
+		return nil, eqPushdownNull, true
+	}
+
+	a, ok := eqPushdownScalar(v)
+
+	return []any{a}, eqPushdownEq, ok
+}
+
+// eqPushdownCondition returns the kind of {field: cond} and the distinct sjson encodings of the
+// values that it needs the field to equal, or to hold as an array element: v for a value v or a
+// lone {$eq: v}, the values of a lone {$in: [...]}, none for null. ok is false for any other
+// condition, when one of the values is not a string, an ObjectId, a boolean or a date (or null,
+// outside a $in), and for an empty or too long list.
+func eqPushdownCondition(cond any) (args []any, kind int, ok bool) {
 	d, isDoc := cond.(*types.Document)
 	if !isDoc {
-		a, ok := eqPushdownScalar(cond)
-		return []any{a}, false, ok
+		return eqPushdownValue(cond)
 	}
 
 	if d.Len() != 1 {
-		return nil, false, false
+		return nil, 0, false
 	}
 
 	switch d.Keys()[0] {
 	case "$eq":
-		a, ok := eqPushdownScalar(d.Values()[0])
-		return []any{a}, false, ok
+		return eqPushdownValue(d.Values()[0])
 
 	case "$in":
 		list, isArray := d.Values()[0].(*types.Array)
 		if !isArray || list.Len() == 0 {
-			return nil, true, false
+			return nil, eqPushdownIn, false
 		}
 
 		seen := make(map[string]struct{}, min(list.Len(), eqPushdownMaxIn))
@@ -261,7 +302,7 @@ func eqPushdownCondition(cond any) (args []any, in, ok bool) {
 		for i := 0; i < list.Len(); i++ {
 			a, ok := eqPushdownScalar(must.NotFail(list.Get(i)))
 			if !ok {
-				return nil, true, false
+				return nil, eqPushdownIn, false
 			}
 
 			if _, dup := seen[a]; dup {
@@ -269,64 +310,59 @@ func eqPushdownCondition(cond any) (args []any, in, ok bool) {
 			}
 
 			if len(seen) == eqPushdownMaxIn {
-				return nil, true, false
+				return nil, eqPushdownIn, false
 			}
 
 			seen[a] = struct{}{}
 			args = append(args, a)
 		}
 
-		return args, true, true
+		return args, eqPushdownIn, true
 
 	default:
-		return nil, false, false
+		return nil, 0, false
 	}
 }
 
 // prepareEqWhereClause returns a WHERE clause selecting every row whose document may match one
 // top-level equality or $in of filter, and its arguments; or "" and nil when none qualifies.
 //
-// It takes the first condition of the best kind: _id $in; an equality, then a $in, on a field that
-// leads an index; an equality, then a $in, on another field.
+// It takes the first condition of the best kind: _id $in; an equality, a $in, then a null equality
+// on a field that leads an index; an equality, a $in, then a null equality on another field.
 //
-// The clause selects a superset of the matching documents: the field equal to one of the values,
-// or holding an array (which may contain one), except for _id, which is never an array. The
-// handler filters the rows again.
+// The clause selects a superset of the matching documents: the field equal to one of the values
+// (for null: missing, or null), or holding an array (which may contain one), except for _id, which
+// is never an array. The handler filters the rows again.
 func prepareEqWhereClause(meta *metadata.Collection, filter *types.Document) (string, []any) {
 	keys := filter.Keys()
 	values := filter.Values()
 
-	const none = 5
+	const none = 7
 
-	chosen, rank, in, args := "", none, false, []any(nil)
+	chosen, rank, kind, args := "", none, 0, []any(nil)
 
 	for i, key := range keys {
 		if !eqPushdownField(key) {
 			continue
 		}
 
-		a, isIn, ok := eqPushdownCondition(values[i])
+		a, k, ok := eqPushdownCondition(values[i])
 		if !ok {
 			continue
 		}
 
-		var r int
+		// _id $in first; then by kind (equality, $in, null), on an index-leading field before another.
+		r := 1 + k
 
-		switch indexed := eqPushdownIndexed(meta, key); {
-		case key == "_id" && isIn:
+		switch {
+		case key == "_id" && k == eqPushdownIn:
 			r = 0
-		case indexed && !isIn:
-			r = 1
-		case indexed:
-			r = 2
-		case !isIn:
-			r = 3
-		default:
-			r = 4
+		case !eqPushdownIndexed(meta, key):
+			r += 3
 		}
 
 		if r < rank {
-			chosen, rank, in, args = key, r, isIn, a
+			chosen, rank, kind, args = key, r, k, a
 		}
 
 		if rank == 0 {
@@ -343,8 +379,12 @@ func prepareEqWhereClause(meta *metadata.Collection, filter *types.Document) (st
 	// The JSON text of a value starts with '[' only for an array; '\\' is the next character.
 	arrays := fmt.Sprintf(\`(%[1]s >= '[' AND %[1]s < '\\')\`, expr)
 
-	if !in {
+	switch kind {
+	case eqPushdownEq:
 		return fmt.Sprintf(\` WHERE (%s = json(?) OR %s)\`, expr, arrays), args
+	case eqPushdownNull:
+		// Missing (SQL NULL), null (the JSON text null), or an array.
+		return fmt.Sprintf(\` WHERE (%[1]s IS NULL OR %[1]s = 'null' OR %[2]s)\`, expr, arrays), nil
 	}
 
 	list := strings.Repeat(", json(?)", len(args))[2:]
