@@ -71,6 +71,20 @@ export function isBulkOfDuplicates(err: unknown): err is BulkDuplicates {
 }
 
 /**
+ * Inserts the documents unordered, so that a duplicate key (another run got there first) does not
+ * stop the rest; returns the indexes, in `docs`, of those that went in.
+ */
+export async function insertNew(collection: Collection<Document>, docs: Document[]): Promise<number[]> {
+  try {
+    await collection.insertMany(docs, { ordered: false });
+    return docs.map((_, i) => i);
+  } catch (err) {
+    if (!isBulkOfDuplicates(err)) throw err;
+    return Object.keys(err.insertedIds).map(Number);
+  }
+}
+
+/**
  * The document whose `_id` is the given hex string: null when there is none, and for a malformed id,
  * which comes from a client or from stored job data and names nothing.
  */

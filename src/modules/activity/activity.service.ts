@@ -1,6 +1,6 @@
 import { ObjectId } from "@mikro-orm/mongodb";
 import type { EntityManager } from "../../infra/orm.js";
-import { isBulkOfDuplicates } from "../../infra/orm.js";
+import { insertNew } from "../../infra/orm.js";
 import { GroupCommit } from "../../infra/group-commit.js";
 import type { Collection, Document } from "mongodb";
 import { badInput } from "../../graphql/errors.js";
@@ -35,14 +35,8 @@ export class ActivityService {
         return { _id, dedupeKey, verb, actorId, targetType, targetId, createdAt };
       });
       const collection = first.em.getCollection(ActivityEntry) as unknown as Collection<Document>;
-      try {
-        await collection.insertMany(docs, { ordered: false });
-        return items.map(() => true);
-      } catch (err) {
-        if (!isBulkOfDuplicates(err)) throw err;
-        const inserted = new Set(Object.keys(err.insertedIds).map(Number));
-        return items.map((_, i) => inserted.has(i));
-      }
+      const inserted = new Set(await insertNew(collection, docs));
+      return items.map((_, i) => inserted.has(i));
     },
     { maxItems: 100, parallel: 2 },
   );

@@ -1,11 +1,11 @@
 import { ObjectId } from "@mikro-orm/mongodb";
-import type { Collection, Document } from "mongodb";
+import type { Document } from "mongodb";
 import type { EntityManager } from "../../infra/orm.js";
 import { badInput, notFound } from "../../graphql/errors.js";
 import { Notification } from "./notification.entity.js";
 import { NotificationStatus } from "./notification.enums.js";
 import { afterCursor, decodeCursor, encodeCursor } from "./cursor.js";
-import type { NotificationService } from "./notification.service.js";
+import { notificationCollection, type NotificationService } from "./notification.service.js";
 import {
   toNotificationView,
   type NotificationConnection,
@@ -165,9 +165,4 @@ function filterConditions(filter: NotificationFilter | null | undefined): Record
   conditions.push(filter?.archived ? { archivedAt: { $ne: null } } : { archivedAt: null });
   if (filter?.kinds && filter.kinds.length > 0) conditions.push({ kind: { $in: filter.kinds } });
   return conditions;
-}
-
-/** The raw collection, for a delete that answers what it deleted. */
-function notificationCollection(em: EntityManager): Collection<Document> {
-  return em.getCollection(Notification) as unknown as Collection<Document>;
 }

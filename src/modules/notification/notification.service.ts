@@ -1,6 +1,6 @@
 import { ObjectId } from "@mikro-orm/mongodb";
 import type { Collection, Document } from "mongodb";
-import { isBulkOfDuplicates, type EntityManager } from "../../infra/orm.js";
+import { insertNew, type EntityManager } from "../../infra/orm.js";
 import type { TopicPublisher } from "../../infra/pubsub.js";
 import type { EmailOutbox } from "../email/email.outbox.js";
 import type { DeliveryPlan, EmailPlan } from "../preferences/preferences.service.js";
@@ -336,15 +336,7 @@ export class NotificationService {
 
   /** Inserts the documents whose dedupe key is new; returns those it inserted. */
   private async insertIgnoringDuplicates(em: EntityManager, docs: NotificationDocument[]): Promise<NotificationView[]> {
-    // Unordered: a duplicate (another run got there first) must not stop the rest of the batch.
-    let insertedIndexes: number[];
-    try {
-      await notificationCollection(em).insertMany(docs, { ordered: false });
-      insertedIndexes = docs.map((_, i) => i);
-    } catch (err) {
-      if (!isBulkOfDuplicates(err)) throw err;
-      insertedIndexes = Object.keys(err.insertedIds).map(Number);
-    }
+    const insertedIndexes = await insertNew(notificationCollection(em), docs);
     return insertedIndexes.flatMap((i) => {
       const doc = docs[i];
       return doc ? [docToView(doc)] : [];
@@ -440,7 +432,10 @@ function pendingEmail() {
   };
 }
 
-/** The raw collection, for an unordered batch insert, which MikroORM's unit of work does not express. */
-function notificationCollection(em: EntityManager): Collection<Document> {
+/**
+ * The raw collection, for what MikroORM's unit of work does not express: an unordered batch insert,
+ * an update or delete that answers the document as it was.
+ */
+export function notificationCollection(em: EntityManager): Collection<Document> {
   return em.getCollection(Notification) as unknown as Collection<Document>;
 }
