@@ -41,6 +41,10 @@ export function createAgenda(options: {
     ? new RedisNotificationChannel({ redis: options.redis, channelName: `herald:jobs:${options.namespace}` })
     : undefined;
   const store = new RedisJobStore(options.redis, `herald:{jobs:${options.namespace}}:`);
+  // Agenda publishes the start, success and complete of every run on a channel that can carry
+  // them, and every process parses them to re-emit them as events; Herald listens to none, so the
+  // channel carries new jobs only. Three publishes a job fewer, in every process.
+  if (channel) Object.defineProperty(channel, "publishState", { value: undefined });
   // The channel is an EventEmitter: an unheard 'error' would crash the process.
   channel?.on("error", (err: Error) => options.logger.warn({ err }, "agenda notification channel error"));
   const agenda = new Agenda({
@@ -75,7 +79,7 @@ export function createAgenda(options: {
  * then takes what is due. The announcement follows Agenda's save of the run's outcome.
  */
 function announceWhatARunLeavesDue(agenda: Agenda, channel: RedisNotificationChannel, logger: Logger): void {
-  // Other processes' runs are re-emitted here too, as plain notifications with `remote` set.
+  // Runs of other processes would come with `remote` set, were their states published (they are not).
   agenda.on("complete", (job: Job, remote?: boolean) => {
     if (remote === true) return;
     const limited = (agenda.definitions[job.attrs.name]?.lockLimit ?? 0) > 0;
@@ -105,21 +109,24 @@ export function agendaScheduler(agenda: Agenda): JobScheduler {
 }
 
 /**
- * Schedules one job per item after a commit. A throw from `afterFlush` would reject a flush whose
- * data is already written, so failures are logged; the recovery sweep reschedules what was missed.
+ * Schedules one job per item after a commit, all at once (their Redis commands share round trips).
+ * A throw from `afterFlush` would reject a flush whose data is already written, so failures are
+ * logged; the recovery sweep reschedules what was missed.
  */
 export async function scheduleEach<Item>(
   items: Item[],
   schedule: (item: Item) => Promise<void>,
   logger: Logger,
 ): Promise<void> {
-  for (const item of items) {
-    try {
-      await schedule(item);
-    } catch (err) {
-      logger.error({ err, item }, "could not schedule job after commit; the recovery sweep will retry");
-    }
-  }
+  await Promise.all(
+    items.map(async (item) => {
+      try {
+        await schedule(item);
+      } catch (err) {
+        logger.error({ err, item }, "could not schedule job after commit; the recovery sweep will retry");
+      }
+    }),
+  );
 }
 
 /** What a handler may do to the run it is in. */

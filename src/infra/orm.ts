@@ -107,6 +107,30 @@ type Identified = { _id: ObjectId };
 // Per ORM (its configuration, which every fork shares), by entity class: a GroupCommit each.
 const finders = new WeakMap<object, Map<Function, object>>();
 const markers = new WeakMap<object, Map<string, GroupCommit<string, void>>>();
+const creators = new WeakMap<object, Map<Function, GroupCommit<object, void>>>();
+
+/**
+ * Persists a new entity and flushes, batched (see GroupCommit): the new entities of its class that
+ * requests of this process create meanwhile go in with one flush, one insertMany, and the
+ * subscribers see them in one afterFlush. The entity is written by a unit of work of its own, not
+ * `em`'s. When the flush fails, every entity of the batch fails with it.
+ */
+export function createBatched<Entity extends object>(em: EntityManager, created: Entity): Promise<void> {
+  const byEntity = creators.get(em.config) ?? new Map<Function, GroupCommit<object, void>>();
+  creators.set(em.config, byEntity);
+  let creator = byEntity.get(created.constructor);
+  if (!creator) {
+    creator = new GroupCommit<object, void>(
+      async (entities) => {
+        await em.fork().persist(entities).flush();
+        return entities.map(() => undefined);
+      },
+      { maxItems: 200, parallel: 2 },
+    );
+    byEntity.set(created.constructor, creator);
+  }
+  return creator.submit(created);
+}
 
 /**
  * findById, batched (see GroupCommit): the finds of one entity asked for meanwhile, by requests or

@@ -1,5 +1,5 @@
 import { ObjectId } from "@mikro-orm/mongodb";
-import { findBatched, type EntityManager } from "../../infra/orm.js";
+import { createBatched, findBatched, type EntityManager } from "../../infra/orm.js";
 import { notFound } from "../../graphql/errors.js";
 import { Comment, Post } from "./post.entity.js";
 import type { AddCommentInput, CreatePostInput } from "./post.inputs.js";
@@ -8,8 +8,8 @@ import type { AddCommentInput, CreatePostInput } from "./post.inputs.js";
 export class PostService {
   async create(em: EntityManager, authorId: string, input: CreatePostInput): Promise<Post> {
     const post = new Post(new ObjectId(authorId), input.title.trim(), input.body);
-    // PostSubscriber schedules post.fanout once this write is committed.
-    await em.persist(post).flush();
+    // The post subscribers schedule post.fanout once it is committed.
+    await createBatched(em, post);
     return post;
   }
 
@@ -17,8 +17,9 @@ export class PostService {
     const post = await this.find(em, input.postId);
     if (!post) throw notFound("Post");
     const comment = new Comment(post._id, new ObjectId(authorId), input.body);
-    // CommentSubscriber schedules comment.notify once this write is committed.
-    await em.persist(comment).flush();
+    // Written with the other comments of the moment; the post subscribers then schedule
+    // comment.notify for each, once they are committed.
+    await createBatched(em, comment);
     return comment;
   }
 
