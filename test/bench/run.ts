@@ -14,6 +14,8 @@
 //
 // Starts a throwaway FerretDB and Redis unless MONGO_URL / REDIS_URL name servers to use (each
 // scenario then gets a fresh database, dropped afterwards). Figures go to stdout, progress to stderr.
+// To profile: HERALD_NODE_OPTIONS="--cpu-prof --cpu-prof-dir=DIR" profiles the api and worker
+// processes; FERRETDB_BIN may name a script that runs FerretDB with -pprof-addr.
 import { mkdtemp, rm } from "node:fs/promises";
 import { constants as osConstants, cpus, tmpdir } from "node:os";
 import path from "node:path";

@@ -43,7 +43,13 @@ export function baseEnv(database: string): Record<string, string> {
 export async function startHerald(env: Record<string, string>): Promise<HeraldProcess> {
   const port = await freePort();
   const child = spawn(process.execPath, [MAIN], {
-    env: { PATH: process.env["PATH"] ?? "", ...env, PORT: String(port) },
+    env: {
+      PATH: process.env["PATH"] ?? "",
+      // Node's own options for Herald's processes alone, e.g. --cpu-prof to profile a benchmark.
+      ...(process.env["HERALD_NODE_OPTIONS"] ? { NODE_OPTIONS: process.env["HERALD_NODE_OPTIONS"] } : {}),
+      ...env,
+      PORT: String(port),
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";

@@ -67,9 +67,33 @@ export class Comment {
   @Property({ nullable: true })
   notifiedAt?: Date | null;
 
+  /**
+   * Not stored: what the request that wrote the comment knew of its post and author, handed to
+   * the `comment.notify` job so that the job reads nothing before it delivers.
+   */
+  notice?: CommentNotice;
+
   constructor(postId: ObjectId, authorId: ObjectId, body: string) {
     this.postId = postId;
     this.authorId = authorId;
     this.body = body;
   }
+}
+
+/** The facts a NEW_COMMENT notification is made of, as of the comment's writing. */
+export interface CommentNotice {
+  postId: string;
+  commenterId: string;
+  commenterName: string;
+  /** The post's author, whom the notification is for. */
+  recipientId: string;
+  postTitle: string;
+  /** The start of the comment, as the notification's body shows it. */
+  excerpt: string;
+}
+
+const EXCERPT_LENGTH = 280;
+
+export function commentExcerpt(text: string): string {
+  return text.length <= EXCERPT_LENGTH ? text : `${text.slice(0, EXCERPT_LENGTH - 1)}…`;
 }

@@ -9,7 +9,7 @@ import { Follow } from "../follow/follow.entity.js";
 import { NotificationKind } from "../notification/notification.enums.js";
 import type { NotificationService } from "../notification/notification.service.js";
 import { User } from "../user/user.entity.js";
-import { Comment, Post } from "./post.entity.js";
+import { Comment, Post, commentExcerpt, type CommentNotice } from "./post.entity.js";
 import { COMMENT_JOB, FANOUT_JOB, type CommentJobData, type FanoutJobData } from "./post.subscriber.js";
 
 export interface PostJobDeps {
@@ -97,49 +97,59 @@ function followsAfter(em: EntityManager, authorId: ObjectId, cursor: ObjectId | 
     .toArray();
 }
 
-/** NEW_COMMENT to the post's author, unless they wrote the comment themselves. */
+/**
+ * NEW_COMMENT to the post's author, unless they wrote the comment themselves. A job that brings
+ * its notice writes at once; run again, it finds its notification, activity and mark already
+ * there (their dedupe keys) and changes nothing.
+ */
 export async function notifyComment(deps: PostJobDeps, data: CommentJobData): Promise<JobOutcome> {
+  const notice = data.notice ?? (await readNotice(deps, data.commentId));
+  if (!notice) return "skipped";
   const em = deps.orm.em.fork();
-  const known = data.postId && data.authorId ? { postId: data.postId, authorId: data.authorId } : null;
-  const read = (facts: { postId: string; authorId: string }) =>
-    Promise.all([findBatched(deps.orm.em, Post, facts.postId), findBatched(deps.orm.em, User, facts.authorId)]);
-  const [comment, early] = await Promise.all([
-    findBatched(deps.orm.em, Comment, data.commentId),
-    known ? read(known) : Promise.resolve(null),
-  ]);
-  if (!comment || comment.notifiedAt) return "skipped";
-  const [post, commenter] =
-    early ?? (await read({ postId: comment.postId.toHexString(), authorId: comment.authorId.toHexString() }));
-  if (!post) return "skipped";
-  if (!post.authorId.equals(comment.authorId)) {
+  const commentId = new ObjectId(data.commentId);
+  const commenterId = new ObjectId(notice.commenterId);
+  if (notice.recipientId !== notice.commenterId) {
     await deps.notifications.deliver(em, [
       {
-        recipientId: post.authorId,
-        dedupeKey: `comment:${comment.id}`,
+        recipientId: new ObjectId(notice.recipientId),
+        dedupeKey: `comment:${data.commentId}`,
         kind: NotificationKind.NEW_COMMENT,
-        title: `${commenter?.displayName ?? "Someone"} commented on "${post.title}"`,
-        body: excerpt(comment.body),
-        actorId: comment.authorId,
-        postId: post._id,
-        commentId: comment._id,
+        title: `${notice.commenterName} commented on "${notice.postTitle}"`,
+        body: notice.excerpt,
+        actorId: commenterId,
+        postId: new ObjectId(notice.postId),
+        commentId,
       },
     ]);
   }
   await deps.activity.record(em, {
-    dedupeKey: `comment.added:${comment.id}`,
+    dedupeKey: `comment.added:${data.commentId}`,
     verb: "comment.added",
-    actorId: comment.authorId,
+    actorId: commenterId,
     targetType: "Comment",
-    targetId: comment._id,
+    targetId: commentId,
   });
-  await markBatched(deps.orm.em, Comment, "notifiedAt", comment._id);
+  await markBatched(deps.orm.em, Comment, "notifiedAt", commentId);
   return "done";
 }
 
-const EXCERPT_LENGTH = 280;
-
-function excerpt(text: string): string {
-  return text.length <= EXCERPT_LENGTH ? text : `${text.slice(0, EXCERPT_LENGTH - 1)}…`;
+/** The notice of a comment not yet notified, from the comment, its post and its author; null when there is none. */
+async function readNotice(deps: PostJobDeps, commentId: string): Promise<CommentNotice | null> {
+  const comment = await findBatched(deps.orm.em, Comment, commentId);
+  if (!comment || comment.notifiedAt) return null;
+  const [post, commenter] = await Promise.all([
+    findBatched(deps.orm.em, Post, comment.postId.toHexString()),
+    findBatched(deps.orm.em, User, comment.authorId.toHexString()),
+  ]);
+  if (!post) return null;
+  return {
+    postId: post.id,
+    commenterId: comment.authorId.toHexString(),
+    commenterName: commenter?.displayName ?? "Someone",
+    recipientId: post.authorId.toHexString(),
+    postTitle: post.title,
+    excerpt: commentExcerpt(comment.body),
+  };
 }
 
 export function definePostJobs(agenda: Agenda, deps: PostJobDeps): void {

@@ -1,7 +1,8 @@
 import { ObjectId } from "@mikro-orm/mongodb";
 import { createBatched, findBatched, type EntityManager } from "../../infra/orm.js";
 import { notFound } from "../../graphql/errors.js";
-import { Comment, Post } from "./post.entity.js";
+import { User } from "../user/user.entity.js";
+import { Comment, Post, commentExcerpt } from "./post.entity.js";
 import type { AddCommentInput, CreatePostInput } from "./post.inputs.js";
 
 /** Posts and comments: the writes whose subscribers fan notifications out. */
@@ -14,9 +15,17 @@ export class PostService {
   }
 
   async addComment(em: EntityManager, authorId: string, input: AddCommentInput): Promise<Comment> {
-    const post = await this.find(em, input.postId);
+    const [post, commenter] = await Promise.all([this.find(em, input.postId), findBatched(em, User, authorId)]);
     if (!post) throw notFound("Post");
     const comment = new Comment(post._id, new ObjectId(authorId), input.body);
+    comment.notice = {
+      postId: post.id,
+      commenterId: authorId,
+      commenterName: commenter?.displayName ?? "Someone",
+      recipientId: post.authorId.toHexString(),
+      postTitle: post.title,
+      excerpt: commentExcerpt(input.body),
+    };
     // Written with the other comments of the moment; the post subscribers then schedule
     // comment.notify for each, once they are committed.
     await createBatched(em, comment);

@@ -2,7 +2,7 @@ import type { EventSubscriber } from "@mikro-orm/core";
 import type { JobScheduler } from "../../infra/agenda.js";
 import type { Logger } from "../../infra/logger.js";
 import { scheduleOnCreate } from "../../infra/signals.js";
-import { Comment, Post } from "./post.entity.js";
+import { Comment, Post, type CommentNotice } from "./post.entity.js";
 
 export const FANOUT_JOB = "post.fanout";
 export const COMMENT_JOB = "comment.notify";
@@ -14,11 +14,11 @@ export interface FanoutJobData {
 export interface CommentJobData {
   commentId: string;
   /**
-   * Facts of the comment that never change, so the job reads the comment, its post and its author
-   * at once. Absent from jobs the recovery sweep (or an earlier version) scheduled.
+   * What the notification says, as the request that wrote the comment read it: with it the job
+   * writes at once. Absent from jobs the recovery sweep (or an earlier version) scheduled, which
+   * read the comment, its post and its author first.
    */
-  postId?: string;
-  authorId?: string;
+  notice?: CommentNotice;
 }
 
 /** A committed post fans out to its author's followers; a committed comment notifies the post's author. */
@@ -34,11 +34,7 @@ export function postSubscribers(scheduler: JobScheduler, logger: Logger): EventS
     scheduleOnCreate({
       entity: Comment,
       job: COMMENT_JOB,
-      data: (c): CommentJobData => ({
-        commentId: c.id,
-        postId: c.postId.toHexString(),
-        authorId: c.authorId.toHexString(),
-      }),
+      data: (c): CommentJobData => ({ commentId: c.id, ...(c.notice ? { notice: c.notice } : {}) }),
       scheduler,
       logger,
     }),
