@@ -32,3 +32,33 @@ export function scheduleOnCreate<T extends object, Data extends object>(options:
     },
   };
 }
+
+/**
+ * The same signal for records that come many at a time: one job for the new `entity` records of a
+ * flush (at most `max` records a job) instead of one each, so a burst of writes costs the queue a
+ * job per flush. The job must be idempotent per record, since a retry repeats all of them.
+ */
+export function scheduleOnCreateTogether<T extends object, Data extends object>(options: {
+  entity: new (...args: never[]) => T;
+  job: string;
+  data: (created: T[]) => Data;
+  max: number;
+  scheduler: JobScheduler;
+  logger: Logger;
+}): EventSubscriber {
+  return {
+    afterFlush: async ({ uow }: FlushEventArgs) => {
+      const created = uow
+        .getChangeSets()
+        .filter((cs) => cs.type === ChangeSetType.CREATE && cs.entity instanceof options.entity)
+        .map((cs) => cs.entity as T);
+      const chunks: T[][] = [];
+      for (let i = 0; i < created.length; i += options.max) chunks.push(created.slice(i, i + options.max));
+      await scheduleEach(
+        chunks,
+        (chunk) => options.scheduler.now<Data>(options.job, options.data(chunk)),
+        options.logger,
+      );
+    },
+  };
+}

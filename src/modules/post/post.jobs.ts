@@ -10,7 +10,13 @@ import { NotificationKind } from "../notification/notification.enums.js";
 import type { NotificationService } from "../notification/notification.service.js";
 import { User } from "../user/user.entity.js";
 import { Comment, Post, commentExcerpt, type CommentNotice } from "./post.entity.js";
-import { COMMENT_JOB, FANOUT_JOB, type CommentJobData, type FanoutJobData } from "./post.subscriber.js";
+import {
+  COMMENT_JOB,
+  FANOUT_JOB,
+  type CommentJobData,
+  type CommentRef,
+  type FanoutJobData,
+} from "./post.subscriber.js";
 
 export interface PostJobDeps {
   orm: MikroORM;
@@ -98,21 +104,30 @@ function followsAfter(em: EntityManager, authorId: ObjectId, cursor: ObjectId | 
 }
 
 /**
- * NEW_COMMENT to the post's author, unless they wrote the comment themselves. A job that brings
- * its notice writes at once; run again, it finds its notification, activity and mark already
- * there (their dedupe keys) and changes nothing.
+ * NEW_COMMENT to each comment's post author, unless they wrote the comment themselves. The
+ * comments go together (their deliveries, activities and marks share writes); when one fails, the
+ * job fails after the others are done, and its retry repeats them all: a comment that brings its
+ * notice finds its notification, activity and mark already there (their dedupe keys) and changes
+ * nothing, one without reads that it is notified.
  */
-export async function notifyComment(deps: PostJobDeps, data: CommentJobData): Promise<JobOutcome> {
-  const notice = data.notice ?? (await readNotice(deps, data.commentId));
+export async function notifyComments(deps: PostJobDeps, data: CommentJobData): Promise<JobOutcome> {
+  const outcomes = await Promise.allSettled(data.comments.map((ref) => notifyComment(deps, ref)));
+  const failed = outcomes.find((o) => o.status === "rejected");
+  if (failed) throw failed.reason;
+  return outcomes.some((o) => o.status === "fulfilled" && o.value === "done") ? "done" : "skipped";
+}
+
+async function notifyComment(deps: PostJobDeps, ref: CommentRef): Promise<JobOutcome> {
+  const notice = ref.notice ?? (await readNotice(deps, ref.commentId));
   if (!notice) return "skipped";
   const em = deps.orm.em.fork();
-  const commentId = new ObjectId(data.commentId);
+  const commentId = new ObjectId(ref.commentId);
   const commenterId = new ObjectId(notice.commenterId);
   if (notice.recipientId !== notice.commenterId) {
     await deps.notifications.deliver(em, [
       {
         recipientId: new ObjectId(notice.recipientId),
-        dedupeKey: `comment:${data.commentId}`,
+        dedupeKey: `comment:${ref.commentId}`,
         kind: NotificationKind.NEW_COMMENT,
         title: `${notice.commenterName} commented on "${notice.postTitle}"`,
         body: notice.excerpt,
@@ -123,7 +138,7 @@ export async function notifyComment(deps: PostJobDeps, data: CommentJobData): Pr
     ]);
   }
   await deps.activity.record(em, {
-    dedupeKey: `comment.added:${data.commentId}`,
+    dedupeKey: `comment.added:${ref.commentId}`,
     verb: "comment.added",
     actorId: commenterId,
     targetType: "Comment",
@@ -154,5 +169,5 @@ async function readNotice(deps: PostJobDeps, commentId: string): Promise<Comment
 
 export function definePostJobs(agenda: Agenda, deps: PostJobDeps): void {
   defineJob(agenda, deps.logger, FANOUT_JOB, (data: FanoutJobData) => fanout(deps, data));
-  defineJob(agenda, deps.logger, COMMENT_JOB, (data: CommentJobData) => notifyComment(deps, data));
+  defineJob(agenda, deps.logger, COMMENT_JOB, (data: CommentJobData) => notifyComments(deps, data));
 }

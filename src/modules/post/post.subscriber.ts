@@ -1,7 +1,7 @@
 import type { EventSubscriber } from "@mikro-orm/core";
 import type { JobScheduler } from "../../infra/agenda.js";
 import type { Logger } from "../../infra/logger.js";
-import { scheduleOnCreate } from "../../infra/signals.js";
+import { scheduleOnCreate, scheduleOnCreateTogether } from "../../infra/signals.js";
 import { Comment, Post, type CommentNotice } from "./post.entity.js";
 
 export const FANOUT_JOB = "post.fanout";
@@ -11,17 +11,26 @@ export interface FanoutJobData {
   postId: string;
 }
 
-export interface CommentJobData {
+/** One comment of a `comment.notify` job. */
+export interface CommentRef {
   commentId: string;
   /**
    * What the notification says, as the request that wrote the comment read it: with it the job
-   * writes at once. Absent from jobs the recovery sweep (or an earlier version) scheduled, which
-   * read the comment, its post and its author first.
+   * writes at once. Absent from comments the recovery sweep (or an earlier version) scheduled,
+   * whose comment, post and author the job reads first.
    */
   notice?: CommentNotice;
 }
 
-/** A committed post fans out to its author's followers; a committed comment notifies the post's author. */
+/** The comments that one flush wrote (or the recovery sweep found), notified by one job. */
+export interface CommentJobData {
+  comments: CommentRef[];
+}
+
+/** Comments per `comment.notify` job at most. */
+export const COMMENTS_PER_JOB = 50;
+
+/** A committed post fans out to its author's followers; committed comments notify their posts' authors. */
 export function postSubscribers(scheduler: JobScheduler, logger: Logger): EventSubscriber[] {
   return [
     scheduleOnCreate({
@@ -31,10 +40,14 @@ export function postSubscribers(scheduler: JobScheduler, logger: Logger): EventS
       scheduler,
       logger,
     }),
-    scheduleOnCreate({
+    // Comments come many at once (concurrent requests share a flush): one job per flush.
+    scheduleOnCreateTogether({
       entity: Comment,
       job: COMMENT_JOB,
-      data: (c): CommentJobData => ({ commentId: c.id, ...(c.notice ? { notice: c.notice } : {}) }),
+      data: (comments): CommentJobData => ({
+        comments: comments.map((c) => ({ commentId: c.id, ...(c.notice ? { notice: c.notice } : {}) })),
+      }),
+      max: COMMENTS_PER_JOB,
       scheduler,
       logger,
     }),

@@ -16,7 +16,13 @@ import { REMINDER_JOB, type ReminderJobData } from "../reminder/reminder.subscri
 import { Follow } from "../follow/follow.entity.js";
 import { FOLLOW_JOB, type FollowJobData } from "../follow/follow.subscriber.js";
 import { Comment, Post } from "../post/post.entity.js";
-import { COMMENT_JOB, FANOUT_JOB, type CommentJobData, type FanoutJobData } from "../post/post.subscriber.js";
+import {
+  COMMENT_JOB,
+  COMMENTS_PER_JOB,
+  FANOUT_JOB,
+  type CommentJobData,
+  type FanoutJobData,
+} from "../post/post.subscriber.js";
 import { WELCOME_JOB, type WelcomeJobData } from "../user/user.subscriber.js";
 
 export const SWEEP_JOB = "recovery.sweep";
@@ -94,7 +100,10 @@ export async function sweep(deps: RecoveryDeps, now = new Date()): Promise<Recov
   for (const u of users) await deps.scheduler.now<WelcomeJobData>(WELCOME_JOB, { userId: u.id });
   for (const r of requests) await deps.scheduler.now<DeliverJobData>(DELIVER_JOB, { requestId: r.id });
   for (const p of posts) await deps.scheduler.now<FanoutJobData>(FANOUT_JOB, { postId: p.id });
-  for (const c of comments) await deps.scheduler.now<CommentJobData>(COMMENT_JOB, { commentId: c.id });
+  for (let i = 0; i < comments.length; i += COMMENTS_PER_JOB) {
+    const chunk = comments.slice(i, i + COMMENTS_PER_JOB);
+    await deps.scheduler.now<CommentJobData>(COMMENT_JOB, { comments: chunk.map((c) => ({ commentId: c.id })) });
+  }
   // Emails whose job was lost: planned at insert but never tried (a stop between storing and
   // scheduling, or a batch the sweep announced below on an earlier run), or whose retry is long due
   // (a stop between recording a failure and scheduling the next attempt).
