@@ -173,6 +173,7 @@ export async function measureLoadFanout(
   } finally {
     await Promise.all(sockets.map((s) => s.close().catch(() => undefined)));
     await cast.socketB.close();
+    cast.api.close();
   }
   const alls = result.rounds.map((r) => r.allMs).filter((ms): ms is number => ms !== undefined);
   if (alls.length > 0)

@@ -202,6 +202,7 @@ export async function measureLatency(ctx: LoadContext, options: LoadOptions, tag
     result.stopped = message(err);
   } finally {
     await cast.socketB.close();
+    cast.api.close();
   }
   if (e2e.length > 0) {
     result.e2e = summarize(e2e);
@@ -320,6 +321,7 @@ export async function measureThroughput(
     result.stopped = message(err);
   } finally {
     await cast.socketB.close();
+    cast.api.close();
   }
   return result;
 }

@@ -112,6 +112,7 @@ export async function runSoak(
     result.stopped = message(err);
   } finally {
     await cast.socketB.close();
+    cast.api.close();
   }
   return result;
 }
