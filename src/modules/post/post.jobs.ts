@@ -25,7 +25,10 @@ export interface PostJobDeps {
   logger: Logger;
 }
 
-/** Follows read per query: FerretDB v1 scans the collection for each, so few large reads win. */
+/**
+ * Follows read per query: FerretDB v1 sorts in Go, so each read of a page costs as much as
+ * reading all the author's follows, whatever its limit; few large reads win.
+ */
 export const FANOUT_READ_PAGE = 10_000;
 /** Notifications per bulk insert. */
 export const FANOUT_WRITE_BATCH = 1000;
@@ -34,6 +37,8 @@ export const FANOUT_WRITE_BATCH = 1000;
  * instances push the first ones while the next are written, instead of after all of them.
  */
 export const FANOUT_LIVE_BATCH = 100;
+/** Fan-out batches written and announced at once. */
+export const FANOUT_BATCHES_IN_FLIGHT = 2;
 
 /**
  * NEW_POST to every follower of the author. Follows are read in pages ordered by follow id; within
@@ -63,14 +68,17 @@ export async function fanout(deps: PostJobDeps, data: FanoutJobData): Promise<Jo
     if (!last) break;
     const followerIds = page.map((f) => f.followerId.toHexString());
     const live = new Set(await deps.notifications.listeningForNew(followerIds));
-    for (const [followers, size] of [
+    const batches: string[][] = [];
+    for (const [followers, batchSize] of [
       [followerIds.filter((f) => live.has(f)), FANOUT_LIVE_BATCH],
       [followerIds.filter((f) => !live.has(f)), FANOUT_WRITE_BATCH],
     ] as const) {
-      for (let i = 0; i < followers.length; i += size) {
-        await deps.notifications.deliver(em, followers.slice(i, i + size).map(draft));
-      }
+      for (let i = 0; i < followers.length; i += batchSize) batches.push(followers.slice(i, i + batchSize));
     }
+    // A few at once, in order of start: while one batch is written, the one before it is announced.
+    await inOrderAtMost(FANOUT_BATCHES_IN_FLIGHT, batches, (followers) =>
+      deps.notifications.deliver(em.fork(), followers.map(draft)),
+    );
     cursor = last._id;
     await em.nativeUpdate(Post, { _id: post._id }, { fanoutCursor: cursor });
     deps.logger.debug({ post: post.id, followers: page.length, live: live.size }, "fan-out page done");
@@ -87,6 +95,27 @@ export async function fanout(deps: PostJobDeps, data: FanoutJobData): Promise<Jo
   return "done";
 }
 
+/**
+ * Runs `run` on each item, starting them in order with at most `limit` running; rejects with the
+ * first failure once the running ones have settled (none starts after it).
+ */
+async function inOrderAtMost<T>(limit: number, items: readonly T[], run: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  let failure: { err: unknown } | undefined;
+  const lane = async () => {
+    while (!failure && next < items.length) {
+      const item = items[next++] as T;
+      try {
+        await run(item);
+      } catch (err) {
+        failure ??= { err };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  if (failure) throw failure.err;
+}
+
 interface FollowRow {
   _id: ObjectId;
   followerId: ObjectId;
@@ -98,7 +127,8 @@ function followsAfter(em: EntityManager, authorId: ObjectId, cursor: ObjectId | 
   return follows
     .find(
       { followeeId: authorId, ...(cursor ? { _id: { $gt: cursor } } : {}) },
-      { projection: { _id: 1, followerId: 1 }, sort: { _id: 1 }, limit: FANOUT_READ_PAGE },
+      // The whole page in one reply, instead of the driver's first batch of 101 and getMores.
+      { projection: { _id: 1, followerId: 1 }, sort: { _id: 1 }, limit: FANOUT_READ_PAGE, batchSize: FANOUT_READ_PAGE },
     )
     .toArray();
 }
