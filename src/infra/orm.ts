@@ -125,7 +125,7 @@ export function createBatched<Entity extends object>(em: EntityManager, created:
         await em.fork().persist(entities).flush();
         return entities.map(() => undefined);
       },
-      { maxItems: 200, parallel: 2 },
+      { maxItems: 200, parallel: 1 },
     );
     byEntity.set(created.constructor, creator);
   }
@@ -164,7 +164,7 @@ export function findBatched<Entity extends Identified>(
         const byId = new Map(found.map((e) => [e._id.toHexString(), e]));
         return ids.map((i) => byId.get(i) ?? null);
       },
-      { maxItems: 500, parallel: 2 },
+      { maxItems: 500, parallel: 1 },
     );
     byEntity.set(entity, finder);
   }
@@ -194,7 +194,7 @@ export function markBatched<Entity extends Identified>(
         await collection.updateMany({ ...filter, [field]: null }, { $set: { [field]: new Date() } });
         return ids.map(() => undefined);
       },
-      { maxItems: 500, parallel: 2 },
+      { maxItems: 500, parallel: 1 },
     );
     byField.set(key, marker);
   }

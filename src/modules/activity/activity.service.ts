@@ -38,7 +38,7 @@ export class ActivityService {
       const inserted = new Set(await insertNew(collection, docs));
       return items.map((_, i) => inserted.has(i));
     },
-    { maxItems: 100, parallel: 2 },
+    { maxItems: 100, parallel: 1 },
   );
 
   /**

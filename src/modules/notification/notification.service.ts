@@ -33,7 +33,7 @@ export interface DeliverySummary {
 /** Single notifications written in one batch at most (see NotificationService.deliver). */
 const SINGLES_PER_WRITE = 100;
 /** Batches of singles in flight at once. */
-const SINGLE_WRITES_IN_FLIGHT = 2;
+const SINGLE_WRITES_IN_FLIGHT = 1;
 
 /** Where each recipient wants a notification of a kind: asked before anything is written. */
 export interface DeliveryPlanner {
