@@ -106,18 +106,29 @@ export class NotificationService {
     );
     const readers = docs.filter((d) => d.inApp).map((d) => d.recipientId.toHexString());
     let shown: NotificationView[] = [];
+    let added: Promise<unknown> = Promise.resolve();
     const { result: inserted, counts } = await this.changingUnread(
       readers,
       async () => {
         const views = await this.insertIgnoringDuplicates(em, docs);
         shown = views.filter((v) => v.inApp);
+        // Stored, so announced at once: the publishes share a round trip with the counters' update.
+        added = this.publishAdded(shown);
+        // Awaited below; a failure meanwhile must not count as unhandled.
+        added.catch(() => undefined);
         return { result: views, deltas: tally(shown.map((v) => v.recipientId)) };
       },
       false,
       // Written before the notifications: until it is gone, the sweep finishes for this writer.
       () => em.insert(PendingAnnouncement, pending),
     );
-    await this.announce(em, shown, counts);
+    await added;
+    if (shown.length > 0) {
+      await this.publishUnreadCounts(em, [...new Set(shown.map((v) => v.recipientId))], {
+        onlyListening: true,
+        counts,
+      });
+    }
     // Email goes out after the in-app notification is stored and announced, never before it.
     const keys = new Map(docs.map((d) => [d._id.toHexString(), d.dedupeKey]));
     const planOf = (v: NotificationView) => plans.get(keys.get(v.id) ?? "")?.email;
@@ -213,12 +224,15 @@ export class NotificationService {
     counts: ReadonlyMap<string, CountAt | null> = new Map(),
   ): Promise<void> {
     if (views.length === 0) return;
-    // Sent together: ioredis writes each command without waiting for the previous reply.
-    await Promise.all(views.map((view) => this.topics.publish(NOTIFICATION_ADDED, view.recipientId, view)));
+    await this.publishAdded(views);
     await this.publishUnreadCounts(em, [...new Set(views.map((v) => v.recipientId))], {
       onlyListening: true,
       counts,
     });
+  }
+  /** Sent together: ioredis writes each command without waiting for the previous reply. */
+  private async publishAdded(views: readonly NotificationView[]): Promise<void> {
+    await Promise.all(views.map((view) => this.topics.publish(NOTIFICATION_ADDED, view.recipientId, view)));
   }
 
   /**
