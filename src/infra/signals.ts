@@ -17,12 +17,8 @@ export function scheduleOnCreate<T extends object, Data extends object>(options:
 }): EventSubscriber {
   return {
     afterFlush: async ({ uow }: FlushEventArgs) => {
-      const created = uow
-        .getChangeSets()
-        .filter((cs) => cs.type === ChangeSetType.CREATE && cs.entity instanceof options.entity)
-        .map((cs) => cs.entity as T);
       await scheduleEach(
-        created,
+        createdBy(uow, options.entity),
         (entity) =>
           options.at
             ? options.scheduler.at<Data>(options.at(entity), options.job, options.data(entity))
@@ -48,10 +44,7 @@ export function scheduleOnCreateTogether<T extends object, Data extends object>(
 }): EventSubscriber {
   return {
     afterFlush: async ({ uow }: FlushEventArgs) => {
-      const created = uow
-        .getChangeSets()
-        .filter((cs) => cs.type === ChangeSetType.CREATE && cs.entity instanceof options.entity)
-        .map((cs) => cs.entity as T);
+      const created = createdBy(uow, options.entity);
       const chunks: T[][] = [];
       for (let i = 0; i < created.length; i += options.max) chunks.push(created.slice(i, i + options.max));
       await scheduleEach(
@@ -61,4 +54,12 @@ export function scheduleOnCreateTogether<T extends object, Data extends object>(
       );
     },
   };
+}
+
+/** The records of `entity` that a flush inserted. */
+function createdBy<T extends object>(uow: FlushEventArgs["uow"], entity: new (...args: never[]) => T): T[] {
+  return uow
+    .getChangeSets()
+    .filter((cs) => cs.type === ChangeSetType.CREATE && cs.entity instanceof entity)
+    .map((cs) => cs.entity as T);
 }
