@@ -35,7 +35,10 @@ export function within<T>(promise: Promise<T>, ms: number, what: string): Promis
  * beside it on the same cores would lose.
  */
 export class LoadApi {
-  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+  // An idle connection is closed here after 4 s, before the server's keep-alive timeout (Node's
+  // default, 5 s) closes it: a request sent on a connection the server is closing fails, which a
+  // long soak at a steady rate with bursts can meet.
+  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 256, timeout: 4_000 });
   private readonly queries = new Map<object, string>();
 
   constructor(

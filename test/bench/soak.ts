@@ -34,6 +34,8 @@ export interface SoakResult {
   sent: number;
   skipped: number;
   httpErrors: number;
+  /** What the first failed requests said. */
+  errorSamples: string[];
   received: number;
   lost: number;
   samples: SoakSample[];
@@ -54,6 +56,7 @@ export async function runSoak(
     sent: 0,
     skipped: 0,
     httpErrors: 0,
+    errorSamples: [],
     received: 0,
     lost: 0,
     samples: [],
@@ -91,7 +94,10 @@ export async function runSoak(
         sentAt.set(i, performance.now());
         cast.api
           .comment(cast.a, cast.postId, `soak ${i}`)
-          .catch(() => (result.httpErrors += 1))
+          .catch((err: unknown) => {
+            result.httpErrors += 1;
+            if (result.errorSamples.length < 3) result.errorSamples.push(message(err));
+          })
           .finally(() => (inFlight -= 1));
       }
       if (performance.now() >= nextReport) {
@@ -202,7 +208,8 @@ export function flatness(
 export function reportSoak(r: SoakResult, costLines: readonly string[]): string[] {
   const lines = [
     `soak: ${r.rate.toFixed(1)} comments/s for ${r.minutes} min; sent ${r.sent}, received ${r.received}, ` +
-      `lost ${r.lost}, http errors ${r.httpErrors}${r.skipped > 0 ? `, skipped (too many in flight) ${r.skipped}` : ""}`,
+      `lost ${r.lost}, http errors ${r.httpErrors}${r.skipped > 0 ? `, skipped (too many in flight) ${r.skipped}` : ""}` +
+      (r.errorSamples.length > 0 ? ` (first errors: ${r.errorSamples.join("; ")})` : ""),
   ];
   const verdicts = flatness(r.samples);
   if (!verdicts) lines.push("  too few samples to compare the first and last third");
