@@ -104,10 +104,31 @@ export function fork(orm: MikroORM): EntityManager {
 
 type Identified = { _id: ObjectId };
 
-// Per ORM (its configuration, which every fork shares), by entity class: a GroupCommit each.
-const finders = new WeakMap<object, Map<Function, object>>();
-const markers = new WeakMap<object, Map<string, GroupCommit<string, void>>>();
-const creators = new WeakMap<object, Map<Function, GroupCommit<object, void>>>();
+/** Per ORM (its configuration, which every fork shares), by what they serve: a GroupCommit each. */
+type Batchers = WeakMap<object, Map<unknown, GroupCommit<never, unknown>>>;
+const finders: Batchers = new WeakMap();
+const markers: Batchers = new WeakMap();
+const creators: Batchers = new WeakMap();
+
+/** The GroupCommit this ORM keeps in `registry` under `key`, made by `make` the first time. */
+function batcherFor<Item, Result>(
+  registry: Batchers,
+  em: EntityManager,
+  key: unknown,
+  make: () => GroupCommit<Item, Result>,
+): GroupCommit<Item, Result> {
+  let byKey = registry.get(em.config);
+  if (!byKey) {
+    byKey = new Map();
+    registry.set(em.config, byKey);
+  }
+  let batcher = byKey.get(key) as GroupCommit<Item, Result> | undefined;
+  if (!batcher) {
+    batcher = make();
+    byKey.set(key, batcher as unknown as GroupCommit<never, unknown>);
+  }
+  return batcher;
+}
 
 /**
  * Persists a new entity and flushes, batched (see GroupCommit): the new entities of its class that
@@ -116,19 +137,19 @@ const creators = new WeakMap<object, Map<Function, GroupCommit<object, void>>>()
  * `em`'s. When the flush fails, every entity of the batch fails with it.
  */
 export function createBatched<Entity extends object>(em: EntityManager, created: Entity): Promise<void> {
-  const byEntity = creators.get(em.config) ?? new Map<Function, GroupCommit<object, void>>();
-  creators.set(em.config, byEntity);
-  let creator = byEntity.get(created.constructor);
-  if (!creator) {
-    creator = new GroupCommit<object, void>(
-      async (entities) => {
-        await em.fork().persist(entities).flush();
-        return entities.map(() => undefined);
-      },
-      { maxItems: 200, parallel: 1 },
-    );
-    byEntity.set(created.constructor, creator);
-  }
+  const creator = batcherFor(
+    creators,
+    em,
+    created.constructor,
+    () =>
+      new GroupCommit<object, void>(
+        async (entities) => {
+          await em.fork().persist(entities).flush();
+          return entities.map(() => undefined);
+        },
+        { maxItems: 200, parallel: 1 },
+      ),
+  );
   return creator.submit(created);
 }
 
@@ -144,30 +165,30 @@ export function findBatched<Entity extends Identified>(
   entity: new (...args: never[]) => Entity,
   id: string,
 ): Promise<Entity | null> {
-  const byEntity = finders.get(em.config) ?? new Map<Function, object>();
-  finders.set(em.config, byEntity);
-  let finder = byEntity.get(entity) as GroupCommit<string, Entity | null> | undefined;
-  if (!finder) {
-    finder = new GroupCommit<string, Entity | null>(
-      async (ids) => {
-        const batch = em.fork();
-        const wanted = [...new Set(ids)].filter((i) => ObjectId.isValid(i));
-        const [only] = wanted;
-        let found: Entity[];
-        if (wanted.length === 1 && only) {
-          const one: Entity | null = await findById<Entity>(batch, entity, only);
-          found = one ? [one] : [];
-        } else {
-          const inList = { _id: { $in: wanted.map((i) => new ObjectId(i)) } } as unknown as FilterQuery<Entity>;
-          found = (await batch.find(entity, inList)) as Entity[];
-        }
-        const byId = new Map(found.map((e) => [e._id.toHexString(), e]));
-        return ids.map((i) => byId.get(i) ?? null);
-      },
-      { maxItems: 500, parallel: 1 },
-    );
-    byEntity.set(entity, finder);
-  }
+  const finder = batcherFor(
+    finders,
+    em,
+    entity,
+    () =>
+      new GroupCommit<string, Entity | null>(
+        async (ids) => {
+          const batch = em.fork();
+          const wanted = [...new Set(ids)].filter((i) => ObjectId.isValid(i));
+          const [only] = wanted;
+          let found: Entity[];
+          if (wanted.length === 1 && only) {
+            const one: Entity | null = await findById<Entity>(batch, entity, only);
+            found = one ? [one] : [];
+          } else {
+            const inList = { _id: { $in: wanted.map((i) => new ObjectId(i)) } } as unknown as FilterQuery<Entity>;
+            found = (await batch.find(entity, inList)) as Entity[];
+          }
+          const byId = new Map(found.map((e) => [e._id.toHexString(), e]));
+          return ids.map((i) => byId.get(i) ?? null);
+        },
+        { maxItems: 500, parallel: 1 },
+      ),
+  );
   return finder.submit(id);
 }
 
@@ -182,21 +203,21 @@ export function markBatched<Entity extends Identified>(
   id: ObjectId,
 ): Promise<void> {
   const key = `${entity.name}.${field}`;
-  const byField = markers.get(em.config) ?? new Map<string, GroupCommit<string, void>>();
-  markers.set(em.config, byField);
-  let marker = byField.get(key);
-  if (!marker) {
-    marker = new GroupCommit<string, void>(
-      async (ids) => {
-        const wanted = [...new Set(ids)].map((i) => new ObjectId(i));
-        const collection = em.fork().getCollection(entity) as unknown as Collection<Document>;
-        const filter = wanted.length === 1 ? { _id: wanted[0] } : { _id: { $in: wanted } };
-        await collection.updateMany({ ...filter, [field]: null }, { $set: { [field]: new Date() } });
-        return ids.map(() => undefined);
-      },
-      { maxItems: 500, parallel: 1 },
-    );
-    byField.set(key, marker);
-  }
+  const marker = batcherFor(
+    markers,
+    em,
+    key,
+    () =>
+      new GroupCommit<string, void>(
+        async (ids) => {
+          const wanted = [...new Set(ids)].map((i) => new ObjectId(i));
+          const collection = em.fork().getCollection(entity) as unknown as Collection<Document>;
+          const filter = wanted.length === 1 ? { _id: wanted[0] } : { _id: { $in: wanted } };
+          await collection.updateMany({ ...filter, [field]: null }, { $set: { [field]: new Date() } });
+          return ids.map(() => undefined);
+        },
+        { maxItems: 500, parallel: 1 },
+      ),
+  );
   return marker.submit(id.toHexString());
 }

@@ -12,7 +12,7 @@ import {
   BenchRegisterDocument,
   type BenchNotificationAddedSubscription,
 } from "../generated/graphql.js";
-import { bearer, connectWs, eventually, type WsConnection } from "../helpers/graphql-client.js";
+import { bearer, connectWs, eventually, queryText, type WsConnection } from "../helpers/graphql-client.js";
 
 export interface LoadUser {
   id: string;
@@ -39,7 +39,6 @@ export class LoadApi {
   // default, 5 s) closes it: a request sent on a connection the server is closing fails, which a
   // long soak at a steady rate with bursts can meet.
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 256, timeout: 4_000 });
-  private readonly queries = new Map<object, string>();
 
   constructor(
     private readonly url: string,
@@ -88,11 +87,7 @@ export class LoadApi {
     headers: Record<string, string>,
     what: string,
   ): Promise<Data> {
-    let query = this.queries.get(document);
-    if (query === undefined) {
-      query = print(document);
-      this.queries.set(document, query);
-    }
+    const query = queryText(document);
     const { status, result } = await within(
       this.post(JSON.stringify({ query, variables }), headers),
       this.timeoutMs,

@@ -13,7 +13,8 @@ export interface HttpResult<Data> {
 // Each document's text, printed once: a benchmark sends the same few thousands of times.
 const printed = new WeakMap<object, string>();
 
-function queryText(document: TypedDocumentNode<unknown, never>): string {
+/** The document's text, as a client sends it. */
+export function queryText(document: TypedDocumentNode<unknown, never>): string {
   let text = printed.get(document);
   if (text === undefined) {
     text = print(document);

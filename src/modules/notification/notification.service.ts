@@ -127,12 +127,7 @@ export class NotificationService {
       },
     );
     await added;
-    if (shown.length > 0) {
-      await this.publishUnreadCounts(em, [...new Set(shown.map((v) => v.recipientId))], {
-        onlyListening: true,
-        counts,
-      });
-    }
+    await this.publishCountsAfter(em, shown, counts);
     // Email goes out after the in-app notification is stored and announced, never before it.
     const keys = new Map(docs.map((d) => [d._id.toHexString(), d.dedupeKey]));
     const planOf = (v: NotificationView) => plans.get(keys.get(v.id) ?? "")?.email;
@@ -229,11 +224,19 @@ export class NotificationService {
   ): Promise<void> {
     if (views.length === 0) return;
     await this.publishAdded(views);
-    await this.publishUnreadCounts(em, [...new Set(views.map((v) => v.recipientId))], {
-      onlyListening: true,
-      counts,
-    });
+    await this.publishCountsAfter(em, views, counts);
   }
+
+  /** The unread counts of the recipients of announced notifications, to those who listen. */
+  private async publishCountsAfter(
+    em: EntityManager,
+    views: readonly NotificationView[],
+    counts: ReadonlyMap<string, CountAt | null>,
+  ): Promise<void> {
+    if (views.length === 0) return;
+    await this.publishUnreadCounts(em, [...new Set(views.map((v) => v.recipientId))], { onlyListening: true, counts });
+  }
+
   /** Sent together: ioredis writes each command without waiting for the previous reply. */
   private async publishAdded(views: readonly NotificationView[]): Promise<void> {
     await Promise.all(views.map((view) => this.topics.publish(NOTIFICATION_ADDED, view.recipientId, view)));
