@@ -27,7 +27,8 @@ import { postSubscribers } from "./modules/post/post.subscriber.js";
 import { notificationRequestSubscribers } from "./modules/notification/notification-request.subscriber.js";
 import { NotificationResolver } from "./modules/notification/notification.resolver.js";
 import { NotificationService } from "./modules/notification/notification.service.js";
-import { UnreadCounters } from "./modules/notification/unread-counters.js";
+import { InboxLog } from "./modules/notification/inbox-log.js";
+import { INBOX, withInboxFeeds } from "./modules/notification/inbox-events.js";
 import type { Topics } from "./modules/notification/notification.topics.js";
 import { TokenService, UnsubscribeTokens } from "./modules/user/token.service.js";
 import { UserResolver } from "./modules/user/user.resolver.js";
@@ -65,7 +66,6 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
     const {
       orm,
       db,
-      isFerretDb,
       close: closeOrm,
     } = await createOrm({ mongoUrl: config.mongoUrl, entities: ENTITIES, logger, ensureIndexes: true });
     onStop("mongodb", closeOrm);
@@ -111,7 +111,7 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
     else logger.warn("SMTP_URL is not set: notifications are in-app only, no email is sent");
     const notifications = new NotificationService(
       pubsub,
-      new UnreadCounters(redis, { atomicUpdates: !isFerretDb }),
+      new InboxLog(redis, config.inboxHistory),
       preferences,
       mailer ? createEmailOutbox(scheduler) : undefined,
     );
@@ -175,7 +175,13 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
         config,
         logger,
         orm,
-        pubsub,
+        pubsub: withInboxFeeds(pubsub.graphql, {
+          position: (userId) => notifications.position(userId),
+          after: (userId, from, limit) => notifications.eventsAfter(userId, from, limit),
+          listen: (userId, onMessage) => pubsub.listen(INBOX, userId, onMessage),
+          onResubscribed: (listener) => pubsub.onResubscribed(listener),
+          unreadCount: (userId) => notifications.unreadCount(orm.em.fork(), userId),
+        }),
         tokens,
         container: { get: (cls: Function) => resolvers.get(cls) },
         app: http.app,

@@ -44,6 +44,10 @@ const schema = z.object({
   // written together (GroupCommit): 64 made a comment cost FerretDB 30 % less CPU than 20.
   WORKER_CONCURRENCY: positiveInt(64),
   SHUTDOWN_TIMEOUT_MS: positiveInt(15000),
+  /** Events of each user's inbox stream kept for clients resuming (inboxEvents). */
+  INBOX_HISTORY_EVENTS: positiveInt(1000),
+  /** How long they are kept (48 hours: a phone asleep overnight, or off for a weekend day). */
+  INBOX_HISTORY_SECONDS: positiveInt(48 * 3600),
   /** Browser origins allowed to call the API (comma-separated), or * for any. */
   CORS_ORIGINS: z
     .string()
@@ -78,6 +82,8 @@ export interface Config {
     readonly concurrency: number;
   };
   readonly shutdownTimeoutMs: number;
+  /** Each user's inbox stream, for clients resuming: events kept and for how long. */
+  readonly inboxHistory: { readonly historyEvents: number; readonly historyMs: number };
   /** `["*"]` allows any origin: safe because Herald authenticates with headers, never cookies. */
   readonly corsOrigins: readonly string[];
 }
@@ -117,6 +123,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       concurrency: env.WORKER_CONCURRENCY,
     },
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+    inboxHistory: { historyEvents: env.INBOX_HISTORY_EVENTS, historyMs: env.INBOX_HISTORY_SECONDS * 1000 },
     corsOrigins: env.CORS_ORIGINS.length > 0 ? env.CORS_ORIGINS : ["*"],
   });
 }
@@ -132,6 +139,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     smtpUrl: config.smtpUrl === undefined ? undefined : redactUrl(config.smtpUrl),
     publicUrl: config.publicUrl,
     agenda: config.agenda,
+    inboxHistory: config.inboxHistory,
     corsOrigins: config.corsOrigins,
   };
 }

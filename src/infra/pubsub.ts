@@ -16,6 +16,20 @@ export interface TopicPublisher<Topics extends Record<string, unknown>> {
 export interface PubSubBridge<Topics extends Record<string, unknown>> extends TopicPublisher<Topics> {
   /** The shape type-graphql's `@Subscription({ topics, topicId })` consumes. */
   readonly graphql: PubSub;
+  /**
+   * Calls `onMessage` with each message on the channel, from the moment the answer resolves (Redis
+   * has confirmed the subscription); the answer stops it.
+   */
+  listen<K extends keyof Topics & string>(
+    topic: K,
+    id: string,
+    onMessage: (payload: Topics[K]) => void,
+  ): Promise<() => void>;
+  /**
+   * Calls `listener` each time the subscriber connection is back after losing Redis and listens
+   * again on every channel: whatever was published meanwhile was not received.
+   */
+  onResubscribed(listener: () => void): () => void;
   close(): Promise<void>;
 }
 
@@ -45,8 +59,29 @@ export function createPubSub<Topics extends Record<string, unknown>>(clients: {
     subscriber: clients.subscriber,
     reviver: reviveDates,
   });
+  const resubscribed = new Set<() => void>();
+  let wasDown = false;
+  clients.subscriber.on("close", () => (wasDown = true));
+  clients.subscriber.on("ready", () => {
+    if (!wasDown) return;
+    wasDown = false;
+    // ioredis sends the SUBSCRIBEs of its channels before it emits "ready": the PING's answer
+    // comes after theirs.
+    clients.subscriber.ping().then(
+      () => resubscribed.forEach((listener) => listener()),
+      () => undefined,
+    );
+  });
   return {
     publish: (topic, id, payload) => redis.publish(channelName(topic, id), payload),
+    listen: async (topic, id, onMessage) => {
+      const subId = await redis.subscribe(channelName(topic, id), onMessage as (message: unknown) => void);
+      return () => redis.unsubscribe(subId);
+    },
+    onResubscribed: (listener) => {
+      resubscribed.add(listener);
+      return () => resubscribed.delete(listener);
+    },
     listening: async (topic, ids) => {
       const found: string[] = [];
       for (let i = 0; i < ids.length; i += NUMSUB_CHUNK) {

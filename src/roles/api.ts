@@ -24,7 +24,7 @@ import type { ContainerType } from "type-graphql";
 import type { Config } from "../config/config.js";
 import type { Logger } from "../infra/logger.js";
 import type { MikroORM } from "../infra/orm.js";
-import type { PubSubBridge } from "../infra/pubsub.js";
+import type { PubSub } from "type-graphql";
 import { unauthenticated, formatError } from "../graphql/errors.js";
 import type { GraphQLContext, Viewer } from "../graphql/context.js";
 import { buildHeraldSchema } from "../graphql/schema.js";
@@ -41,7 +41,8 @@ export interface ApiDeps {
   config: Config;
   logger: Logger;
   orm: MikroORM;
-  pubsub: PubSubBridge<Record<string, unknown>>;
+  /** What subscriptions listen through (see withInboxFeeds). */
+  pubsub: PubSub;
   tokens: TokenService;
   container: ContainerType;
   app: Express;
@@ -50,7 +51,7 @@ export interface ApiDeps {
 
 /** Mounts GraphQL over HTTP and graphql-ws on one path; returns the function that stops both. */
 export async function startApi(deps: ApiDeps): Promise<() => Promise<void>> {
-  const schema = await buildHeraldSchema({ container: deps.container, pubSub: deps.pubsub.graphql });
+  const schema = await buildHeraldSchema({ container: deps.container, pubSub: deps.pubsub });
   // The GraphiQL page is served from PUBLIC_URL, so its own origin is always allowed.
   const originAllowed = originPolicy([...deps.config.corsOrigins, new URL(deps.config.publicUrl).origin]);
   const wsServer = new WebSocketServer({

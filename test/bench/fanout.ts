@@ -138,7 +138,7 @@ async function allSubscribed(userIds: readonly string[]): Promise<void> {
   try {
     await eventually(
       async () => {
-        const reply = await redis.pubsub("NUMSUB", ...userIds.map((id) => `NOTIFICATION_ADDED:${id}`));
+        const reply = await redis.pubsub("NUMSUB", ...userIds.map((id) => `INBOX:${id}`));
         const missing = userIds.filter((_, i) => Number(reply[2 * i + 1]) === 0).length;
         return missing === 0 ? true : undefined;
       },

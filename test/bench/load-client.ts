@@ -246,7 +246,7 @@ export async function allListening(redis: Redis, userIds: readonly string[], tim
   await eventually(
     async () => {
       for (let i = 0; i < userIds.length; i += batch) {
-        const channels = userIds.slice(i, i + batch).map((id) => `NOTIFICATION_ADDED:${id}`);
+        const channels = userIds.slice(i, i + batch).map((id) => `INBOX:${id}`);
         const reply = (await redis.pubsub("NUMSUB", ...channels)) as (string | number)[];
         if (channels.some((_, j) => Number(reply[2 * j + 1]) === 0)) return undefined;
       }

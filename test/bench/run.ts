@@ -528,7 +528,7 @@ async function measure(scenario: Scenario): Promise<number[]> {
     const arrivals = new Arrivals(ws.client);
     const redis = new Redis(testRedisUrl());
     try {
-      await subscribedInRedis(redis, `NOTIFICATION_ADDED:${userId}`);
+      await subscribedInRedis(redis, `INBOX:${userId}`);
     } finally {
       redis.disconnect();
     }

@@ -97,7 +97,7 @@ describe("Apollo Client", () => {
       );
 
       const next = firstValueFrom(client.subscribe({ query: NotificationAddedDocument }));
-      await subscribedInRedis(redis, `NOTIFICATION_ADDED:${userId}`);
+      await subscribedInRedis(redis, `INBOX:${userId}`);
       await gqlOk(
         api.url,
         SendNotificationDocument,

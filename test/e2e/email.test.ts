@@ -258,7 +258,7 @@ describe("email delivery", () => {
     const redis = new Redis(testRedisUrl());
     try {
       const added = new Subscription(ws.client, NotificationAddedDocument);
-      await subscribedInRedis(redis, `NOTIFICATION_ADDED:${author.id}`);
+      await subscribedInRedis(redis, `INBOX:${author.id}`);
       const { createPost } = await gqlOk(
         api,
         EmailTestPostDocument,

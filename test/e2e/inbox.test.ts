@@ -226,7 +226,7 @@ describe("the inbox", () => {
       const items = await stock(user, ["one", "two", "three"]);
       const [one, two, three] = [pick(items, "one"), pick(items, "two"), pick(items, "three")];
       const device = watchCounts(connect(user, fx.apiA).client);
-      await subscribedInRedis(fx.redis, `UNREAD_COUNT_CHANGED:${user.id}`);
+      await subscribedInRedis(fx.redis, `INBOX:${user.id}`);
       assert.equal(await unreadCount(user), 4);
 
       const read = (await gqlOk(fx.apiB.url, MarkNotificationReadDocument, { id: one.id }, user.auth))
@@ -340,7 +340,7 @@ describe("the inbox", () => {
       const phone = watchCounts(connect(user, fx.apiA).client);
       const laptop = watchCounts(connect(user, fx.apiB).client);
       // Subscribed from both instances: two Redis subscribers on the user's channel.
-      await subscribedInRedis(fx.redis, `UNREAD_COUNT_CHANGED:${user.id}`, 2);
+      await subscribedInRedis(fx.redis, `INBOX:${user.id}`, 2);
 
       const changed = await gqlOk(fx.apiB.url, MarkAllNotificationsReadDocument, {}, user.auth);
       assert.equal(changed.markAllNotificationsRead, 3);
@@ -366,7 +366,7 @@ describe("the inbox", () => {
       const user = await register();
       const titles = Array.from({ length: 12 }, (_, i) => `n${i}`);
       const ids = [...(await stock(user, titles)).values()].map((n) => n.id);
-      const channel = `UNREAD_COUNT_CHANGED:${user.id}`;
+      const channel = `INBOX:${user.id}`;
       const phone = watchCounts(connect(user, fx.apiA).client);
       const laptop = watchCounts(connect(user, fx.apiB).client);
       const announcements: string[] = [];
@@ -450,7 +450,7 @@ describe("the inbox", () => {
 
       const ws = connect(user, fx.apiA);
       const added = new Subscription(ws.client, NotificationAddedDocument);
-      await subscribedInRedis(fx.redis, `NOTIFICATION_ADDED:${user.id}`);
+      await subscribedInRedis(fx.redis, `INBOX:${user.id}`);
 
       const seen: Item[] = [];
       let after: string | null | undefined;
@@ -629,7 +629,7 @@ describe("the inbox", () => {
       // At the limit, on the same socket, the subscription is accepted and delivers.
       const atLimit = parse(aliased(MAX_ALIASES)) as TypedDocumentNode<{ notificationAdded: Record<string, string> }>;
       const live = new Subscription(ws.client, atLimit);
-      await subscribedInRedis(fx.redis, `NOTIFICATION_ADDED:${user.id}`);
+      await subscribedInRedis(fx.redis, `INBOX:${user.id}`);
       await send(user, "within limits");
       const event = await live.next();
       assert.equal(event.errors, undefined, JSON.stringify(event.errors));

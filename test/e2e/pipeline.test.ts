@@ -95,8 +95,8 @@ describe("walking skeleton: mutation to live notification", () => {
     const ws = connectWs(apiA.url, { authorization: `Bearer ${register.token}` });
     const added = new Subscription(ws.client, NotificationAddedDocument);
     const counts = new Subscription(ws.client, UnreadCountChangedDocument);
-    await subscribedInRedis(redis, `NOTIFICATION_ADDED:${userId}`);
-    await subscribedInRedis(redis, `UNREAD_COUNT_CHANGED:${userId}`);
+    await subscribedInRedis(redis, `INBOX:${userId}`);
+    await subscribedInRedis(redis, `INBOX:${userId}`);
 
     const input = {
       recipientIds: [userId],
@@ -161,7 +161,7 @@ describe("walking skeleton: mutation to live notification", () => {
     const extra = await startHerald({ ...baseEnvFrom(apiA), ROLES: "api" });
     const ws = connectWs(extra.url, { authorization: `Bearer ${register.token}` });
     const sub = new Subscription(ws.client, UnreadCountChangedDocument);
-    await subscribedInRedis(redis, `UNREAD_COUNT_CHANGED:${register.user.id}`);
+    await subscribedInRedis(redis, `INBOX:${register.user.id}`);
     assert.equal(await extra.stop(), 0);
     assert.equal(await ws.closed, 1001, "going away");
     await sub.done;

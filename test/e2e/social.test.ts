@@ -50,7 +50,7 @@ describe("posts, comments and follows", () => {
     const ws = connectWs(api.url, { authorization: `Bearer ${user.token}` });
     fx.sockets.push(ws);
     const sub = new Subscription(ws.client, SocialNotificationAddedDocument);
-    await subscribedInRedis(fx.redis, `NOTIFICATION_ADDED:${user.id}`);
+    await subscribedInRedis(fx.redis, `INBOX:${user.id}`);
     return sub;
   }
 

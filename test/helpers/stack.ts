@@ -11,7 +11,7 @@ import { createPubSub, type PubSubBridge } from "../../src/infra/pubsub.js";
 import { ENTITIES } from "../../src/modules/entities.js";
 import { ActivityService } from "../../src/modules/activity/activity.service.js";
 import { NotificationService } from "../../src/modules/notification/notification.service.js";
-import { UnreadCounters } from "../../src/modules/notification/unread-counters.js";
+import { InboxLog } from "../../src/modules/notification/inbox-log.js";
 import type { Topics } from "../../src/modules/notification/notification.topics.js";
 import { defineWorkerJobs } from "../../src/roles/worker.js";
 import { testMongoUrl, testRedisUrl } from "./env.js";
@@ -33,7 +33,7 @@ export interface WorkerStack {
 
 export async function startWorkerStack(prefix: string, options: { smtpUrl?: string } = {}): Promise<WorkerStack> {
   const logger = createLogger({ level: process.env["TEST_LOG_LEVEL"] ?? "warn", name: prefix });
-  const { orm, db, isFerretDb, close } = await createOrm({
+  const { orm, db, close } = await createOrm({
     mongoUrl: testMongoUrl(uniqueDatabase(prefix)),
     entities: ENTITIES,
     logger,
@@ -58,7 +58,7 @@ export async function startWorkerStack(prefix: string, options: { smtpUrl?: stri
   const preferences = new PreferencesService();
   const notifications = new NotificationService(
     pubsub,
-    new UnreadCounters(redis, { atomicUpdates: !isFerretDb }),
+    new InboxLog(redis, { historyEvents: 1000, historyMs: 3600_000 }),
     preferences,
     mailer ? createEmailOutbox(scheduler) : undefined,
   );

@@ -89,9 +89,7 @@ describe("post fan-out", () => {
     const early = follows[10]?.followerId.toHexString() ?? "";
     const halfWritten = follows[1200]?.followerId.toHexString() ?? "";
     const fresh = follows[2000]?.followerId.toHexString() ?? "";
-    const channels = await Promise.all(
-      [early, halfWritten, fresh].map((id) => ChannelRecorder.open(`NOTIFICATION_ADDED:${id}`)),
-    );
+    const channels = await Promise.all([early, halfWritten, fresh].map((id) => ChannelRecorder.open(`INBOX:${id}`)));
 
     assert.equal(await fanout(stack, { postId: post.id }), "done");
 

@@ -31,8 +31,16 @@ import type { JobScheduler } from "../../src/infra/agenda.js";
 import { testRedisUrl } from "../helpers/env.js";
 import { createEmailOutbox } from "../../src/modules/email/email.outbox.js";
 import { NotificationService } from "../../src/modules/notification/notification.service.js";
-import { UnreadCounters } from "../../src/modules/notification/unread-counters.js";
+import { InboxLog } from "../../src/modules/notification/inbox-log.js";
+import { InboxEventType, type InboxMessage } from "../../src/modules/notification/inbox-events.js";
+import type { NotificationView } from "../../src/modules/notification/notification.types.js";
 import { ChannelRecorder, startWorkerStack, type WorkerStack } from "../helpers/stack.js";
+
+/** The notification an inbox event published on the user's channel carries, if any. */
+function addedOf(message: unknown): NotificationView | undefined {
+  const { change } = message as InboxMessage;
+  return "notification" in change ? change.notification : undefined;
+}
 
 /** Jobs may run more than once (retries, a crash, FerretDB's non-atomic locks); effects happen once. */
 describe("jobs are idempotent", () => {
@@ -78,7 +86,7 @@ describe("jobs are idempotent", () => {
 
   it("a welcome job run twice writes one notification and one activity entry, and announces once", async () => {
     const user = await newUser("twice");
-    const channel = await ChannelRecorder.open(`NOTIFICATION_ADDED:${user.id}`);
+    const channel = await ChannelRecorder.open(`INBOX:${user.id}`);
     await runTwiceThroughAgenda(WELCOME_JOB, { userId: user.id });
 
     const em = stack.orm.em.fork();
@@ -96,7 +104,8 @@ describe("jobs are idempotent", () => {
     const announced = await channel.settle(publisher);
     channel.close();
     assert.equal(announced.length, 1);
-    assert.equal((announced[0] as { id: string }).id, notifications[0]?.id);
+    assert.equal((announced[0] as InboxMessage).change.type, InboxEventType.ADDED);
+    assert.equal(addedOf(announced[0])?.id, notifications[0]?.id);
   });
 
   it("a deliver job run twice writes one SYSTEM notification per recipient", async () => {
@@ -109,7 +118,7 @@ describe("jobs are idempotent", () => {
       body: "Tonight at 22:00",
     });
     await em.persist(request).flush();
-    const channel = await ChannelRecorder.open(`NOTIFICATION_ADDED:${a.id}`);
+    const channel = await ChannelRecorder.open(`INBOX:${a.id}`);
 
     await runTwiceThroughAgenda(DELIVER_JOB, { requestId: request.id });
 
@@ -141,7 +150,7 @@ describe("jobs are idempotent", () => {
     const pending = new PendingAnnouncement([stored._id, new ObjectId()]);
     pending.createdAt = stored.createdAt;
     await em.persist([stored, pending]).flush();
-    const channel = await ChannelRecorder.open(`NOTIFICATION_ADDED:${user.id}`);
+    const channel = await ChannelRecorder.open(`INBOX:${user.id}`);
 
     // A re-run of the job does not write it again and is not the one to announce it...
     assert.equal(await welcome(stack, { userId: user.id }), "done");
@@ -163,7 +172,7 @@ describe("jobs are idempotent", () => {
     const announced = await channel.settle(publisher);
     channel.close();
     assert.equal(announced.length, 1);
-    assert.equal((announced[0] as { body: string }).body, "stored before a crash");
+    assert.equal(addedOf(announced[0])?.body, "stored before a crash");
     assert.equal(again.announced, 0);
   });
 
@@ -214,7 +223,7 @@ describe("jobs are idempotent", () => {
     // A worker that sends email: only such a worker looks for emails whose job was lost.
     const emailing = new NotificationService(
       stack.pubsub,
-      new UnreadCounters(publisher, { atomicUpdates: false }),
+      new InboxLog(publisher, { historyEvents: 1000, historyMs: 3600_000 }),
       stack.preferences,
       createEmailOutbox(recorder),
     );

@@ -6,6 +6,7 @@ import { Notification } from "./notification.entity.js";
 import { NotificationStatus } from "./notification.enums.js";
 import { afterCursor, decodeCursor, encodeCursor } from "./cursor.js";
 import { notificationCollection, type NotificationService } from "./notification.service.js";
+import { InboxEventType, encodeInboxCursor } from "./inbox-events.js";
 import {
   toNotificationView,
   type NotificationConnection,
@@ -18,7 +19,7 @@ export const MAX_PAGE_SIZE = 100;
 /**
  * A user's own notifications: reading, marking, archiving, deleting. Every query is scoped to the
  * caller, so another user's notification is indistinguishable from a missing one (NOT_FOUND).
- * Every change to what is unread is written first and then announced as the new count.
+ * Every change is written first, then logged and announced as an event of the user's inbox stream.
  */
 export class InboxService {
   constructor(private readonly notifications: NotificationService) {}
@@ -26,7 +27,13 @@ export class InboxService {
   async list(
     em: EntityManager,
     userId: string,
-    args: { first: number; after?: string | null | undefined; filter?: NotificationFilter | null | undefined },
+    args: {
+      first: number;
+      after?: string | null | undefined;
+      filter?: NotificationFilter | null | undefined;
+      /** Whether to take the stream position (an extra Redis call) before reading the page. */
+      withStreamCursor?: boolean;
+    },
   ): Promise<NotificationConnection> {
     if (!Number.isInteger(args.first) || args.first < 0 || args.first > MAX_PAGE_SIZE) {
       throw badInput("first", `must be between 0 and ${MAX_PAGE_SIZE}`);
@@ -40,6 +47,8 @@ export class InboxService {
       if (!cursor) throw badInput("after", "is not a cursor returned by this API");
       conditions.push(afterCursor(cursor));
     }
+    // Before the page is read: whatever changes after it is read is an event after this position.
+    const streamCursor = args.withStreamCursor ? encodeInboxCursor(await this.notifications.position(userId)) : "";
     const rows = await em.find(
       Notification,
       { $and: conditions },
@@ -50,7 +59,11 @@ export class InboxService {
     );
     const page = rows.slice(0, args.first);
     const edges = page.map((n) => ({ cursor: encodeCursor(n.createdAt, n.id), node: toNotificationView(n) }));
-    return { edges, pageInfo: { hasNextPage: rows.length > args.first, endCursor: edges.at(-1)?.cursor ?? null } };
+    return {
+      edges,
+      pageInfo: { hasNextPage: rows.length > args.first, endCursor: edges.at(-1)?.cursor ?? null },
+      streamCursor,
+    };
   }
 
   async get(em: EntityManager, userId: string, id: string): Promise<NotificationView> {
@@ -64,89 +77,104 @@ export class InboxService {
   }
 
   markRead(em: EntityManager, userId: string, id: string): Promise<NotificationView> {
-    return this.change(em, userId, id, { readAt: null }, { readAt: new Date() }, (was) => (was.archivedAt ? 0 : -1));
+    return this.change(em, userId, id, InboxEventType.READ, { readAt: null }, { readAt: new Date() }, (now) =>
+      now.archivedAt ? 0 : -1,
+    );
   }
 
   /** One kept out of the inbox (see Notification.inApp) stays read: no count may include it. */
   markUnread(em: EntityManager, userId: string, id: string): Promise<NotificationView> {
-    return this.change(em, userId, id, { readAt: { $ne: null }, inApp: { $ne: false } }, { readAt: null }, (was) =>
-      was.archivedAt ? 0 : 1,
+    return this.change(
+      em,
+      userId,
+      id,
+      InboxEventType.UNREAD,
+      { readAt: { $ne: null }, inApp: { $ne: false } },
+      { readAt: null },
+      (now) => (now.archivedAt ? 0 : 1),
     );
   }
 
   archive(em: EntityManager, userId: string, id: string): Promise<NotificationView> {
-    return this.change(em, userId, id, { archivedAt: null }, { archivedAt: new Date() }, (was) =>
-      was.readAt ? 0 : -1,
+    return this.change(
+      em,
+      userId,
+      id,
+      InboxEventType.ARCHIVED,
+      { archivedAt: null },
+      { archivedAt: new Date() },
+      (now) => (now.readAt ? 0 : -1),
     );
   }
 
   /** Marks every unread notification read, archived ones included; returns how many changed. */
   async markAllRead(em: EntityManager, userId: string): Promise<number> {
     const recipientId = new ObjectId(userId);
-    const { result: changed, counts } = await this.notifications.changingUnread(
-      [userId],
-      async () => {
-        const readAt = new Date();
-        // Counted ones first, apart, so that the counter moves by exactly what left the count.
-        const counted = await em.nativeUpdate(
-          Notification,
-          { recipientId, readAt: null, archivedAt: null },
-          { readAt },
-        );
-        const archived = await em.nativeUpdate(Notification, { recipientId, readAt: null }, { readAt });
-        return { result: counted + archived, deltas: new Map([[userId, -counted]]) };
-      },
-      true,
-    );
-    if (changed > 0) await this.notifications.publishUnreadCounts(em, [userId], { counts });
-    return changed;
+    return this.notifications.changeInbox(em, userId, async () => {
+      const readAt = new Date();
+      // Counted ones first, apart, so that the counter moves by exactly what left the count.
+      const counted = await em.nativeUpdate(Notification, { recipientId, readAt: null, archivedAt: null }, { readAt });
+      const archived = await em.nativeUpdate(Notification, { recipientId, readAt: null }, { readAt });
+      const changed = counted + archived;
+      return {
+        result: changed,
+        changes: changed > 0 ? [{ delta: -counted, change: { type: InboxEventType.ALL_READ } }] : [],
+      };
+    });
   }
 
   async delete(em: EntityManager, userId: string, id: string): Promise<boolean> {
     const own = this.own(userId, id);
-    const { result: deleted, counts } = await this.notifications.changingUnread(
-      [userId],
-      async () => {
-        const doc = await notificationCollection(em).findOneAndDelete(own);
-        const counted = doc !== null && doc["readAt"] == null && doc["archivedAt"] == null;
-        return { result: doc !== null, deltas: new Map([[userId, counted ? -1 : 0]]) };
-      },
-      true,
-    );
+    const deleted = await this.notifications.changeInbox(em, userId, async () => {
+      const doc = await notificationCollection(em).findOneAndDelete(own);
+      if (!doc) return { result: false, changes: [] };
+      const counted = doc["readAt"] == null && doc["archivedAt"] == null;
+      // One kept out of the inbox was never in a client's view: its going is no event.
+      const shown = doc["inApp"] !== false;
+      return {
+        result: true,
+        changes: shown
+          ? [{ delta: counted ? -1 : 0, change: { type: InboxEventType.DELETED, notificationId: id } }]
+          : [],
+      };
+    });
     if (!deleted) throw notFound("Notification");
-    await this.notifications.publishUnreadCounts(em, [userId], { counts });
     return true;
   }
 
   /**
-   * Applies `update` when the notification is in the state `when` describes; a notification already
-   * in the target state is left as it is (marking twice is not an error). Answers the fresh state.
-   * `delta` says how the change moved the unread count, from the notification as it was before.
+   * Applies `update` when the notification is in the state `when` describes, and logs the change as
+   * `type`; a notification already in the target state is left as it is (marking twice is not an
+   * error, and no event). Answers the fresh state. `delta` says how the change moved the unread
+   * count, from the notification as it is after it (`when` says what it was before).
    */
   private async change(
     em: EntityManager,
     userId: string,
     id: string,
+    type: InboxEventType.READ | InboxEventType.UNREAD | InboxEventType.ARCHIVED,
     when: Record<string, unknown>,
     update: Partial<Pick<Notification, "readAt" | "archivedAt">>,
-    delta: (was: Document) => number,
+    delta: (now: Document) => number,
   ): Promise<NotificationView> {
     const own = this.own(userId, id);
-    const { result: changed, counts } = await this.notifications.changingUnread(
-      [userId],
-      async () => {
-        const was = await notificationCollection(em).findOneAndUpdate(
-          { ...own, ...when },
-          { $set: update },
-          { returnDocument: "before" },
-        );
-        return { result: was !== null, deltas: new Map([[userId, was ? delta(was) : 0]]) };
-      },
-      true,
-    );
+    const changed = await this.notifications.changeInbox(em, userId, async () => {
+      const now = await notificationCollection(em).findOneAndUpdate(
+        { ...own, ...when },
+        { $set: update },
+        { returnDocument: "after" },
+      );
+      if (!now) return { result: null, changes: [] };
+      const notification = toNotificationView(em.fork().map(Notification, now));
+      // One kept out of the inbox was never in a client's view: its changes are no event.
+      return {
+        result: notification,
+        changes: notification.inApp ? [{ delta: delta(now), change: { type, notification } }] : [],
+      };
+    });
+    if (changed) return changed;
     const current = await em.fork().findOne(Notification, own);
     if (!current) throw notFound("Notification");
-    if (changed) await this.notifications.publishUnreadCounts(em, [userId], { counts });
     return toNotificationView(current);
   }
 

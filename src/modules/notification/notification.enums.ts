@@ -28,7 +28,32 @@ export enum NotificationStatus {
   READ = "READ",
 }
 
+/** What happened to a user's inbox (see inboxEvents). */
+export enum InboxEventType {
+  ADDED = "ADDED",
+  READ = "READ",
+  UNREAD = "UNREAD",
+  ARCHIVED = "ARCHIVED",
+  DELETED = "DELETED",
+  ALL_READ = "ALL_READ",
+  RESET = "RESET",
+}
+
 registerEnumType(NotificationKind, { name: "NotificationKind" });
 registerEnumType(NotificationChannel, { name: "NotificationChannel" });
 registerEnumType(DeliveryStatus, { name: "DeliveryStatus" });
 registerEnumType(NotificationStatus, { name: "NotificationStatus" });
+registerEnumType(InboxEventType, {
+  name: "InboxEventType",
+  valuesConfig: {
+    ADDED: { description: "A notification arrived." },
+    READ: { description: "A notification was marked read." },
+    UNREAD: { description: "A notification was marked unread." },
+    ARCHIVED: { description: "A notification was archived." },
+    DELETED: { description: "A notification was deleted." },
+    ALL_READ: { description: "Every notification was marked read." },
+    RESET: {
+      description: "The stream could not resume from the cursor given: refetch notifications, then go on from here.",
+    },
+  },
+});

@@ -1,4 +1,6 @@
-import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subscription } from "type-graphql";
+import { Kind, type GraphQLResolveInfo } from "graphql";
+import { Arg, Ctx, FieldResolver, ID, Info, Int, Mutation, Query, Resolver, Root, Subscription } from "type-graphql";
+import { badInput } from "../../graphql/errors.js";
 import type { GraphQLContext } from "../../graphql/context.js";
 import { requireService, requireUser } from "../../graphql/context.js";
 import { CommentView, PostView, toCommentView, toPostView } from "../post/post.types.js";
@@ -8,13 +10,23 @@ import { UserView } from "../user/user.types.js";
 import type { UserService } from "../user/user.service.js";
 import type { InboxService } from "./inbox.service.js";
 import type { NotificationRequestService } from "./notification-request.service.js";
-import { NOTIFICATION_ADDED, UNREAD_COUNT_CHANGED, type UnreadCountEvent } from "./notification.topics.js";
+import {
+  INBOX,
+  InboxEventType,
+  decodeInboxCursor,
+  encodeInboxCursor,
+  INBOX_FEED,
+  type InboxEventPayload,
+  type InboxFeedRequest,
+  type InboxMessage,
+} from "./inbox-events.js";
 import {
   NotificationConnection,
   NotificationFilter,
   NotificationView,
   SendNotificationInput,
   SendNotificationResult,
+  InboxEventView,
 } from "./notification.types.js";
 
 const DEFAULT_PAGE_SIZE = 20;
@@ -22,17 +34,25 @@ const DEFAULT_PAGE_SIZE = 20;
 /** Subscriptions listen on the caller's own channel; without a user they fail before listening. */
 const ownChannel = ({ context }: { context: GraphQLContext }) => requireUser(context);
 
-/** The highest count version each unreadCountChanged subscription has sent, keyed by its context. */
-const lastSentVersion = new WeakMap<object, number>();
+/** The place in the stream of the last count each unreadCountChanged subscription sent, by context. */
+const lastSent = new WeakMap<object, { epoch: string; seq: number }>();
 
 /**
- * Counts computed concurrently can reach Redis out of order; a subscription passes on only counts
- * newer than the last it sent, so a client never steps back to a stale count.
+ * A count delivered twice, or late (a message replayed through Redis), is not passed on: a client
+ * never steps back to a stale count. A new epoch (the stream started again) starts afresh.
  */
-function newerThanLastSent({ payload, context }: { payload: UnreadCountEvent; context: GraphQLContext }): boolean {
-  if (payload.version <= (lastSentVersion.get(context) ?? 0)) return false;
-  lastSentVersion.set(context, payload.version);
+function newerThanLastSent({ payload, context }: { payload: InboxMessage; context: GraphQLContext }): boolean {
+  const last = lastSent.get(context);
+  if (last && last.epoch === payload.epoch && payload.seq <= last.seq) return false;
+  lastSent.set(context, { epoch: payload.epoch, seq: payload.seq });
   return true;
+}
+
+/** Whether the operation asks for `field` of the object it returns (fragments count as asking). */
+function selects(info: GraphQLResolveInfo, field: string): boolean {
+  return info.fieldNodes.some((node) =>
+    (node.selectionSet?.selections ?? []).some((s) => s.kind !== Kind.FIELD || s.name.value === field),
+  );
 }
 
 export interface NotificationResolverDeps {
@@ -53,8 +73,14 @@ export class NotificationResolver {
     first: number | null,
     @Arg("after", () => String, { nullable: true }) after: string | null,
     @Arg("filter", () => NotificationFilter, { nullable: true }) filter: NotificationFilter | null,
+    @Info() info: GraphQLResolveInfo,
   ): Promise<NotificationConnection> {
-    return this.deps.inbox.list(ctx.em, requireUser(ctx), { first: first ?? DEFAULT_PAGE_SIZE, after, filter });
+    return this.deps.inbox.list(ctx.em, requireUser(ctx), {
+      first: first ?? DEFAULT_PAGE_SIZE,
+      after,
+      filter,
+      withStreamCursor: selects(info, "streamCursor"),
+    });
   }
 
   @Query(() => NotificationView, { nullable: true, description: "One of the caller's notifications." })
@@ -104,22 +130,50 @@ export class NotificationResolver {
   }
 
   @Subscription(() => NotificationView, {
-    topics: NOTIFICATION_ADDED,
+    topics: INBOX,
     topicId: ownChannel,
+    filter: ({ payload }: { payload: InboxMessage }) => payload.change.type === InboxEventType.ADDED,
     description: "The caller's new notifications, as soon as they are stored.",
   })
-  notificationAdded(@Root() notification: NotificationView): NotificationView {
-    return notification;
+  notificationAdded(@Root() message: InboxMessage): NotificationView | null {
+    return "notification" in message.change ? message.change.notification : null;
   }
 
   @Subscription(() => Int, {
-    topics: UNREAD_COUNT_CHANGED,
+    topics: INBOX,
     topicId: ownChannel,
     filter: newerThanLastSent,
     description: "The caller's unread count after any change, from any device.",
   })
-  unreadCountChanged(@Root() event: UnreadCountEvent): number {
-    return event.count;
+  unreadCountChanged(@Root() message: InboxMessage): number {
+    return message.unreadCount;
+  }
+
+  @Subscription(() => InboxEventView, {
+    topics: INBOX_FEED,
+    topicId: ({ args, context }: { args: { after?: string | null }; context: GraphQLContext }): InboxFeedRequest => {
+      const userId = requireUser(context);
+      const after = args.after == null ? null : decodeInboxCursor(args.after);
+      if (args.after != null && !after) throw badInput("after", "is not a cursor of inboxEvents");
+      return { userId, after };
+    },
+    description:
+      "Every change to the caller's inbox, in the order it was stored. With `after` (a cursor from an event or " +
+      "from notifications.streamCursor): first every event after it, then live ones, none missing, none twice; " +
+      "RESET first when the stream cannot resume from there.",
+  })
+  inboxEvents(
+    @Root() event: InboxEventPayload,
+    @Arg("after", () => String, { nullable: true }) _after: string | null,
+  ): InboxEventView {
+    return {
+      cursor: encodeInboxCursor(event.position),
+      type: event.type,
+      notification: event.notification,
+      notificationId: event.notificationId,
+      unreadCount: event.unreadCount,
+      at: event.at,
+    };
   }
 
   @FieldResolver(() => UserView, { nullable: true, description: "Who caused it, when someone did." })

@@ -7,10 +7,11 @@ import type { DeliveryPlan } from "../preferences/preferences.service.js";
 import { PendingAnnouncement } from "./announcement.entity.js";
 import { Notification } from "./notification.entity.js";
 import { DeliveryStatus, NotificationChannel, NotificationKind } from "./notification.enums.js";
-import { NOTIFICATION_ADDED, UNREAD_COUNT_CHANGED, type Topics } from "./notification.topics.js";
+import type { Topics } from "./notification.topics.js";
+import { INBOX, InboxEventType, type InboxPosition, type StoredInboxEvent } from "./inbox-events.js";
 import { GroupCommit } from "../../infra/group-commit.js";
 import { toNotificationView, type NotificationView } from "./notification.types.js";
-import type { CountAt, UnreadCounters } from "./unread-counters.js";
+import type { InboxCommit, InboxLog, Recount } from "./inbox-log.js";
 
 /** One notification to write; `dedupeKey` identifies it across re-runs of the job that writes it. */
 export interface NotificationDraft {
@@ -40,11 +41,14 @@ export interface DeliveryPlanner {
   plan(em: EntityManager, recipientIds: ObjectId[], kind: NotificationKind): Promise<Map<string, DeliveryPlan>>;
 }
 
-/** Writes notifications and announces them, and announces unread counts after any change. */
+/**
+ * Writes notifications, and logs and announces every change to an inbox with the unread count
+ * after it (see InboxLog).
+ */
 export class NotificationService {
   constructor(
     private readonly topics: TopicPublisher<Topics>,
-    private readonly counters: UnreadCounters,
+    private readonly log: InboxLog,
     private readonly planner: DeliveryPlanner,
     /** Absent when email is not configured: notifications are then in-app only. */
     private readonly email?: EmailOutbox,
@@ -95,39 +99,49 @@ export class NotificationService {
     // read: one round trip to the database before the insert instead of two.
     const ids = new Map(drafts.map((d) => [d.dedupeKey, new ObjectId()]));
     const pending = new PendingAnnouncement([...ids.values()]);
+    const recipients = [...new Set(drafts.map((d) => d.recipientId.toHexString()))];
     let plans = new Map<string, DeliveryPlan>();
-    let docs: NotificationDocument[] = [];
-    let shown: NotificationView[] = [];
-    let added: Promise<unknown> = Promise.resolve();
-    const { result: inserted, counts } = await this.changingUnread(
-      [...new Set(drafts.map((d) => d.recipientId.toHexString()))],
-      async () => {
-        // Nobody is told of a notification its recipient wants neither in-app nor by email.
-        const wanted = drafts.filter((d) => {
-          const plan = plans.get(d.dedupeKey);
-          return plan && (plan.inApp || plan.email !== "none");
-        });
-        docs = toDocuments(wanted, plans, ids);
-        const digestIds = docs.filter((d) => plans.get(d.dedupeKey)?.email === "digest").map((d) => d._id);
-        // Before any is stored, so that a sweep finishing for this writer keeps their digest items.
-        if (digestIds.length > 0) await em.nativeUpdate(PendingAnnouncement, { _id: pending._id }, { digestIds });
-        const views = docs.length > 0 ? await this.insertIgnoringDuplicates(em, docs) : [];
-        shown = views.filter((v) => v.inApp);
-        // Stored, so announced at once: the publishes share a round trip with the counters' update.
-        added = this.publishAdded(shown);
-        // Awaited below; a failure meanwhile must not count as unhandled.
-        added.catch(() => undefined);
-        return { result: views, deltas: tally(shown.map((v) => v.recipientId)) };
-      },
-      false,
-      // Written before the notifications (until it is gone, the sweep finishes for this writer),
-      // while the recipients' preferences are read.
-      async () => {
+    // Written before the notifications (until it is gone, the sweep finishes for this writer),
+    // while the recipients' preferences are read and the write is announced to the counters.
+    await Promise.all([
+      this.log.begin(recipients),
+      (async () => {
         [plans] = await Promise.all([this.plans(em, drafts), em.insert(PendingAnnouncement, pending)]);
-      },
+      })(),
+    ]);
+    let inserted: NotificationView[];
+    let docs: NotificationDocument[];
+    try {
+      // Nobody is told of a notification its recipient wants neither in-app nor by email.
+      const wanted = drafts.filter((d) => {
+        const plan = plans.get(d.dedupeKey);
+        return plan && (plan.inApp || plan.email !== "none");
+      });
+      docs = toDocuments(wanted, plans, ids);
+      const digestIds = docs.filter((d) => plans.get(d.dedupeKey)?.email === "digest").map((d) => d._id);
+      // Before any is stored, so that a sweep finishing for this writer keeps their digest items.
+      if (digestIds.length > 0) await em.nativeUpdate(PendingAnnouncement, { _id: pending._id }, { digestIds });
+      inserted = docs.length > 0 ? await this.insertIgnoringDuplicates(em, docs) : [];
+    } catch (err) {
+      // What was stored is unknown: the counters are counted anew; the sweep announces the rest.
+      await this.log
+        .commit(
+          recipients.map((userId) => ({ userId, changes: [], forget: true })),
+          this.recount(em),
+        )
+        .catch(() => undefined);
+      throw err;
+    }
+    // Stored, so logged and announced at once, each recipient's count moved by one per unread one.
+    const shown = inserted.filter((v) => v.inApp);
+    const added = new Map<string, InboxCommit["changes"]>(recipients.map((id) => [id, []]));
+    for (const view of shown) {
+      added.get(view.recipientId)?.push({ delta: 1, change: { type: InboxEventType.ADDED, notification: view } });
+    }
+    await this.log.commit(
+      [...added].map(([userId, changes]) => ({ userId, changes })),
+      this.recount(em),
     );
-    await added;
-    await this.publishCountsAfter(em, shown, counts);
     // Email goes out after the in-app notification is stored and announced, never before it.
     const keys = new Map(docs.map((d) => [d._id.toHexString(), d.dedupeKey]));
     const planOf = (v: NotificationView) => plans.get(keys.get(v.id) ?? "")?.email;
@@ -178,11 +192,10 @@ export class NotificationService {
           { orderBy: { createdAt: "asc", _id: "asc" } },
         )
       ).map(toNotificationView);
-      // The writer may have stopped between its write and its counters: count those users anew.
-      await this.counters.forget(stored.filter((v) => v.inApp).map((v) => v.recipientId));
       if (!pending.announcedAt)
-        await this.announce(
+        await this.logMissing(
           em,
+          pending.createdAt,
           stored.filter((v) => v.inApp),
         );
       const digestIds = new Set((pending.digestIds ?? []).map((id) => id.toHexString()));
@@ -217,68 +230,53 @@ export class NotificationService {
     return views.filter((v) => !held.has(v.id));
   }
 
-  private async announce(
-    em: EntityManager,
-    views: NotificationView[],
-    counts: ReadonlyMap<string, CountAt | null> = new Map(),
-  ): Promise<void> {
-    if (views.length === 0) return;
-    await this.publishAdded(views);
-    await this.publishCountsAfter(em, views, counts);
-  }
-
-  /** The unread counts of the recipients of announced notifications, to those who listen. */
-  private async publishCountsAfter(
-    em: EntityManager,
-    views: readonly NotificationView[],
-    counts: ReadonlyMap<string, CountAt | null>,
-  ): Promise<void> {
-    if (views.length === 0) return;
-    await this.publishUnreadCounts(em, [...new Set(views.map((v) => v.recipientId))], { onlyListening: true, counts });
-  }
-
-  /** Sent together: ioredis writes each command without waiting for the previous reply. */
-  private async publishAdded(views: readonly NotificationView[]): Promise<void> {
-    await Promise.all(views.map((view) => this.topics.publish(NOTIFICATION_ADDED, view.recipientId, view)));
+  /**
+   * Logs the ADDED events of stored notifications that a writer which stopped did not log (it may
+   * have stopped before or after its commit). Their counters are counted anew: whether the writer
+   * applied its share is unknown.
+   */
+  private async logMissing(em: EntityManager, since: Date, views: readonly NotificationView[]): Promise<void> {
+    const byUser = new Map<string, NotificationView[]>();
+    for (const v of views) byUser.set(v.recipientId, [...(byUser.get(v.recipientId) ?? []), v]);
+    const commits: InboxCommit[] = [];
+    for (const [userId, ofUser] of byUser) {
+      const logged = await this.log.addedSince(userId, since);
+      const missing = ofUser.filter((v) => !logged.has(v.id));
+      if (missing.length === 0) continue;
+      commits.push({
+        userId,
+        forget: true,
+        changes: missing.map((notification) => ({ delta: 0, change: { type: InboxEventType.ADDED, notification } })),
+      });
+    }
+    if (commits.length > 0) await this.log.commit(commits, this.recount(em));
   }
 
   /**
-   * Runs a write that changes these users' unread notifications and applies the change it reports
-   * to their counters (see UnreadCounters); answers the write's result and each user's new count,
-   * where the counter knew it.
+   * Runs a change to one user's existing notifications under the user's inbox lock (see InboxLog),
+   * then logs and announces the events it reports with their effect on the unread count.
    */
-  async changingUnread<T>(
-    userIds: readonly string[],
-    write: () => Promise<{ result: T; deltas: ReadonlyMap<string, number> }>,
-    /** The deltas come from the results of conditional updates or deletes (see UnreadCounters). */
-    fromUpdates = false,
-    /** Another write that must precede this one, made alongside `begin`. */
-    before: () => Promise<unknown> = () => Promise.resolve(),
-  ): Promise<{ result: T; counts: Map<string, CountAt | null> }> {
-    if (userIds.length === 0) {
-      await before();
-      return { result: (await write()).result, counts: new Map() };
-    }
-    await Promise.all([this.counters.begin(userIds), before()]);
-    let done: { result: T; deltas: ReadonlyMap<string, number> };
+  async changeInbox<T>(
+    em: EntityManager,
+    userId: string,
+    write: () => Promise<{ result: T; changes: InboxCommit["changes"] }>,
+  ): Promise<T> {
+    const lock = await this.log.lock(userId);
+    let done: { result: T; changes: InboxCommit["changes"] };
     try {
       done = await write();
     } catch (err) {
-      // The write's effect is unknown: the counters are dropped, to be counted anew.
-      await this.applied(userIds, new Map(), true).catch(() => undefined);
-      await this.counters.forget(userIds).catch(() => undefined);
+      // The write's effect is unknown: the counter is dropped, to be counted anew.
+      await this.log.commit([{ userId, lock, changes: [], forget: true }], this.recount(em)).catch(() => undefined);
       throw err;
     }
-    return { result: done.result, counts: await this.applied(userIds, done.deltas, fromUpdates) };
+    await this.log.commit([{ userId, lock, changes: done.changes }], this.recount(em));
+    return done.result;
   }
 
-  private async applied(
-    userIds: readonly string[],
-    deltas: ReadonlyMap<string, number>,
-    fromUpdates: boolean,
-  ): Promise<Map<string, CountAt | null>> {
-    const after = await this.counters.apply(new Map(userIds.map((id) => [id, deltas.get(id) ?? 0])), fromUpdates);
-    return new Map([...after].map(([id, { count, version }]) => [id, count === null ? null : { count, version }]));
+  /** What the log counts a user's unread notifications with when its counter is missing. */
+  private recount(em: EntityManager): Recount {
+    return (ids) => this.unreadCounts(em.fork(), ids);
   }
 
   /** Each draft's plan, by dedupe key; without email configured, nothing is emailed. */
@@ -300,42 +298,25 @@ export class NotificationService {
     return this.email !== undefined;
   }
 
-  /** Those of `userIds` with an open notificationAdded subscription right now, on any instance. */
+  /** Those of `userIds` listening to their inbox right now (any subscription), on any instance. */
   listeningForNew(userIds: readonly string[]): Promise<string[]> {
-    return this.topics.listening(NOTIFICATION_ADDED, userIds);
+    return this.topics.listening(INBOX, userIds);
+  }
+
+  /** Where the user's inbox stream ends now (see inboxEvents). */
+  position(userId: string): Promise<InboxPosition> {
+    return this.log.position(userId);
+  }
+
+  /** The user's logged events after `from`, or null when the log cannot serve it (see InboxLog). */
+  eventsAfter(userId: string, from: InboxPosition, limit: number): Promise<StoredInboxEvent[] | null> {
+    return this.log.after(userId, from, limit);
   }
 
   /** Unread and not archived: what a badge shows. */
   async unreadCount(em: EntityManager, userId: string): Promise<number> {
-    const counts = await this.counters.read([userId], (ids) => this.unreadCounts(em, ids));
-    return counts.get(userId)?.count ?? 0;
-  }
-
-  /**
-   * Announces each user's unread count after a change to it was written, with the version that
-   * orders it (see unreadCountChanged): the count the change left in the counter when there is
-   * one, else the counter's current one. With `onlyListening`, users with no open
-   * unreadCountChanged subscription are skipped: a client reads the count when it connects.
-   */
-  async publishUnreadCounts(
-    em: EntityManager,
-    userIds: readonly string[],
-    options: { onlyListening?: boolean; counts?: ReadonlyMap<string, CountAt | null> } = {},
-  ): Promise<void> {
-    const targets = options.onlyListening ? await this.topics.listening(UNREAD_COUNT_CHANGED, userIds) : userIds;
-    if (targets.length === 0) return;
-    const known = options.counts ?? new Map<string, CountAt | null>();
-    const unknown = targets.filter((id) => !known.get(id));
-    const read =
-      unknown.length > 0
-        ? await this.counters.read(unknown, (ids) => this.unreadCounts(em, ids))
-        : new Map<string, CountAt>();
-    await Promise.all(
-      targets.map((userId) => {
-        const at: CountAt = known.get(userId) ?? read.get(userId) ?? { count: 0, version: 0 };
-        return this.topics.publish(UNREAD_COUNT_CHANGED, userId, at);
-      }),
-    );
+    const counts = await this.log.read([userId], this.recount(em));
+    return counts.get(userId) ?? 0;
   }
 
   /** Unread counts of many users in one query: what the counters are rebuilt from. */
@@ -433,13 +414,6 @@ function docToView(doc: NotificationDocument): NotificationView {
     deliveries: doc.deliveries,
     inApp: doc.inApp,
   };
-}
-
-/** How many times each id occurs. */
-function tally(ids: readonly string[]): Map<string, number> {
-  const counts = new Map<string, number>();
-  for (const id of ids) counts.set(id, (counts.get(id) ?? 0) + 1);
-  return counts;
 }
 
 function neverTriedEmail(d: { channel: NotificationChannel; status: DeliveryStatus; attempts: number }): boolean {

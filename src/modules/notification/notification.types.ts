@@ -1,6 +1,12 @@
 import { ArrayMaxSize, ArrayMinSize, ArrayUnique, IsMongoId } from "class-validator";
 import { Field, ID, InputType, Int, ObjectType } from "type-graphql";
-import { DeliveryStatus, NotificationChannel, NotificationKind, NotificationStatus } from "./notification.enums.js";
+import {
+  DeliveryStatus,
+  InboxEventType,
+  NotificationChannel,
+  NotificationKind,
+  NotificationStatus,
+} from "./notification.enums.js";
 import type { Delivery, Notification } from "./notification.entity.js";
 import { Text } from "../../graphql/validation.js";
 
@@ -123,6 +129,36 @@ export class NotificationConnection {
 
   @Field(() => PageInfo)
   pageInfo!: PageInfo;
+
+  @Field({
+    description:
+      "The caller's position in inboxEvents, taken before the page was read: subscribe with it to miss nothing after.",
+  })
+  streamCursor!: string;
+}
+
+@ObjectType("InboxEvent", { description: "A change to the caller's inbox (see inboxEvents)." })
+export class InboxEventView {
+  @Field({ description: "This event's position: resume with inboxEvents(after: cursor)." })
+  cursor!: string;
+
+  @Field(() => InboxEventType)
+  type!: InboxEventType;
+
+  @Field(() => NotificationView, {
+    nullable: true,
+    description: "ADDED, READ, UNREAD, ARCHIVED: the notification as it is after the change.",
+  })
+  notification!: NotificationView | null;
+
+  @Field(() => ID, { nullable: true, description: "Every event about one notification, DELETED included." })
+  notificationId!: string | null;
+
+  @Field(() => Int, { description: "The caller's unread count right after this event." })
+  unreadCount!: number;
+
+  @Field()
+  at!: Date;
 }
 
 @InputType()
