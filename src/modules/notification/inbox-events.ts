@@ -161,6 +161,7 @@ export function openInboxFeed(
     });
   };
   const catchUp = async (from: InboxPosition) => {
+    at = from;
     for (let position = from; ;) {
       const page = await deps.after(userId, position, CATCH_UP_PAGE);
       if (!page) return reset();

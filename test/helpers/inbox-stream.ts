@@ -1,0 +1,87 @@
+import { print } from "graphql";
+import { createClient, type Client, type ExecutionResult } from "graphql-ws";
+import WebSocket from "ws";
+import { InboxEventsDocument, type InboxEventFieldsFragment } from "../generated/graphql.js";
+import { eventually } from "./graphql-client.js";
+
+export type StreamEvent = InboxEventFieldsFragment;
+
+/**
+ * The README's resume recipe for a raw graphql-ws client. graphql-ws sends the very same payload
+ * object again each time it reconnects, so moving `variables.after` to the cursor of every event
+ * received makes each reconnect resume right after the last one: nothing missed, nothing twice.
+ */
+export function subscribeInbox(
+  client: Client,
+  after: string | null,
+  sink: { next(event: StreamEvent): void; error?(error: unknown): void; complete?(): void },
+): () => void {
+  const variables = { after };
+  return client.subscribe<{ inboxEvents: StreamEvent }>(
+    { query: print(InboxEventsDocument), variables },
+    {
+      next: (result: ExecutionResult<{ inboxEvents: StreamEvent }>) => {
+        const event = result.data?.inboxEvents;
+        if (!event) return sink.error?.(result.errors);
+        variables.after = event.cursor;
+        sink.next(event);
+      },
+      error: (error) => sink.error?.(error),
+      complete: () => sink.complete?.(),
+    },
+  );
+}
+
+/**
+ * A graphql-ws client that keeps reconnecting, as a mobile app's should: at once the first time,
+ * then with a growing, jittered wait (at most a second here; longer suits real apps). `url` is asked
+ * on every connect, so a client can move to another instance.
+ */
+export function resilientClient(url: () => string, token: string): Client {
+  return createClient({
+    url: () => `${url().replace(/^http/, "ws")}/graphql`,
+    webSocketImpl: WebSocket,
+    connectionParams: { authorization: `Bearer ${token}` },
+    retryAttempts: Number.POSITIVE_INFINITY,
+    shouldRetry: () => true,
+    retryWait: (retries) =>
+      new Promise((resolve) => setTimeout(resolve, Math.min(1000, 25 * 2 ** retries) * (0.5 + Math.random()))),
+  });
+}
+
+/** One device following its inbox through the recipe: every event it was given, in order. */
+export class LiveInbox {
+  readonly events: StreamEvent[] = [];
+  readonly client: Client;
+  private failure: unknown;
+  private readonly stop: () => void;
+
+  constructor(url: () => string, token: string, after: string | null) {
+    this.client = resilientClient(url, token);
+    this.stop = subscribeInbox(this.client, after, {
+      next: (event) => this.events.push(event),
+      error: (error) => (this.failure = error ?? "failed"),
+    });
+  }
+
+  /** Waits until `count` events have arrived; fails at once if the subscription failed. */
+  async untilCount(count: number, what: string, timeoutMs = 20_000): Promise<StreamEvent[]> {
+    await eventually(
+      () => {
+        if (this.failure) throw new Error(`the inbox subscription failed: ${JSON.stringify(this.failure)}`);
+        return Promise.resolve(this.events.length >= count ? true : undefined);
+      },
+      { timeoutMs, what: `${what}: ${count} events (have ${this.events.length})`, intervalMs: 20 },
+    );
+    return this.events;
+  }
+
+  get last(): StreamEvent | undefined {
+    return this.events.at(-1);
+  }
+
+  async close(): Promise<void> {
+    this.stop();
+    await this.client.dispose();
+  }
+}
