@@ -138,7 +138,25 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
         lockLifetimeMs: config.agenda.lockLifetimeMs,
         logger,
       };
-      await defineWorkerJobs({ agenda, scheduler, orm, notifications, activity, logger, email });
+      const scheduleRecurring = await defineWorkerJobs({
+        agenda,
+        scheduler,
+        orm,
+        notifications,
+        activity,
+        logger,
+        email,
+      });
+      // Back from a Redis restart, which may have lost the recurring jobs (upserts: safe to repeat).
+      let redisWasDown = false;
+      redis.on("close", () => (redisWasDown = true));
+      redis.on("ready", () => {
+        if (!redisWasDown) return;
+        redisWasDown = false;
+        scheduleRecurring().catch((err: unknown) =>
+          logger.error({ err }, "could not schedule the recurring jobs again"),
+        );
+      });
     }
     // Producers start Agenda too: its notification channel connects only on start().
     await agenda.start();

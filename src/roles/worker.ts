@@ -17,15 +17,21 @@ export interface WorkerDeps extends NotificationJobDeps {
 }
 
 /**
- * Registers every job this process runs. Agenda only picks up jobs it has a definition for, so an
- * api-only process, which defines none, schedules without ever running one.
+ * Registers every job this process runs and schedules the recurring ones. Agenda only picks up jobs
+ * it has a definition for, so an api-only process, which defines none, schedules without ever
+ * running one. Answers what schedules the recurring jobs again: they live in the job store, and a
+ * Redis that lost its data (no persistence) lost them too.
  */
-export async function defineWorkerJobs(deps: WorkerDeps): Promise<void> {
+export async function defineWorkerJobs(deps: WorkerDeps): Promise<() => Promise<void>> {
   defineNotificationJobs(deps.agenda, deps);
   definePostJobs(deps.agenda, deps);
   defineFollowJobs(deps.agenda, deps);
   defineEmailJobs(deps.agenda, deps.email);
-  await defineDigestJobs(deps.agenda, deps.email);
   defineReminderJobs(deps.agenda, deps);
-  await defineRecoveryJobs(deps.agenda, deps);
+  const recurring = [defineDigestJobs(deps.agenda, deps.email), defineRecoveryJobs(deps.agenda, deps)];
+  const schedule = async () => {
+    for (const again of recurring) await again();
+  };
+  await schedule();
+  return schedule;
 }

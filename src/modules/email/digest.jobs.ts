@@ -157,11 +157,12 @@ function nextAfter(previous: Date, period: number, now: Date): Date {
   return new Date(previous.getTime() + missed * period);
 }
 
-export async function defineDigestJobs(agenda: Agenda, deps: EmailJobDeps): Promise<void> {
+/** Defines the digest job; answers what (re)schedules it to recur. */
+export function defineDigestJobs(agenda: Agenda, deps: EmailJobDeps): () => Promise<void> {
   defineJob(agenda, deps.logger, DIGEST_JOB, async (): Promise<JobOutcome> => {
     const run = await sendDigests(deps);
     if (run.sent + run.failed > 0) deps.logger.info(run, "digests sent");
     return run.sent + run.empty + run.refused + run.failed > 0 ? "done" : "skipped";
   });
-  await agenda.every("1 minute", DIGEST_JOB);
+  return () => agenda.every("1 minute", DIGEST_JOB).then(() => undefined);
 }

@@ -182,7 +182,8 @@ export async function cleanUp(deps: RecoveryDeps, now = new Date()): Promise<Cle
   return summary;
 }
 
-export async function defineRecoveryJobs(agenda: Agenda, deps: RecoveryDeps): Promise<void> {
+/** Defines the sweep and the clean-up; answers what (re)schedules them to recur. */
+export function defineRecoveryJobs(agenda: Agenda, deps: RecoveryDeps): () => Promise<void> {
   defineJob(agenda, deps.logger, SWEEP_JOB, async () => {
     await sweep(deps);
     return "done";
@@ -191,6 +192,8 @@ export async function defineRecoveryJobs(agenda: Agenda, deps: RecoveryDeps): Pr
     const summary = await cleanUp(deps);
     return Object.values(summary).some((n) => n > 0) ? "done" : "skipped";
   });
-  await agenda.every("1 minute", SWEEP_JOB);
-  await agenda.every("1 hour", CLEANUP_JOB);
+  return async () => {
+    await agenda.every("1 minute", SWEEP_JOB);
+    await agenda.every("1 hour", CLEANUP_JOB);
+  };
 }
