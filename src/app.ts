@@ -146,6 +146,7 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
         activity,
         logger,
         email,
+        graceMs: config.agenda.recoveryGraceMs,
       });
       // Back from a Redis restart, which may have lost the recurring jobs (upserts: safe to repeat).
       let redisWasDown = false;

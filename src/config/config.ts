@@ -44,6 +44,8 @@ const schema = z.object({
   // written together (GroupCommit): 64 made a comment cost FerretDB 30 % less CPU than 20.
   WORKER_CONCURRENCY: positiveInt(64),
   SHUTDOWN_TIMEOUT_MS: positiveInt(15000),
+  /** How old unfinished work must be before the recovery sweep takes it for lost and redoes it. */
+  RECOVERY_GRACE_MS: positiveInt(60_000),
   /** Events of each user's inbox stream kept for clients resuming (inboxEvents). */
   INBOX_HISTORY_EVENTS: positiveInt(1000),
   /** How long they are kept (48 hours: a phone asleep overnight, or off for a weekend day). */
@@ -80,6 +82,8 @@ export interface Config {
     /** How long a job stays locked to a worker that went silent before another may run it. */
     readonly lockLifetimeMs: number;
     readonly concurrency: number;
+    /** How old unfinished work must be before the recovery sweep redoes it. */
+    readonly recoveryGraceMs: number;
   };
   readonly shutdownTimeoutMs: number;
   /** Each user's inbox stream, for clients resuming: events kept and for how long. */
@@ -121,6 +125,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       processEveryMs: env.AGENDA_PROCESS_EVERY_MS,
       lockLifetimeMs: env.AGENDA_LOCK_LIFETIME_MS,
       concurrency: env.WORKER_CONCURRENCY,
+      recoveryGraceMs: env.RECOVERY_GRACE_MS,
     },
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
     inboxHistory: { historyEvents: env.INBOX_HISTORY_EVENTS, historyMs: env.INBOX_HISTORY_SECONDS * 1000 },

@@ -14,6 +14,8 @@ export interface WorkerDeps extends NotificationJobDeps {
   agenda: Agenda;
   scheduler: JobScheduler;
   logger: Logger;
+  /** How old unfinished work must be before the recovery sweep redoes it. */
+  graceMs?: number;
 }
 
 /**

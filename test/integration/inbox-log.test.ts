@@ -92,6 +92,7 @@ describe("inbox log", () => {
       await subscriber.subscribe(`INBOX:${id}`);
       subscriber.on("message", (_channel: string, message: string) => got.push(JSON.parse(message) as InboxMessage));
       await log.read([id], database(0).recount);
+      await log.position(id);
       await log.begin([id]);
       await log.commit([{ userId: id, changes: [{ delta: 1, change: deleted("x") }] }], database(0).recount);
       const [logged] = (await log.after(id, { ...(await log.position(id)), seq: 0, id: "0-0" }, 10)) ?? [];
@@ -101,6 +102,7 @@ describe("inbox log", () => {
           epoch: logged?.position.epoch,
           seq: 1,
           id: logged?.position.id,
+          version: got[0]?.version,
           unreadCount: 1,
           change: deleted("x"),
         },
@@ -108,6 +110,22 @@ describe("inbox log", () => {
     } finally {
       subscriber.disconnect();
     }
+  });
+
+  it("publishes without logging for a user whose stream has not started", async () => {
+    const id = user();
+    await log.read([id], database(0).recount);
+    await log.begin([id]);
+    await log.commit([{ userId: id, changes: [{ delta: 1, change: deleted("x") }] }], database(0).recount);
+    assert.equal(await redis.exists(`herald:{u:${id}}:inbox`, `herald:{u:${id}}:inbox-meta`), 0, "no history kept");
+    const start = await log.position(id);
+    assert.equal(start.seq, 0);
+    await log.begin([id]);
+    await log.commit([{ userId: id, changes: [{ delta: 1, change: deleted("y") }] }], database(0).recount);
+    assert.deepEqual(
+      (await log.after(id, start, 10))?.map((e) => [e.change, e.unreadCount]),
+      [[deleted("y"), 2]],
+    );
   });
 
   it("cannot serve a position of another epoch, or one whose following events were dropped", async () => {

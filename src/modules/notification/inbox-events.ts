@@ -55,11 +55,16 @@ export interface StoredInboxEvent {
   change: InboxChange;
 }
 
-/** What the log publishes for each event (see InboxLog's COMMIT). */
+/**
+ * What the log publishes for each event (see InboxLog's COMMIT). For a user without a stream, the
+ * epoch is empty and the sequence number 0: the event was published, not logged.
+ */
 export interface InboxMessage {
   epoch: string;
   seq: number;
   id: string;
+  /** Moves forward with every change to the user's inbox, logged or not. */
+  version: number;
   unreadCount: number;
   change: InboxChange;
 }

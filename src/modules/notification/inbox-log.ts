@@ -47,6 +47,11 @@ export interface InboxLogOptions {
  * logged in the order they were stored (and, on FerretDB, whose conditional updates are not
  * atomic, so that each reports exactly what it changed).
  *
+ * A user's stream starts when a client first asks for a position in it (`position`: the
+ * streamCursor of a page, or an inboxEvents subscription), and ends `historyMs` after its last
+ * event: a user whose apps never resume costs no history, only the counter. Until then, changes
+ * are published and not logged.
+ *
  * Each user's stream has an epoch, a random id drawn when the stream starts. A stream lost with
  * Redis's data, or dropped after `historyMs` idle, starts again under another epoch, so a cursor
  * into the old one is recognised as one that cannot be served. Entries carry a sequence number
@@ -160,7 +165,6 @@ export class InboxLog {
       this.options.historyMs,
       this.countTtlMs,
       channelName(INBOX, id),
-      newEpoch(),
       ...c.changes.flatMap(({ delta, change }) => [delta, JSON.stringify(change)]),
     );
   }
@@ -205,7 +209,7 @@ export class InboxLog {
     await Promise.all(keys.map((k) => this.redis.del(k)));
   }
 
-  /** Where the user's log ends now: a cursor from here misses nothing that follows. */
+  /** Where the user's log ends now (starting it if need be): a cursor from here misses nothing that follows. */
   async position(userId: string): Promise<InboxPosition> {
     const [epoch, seq, id] = (await runScript(
       this.redis,
@@ -323,15 +327,17 @@ end
  * ARGV: 1 mode (d: apply the deltas; r: log with a count read after the write if no change
  * completed since `version`; f: log with that count regardless), 2 version, 3 count read,
  * 4 lock token, 5 '1' to drop the counter, 6 history length, 7 history ms, 8 counter ttl ms,
- * 9 channel, 10 a fresh epoch, then pairs of (delta, change JSON).
+ * 9 channel, then pairs of (delta, change JSON).
  * Returns { 1, count after } once logged, else { 0, version } (count the user, then try 'r').
+ * A user without a stream (no client asked for a position within the history's lifetime: see
+ * `position`) has nothing logged; the events are only published, with sequence number 0.
  */
 const COMMIT: RedisScript = {
   name: "heraldInboxCommit",
   keys: 6,
   lua: `${VERSION_FUNCTION}
 local mode = ARGV[1]
-local n = (#ARGV - 10) / 2
+local n = (#ARGV - 9) / 2
 local function release()
   if ARGV[4] ~= '' and redis.call('GET', KEYS[6]) == ARGV[4] then redis.call('DEL', KEYS[6]) end
 end
@@ -341,7 +347,7 @@ if mode == 'd' then
   local version = nextVersion(KEYS[2])
   if ARGV[5] == '1' then redis.call('DEL', KEYS[1]) end
   local total = 0
-  for i = 0, n - 1 do total = total + tonumber(ARGV[11 + 2 * i]) end
+  for i = 0, n - 1 do total = total + tonumber(ARGV[10 + 2 * i]) end
   if redis.call('EXISTS', KEYS[1]) == 1 then
     local count = redis.call('INCRBY', KEYS[1], total)
     if count >= 0 then final = count else redis.call('DEL', KEYS[1]) end
@@ -367,29 +373,32 @@ else
 end
 if n > 0 then
   local epoch = redis.call('HGET', KEYS[5], 'epoch')
-  if not epoch then
-    epoch = ARGV[10]
-    redis.call('HSET', KEYS[5], 'epoch', epoch)
-  end
+  local version = redis.call('GET', KEYS[2]) or '0'
   local counts = {}
   local rest = 0
   for i = n - 1, 0, -1 do
     counts[i] = final - rest
-    rest = rest + tonumber(ARGV[11 + 2 * i])
+    rest = rest + tonumber(ARGV[10 + 2 * i])
   end
   for i = 0, n - 1 do
-    local seq = redis.call('HINCRBY', KEYS[5], 'seq', 1)
-    local change = ARGV[12 + 2 * i]
-    local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 's', seq, 'c', counts[i], 'e', change)
-    redis.call('PUBLISH', ARGV[9], '{"epoch":"' .. epoch .. '","seq":' .. seq .. ',"id":"' .. id ..
-      '","unreadCount":' .. counts[i] .. ',"change":' .. change .. '}')
-    redis.call('HSET', KEYS[5], 'last', id)
+    local change = ARGV[11 + 2 * i]
+    local seq = 0
+    local id = '0-0'
+    if epoch then
+      seq = redis.call('HINCRBY', KEYS[5], 'seq', 1)
+      id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 's', seq, 'c', counts[i], 'e', change)
+      redis.call('HSET', KEYS[5], 'last', id)
+    end
+    redis.call('PUBLISH', ARGV[9], '{"epoch":"' .. (epoch or '') .. '","seq":' .. seq .. ',"id":"' .. id ..
+      '","version":' .. version .. ',"unreadCount":' .. counts[i] .. ',"change":' .. change .. '}')
   end
-  local now = redis.call('TIME')
-  local nowMs = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-  redis.call('XTRIM', KEYS[4], 'MINID', '~', string.format('%d', nowMs - tonumber(ARGV[7])))
-  redis.call('PEXPIRE', KEYS[4], ARGV[7])
-  redis.call('PEXPIRE', KEYS[5], ARGV[7])
+  if epoch then
+    local now = redis.call('TIME')
+    local nowMs = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+    redis.call('XTRIM', KEYS[4], 'MINID', '~', string.format('%d', nowMs - tonumber(ARGV[7])))
+    redis.call('PEXPIRE', KEYS[4], ARGV[7])
+    redis.call('PEXPIRE', KEYS[5], ARGV[7])
+  end
 end
 release()
 return { 1, final }

@@ -34,17 +34,16 @@ const DEFAULT_PAGE_SIZE = 20;
 /** Subscriptions listen on the caller's own channel; without a user they fail before listening. */
 const ownChannel = ({ context }: { context: GraphQLContext }) => requireUser(context);
 
-/** The place in the stream of the last count each unreadCountChanged subscription sent, by context. */
-const lastSent = new WeakMap<object, { epoch: string; seq: number }>();
+/** The version of the last count each unreadCountChanged subscription sent, by context. */
+const lastSent = new WeakMap<object, number>();
 
 /**
- * A count delivered twice, or late (a message replayed through Redis), is not passed on: a client
- * never steps back to a stale count. A new epoch (the stream started again) starts afresh.
+ * A count older than one already sent (a message replayed through Redis) is not passed on: a
+ * client never steps back to a stale count.
  */
 function newerThanLastSent({ payload, context }: { payload: InboxMessage; context: GraphQLContext }): boolean {
-  const last = lastSent.get(context);
-  if (last && last.epoch === payload.epoch && payload.seq <= last.seq) return false;
-  lastSent.set(context, { epoch: payload.epoch, seq: payload.seq });
+  if (payload.version < (lastSent.get(context) ?? 0)) return false;
+  lastSent.set(context, payload.version);
   return true;
 }
 

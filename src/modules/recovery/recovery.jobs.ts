@@ -28,8 +28,11 @@ import { WELCOME_JOB, type WelcomeJobData } from "../user/user.subscriber.js";
 export const SWEEP_JOB = "recovery.sweep";
 export const CLEANUP_JOB = "recovery.cleanup";
 
-/** Work younger than this may still be queued normally; older and unfinished means it was lost. */
-const GRACE_MS = 60_000;
+/**
+ * Work younger than this may still be queued normally; older and unfinished means it was lost.
+ * Longer than any job's lock lifetime, so that a job still running is not taken for lost.
+ */
+export const DEFAULT_GRACE_MS = 60_000;
 const BATCH = 500;
 /**
  * Emails wait longer: a large send queues many of them, and rescheduling one that is only waiting
@@ -55,6 +58,8 @@ export interface RecoveryDeps {
   notifications: NotificationService;
   scheduler: JobScheduler;
   logger: Logger;
+  /** See DEFAULT_GRACE_MS. */
+  graceMs?: number;
 }
 
 /**
@@ -65,7 +70,7 @@ export interface RecoveryDeps {
  */
 export async function sweep(deps: RecoveryDeps, now = new Date()): Promise<RecoverySummary> {
   const em = deps.orm.em.fork();
-  const cutoff = new Date(now.getTime() - GRACE_MS);
+  const cutoff = new Date(now.getTime() - (deps.graceMs ?? DEFAULT_GRACE_MS));
   const users = await em.find(
     User,
     { welcomedAt: null, createdAt: { $lt: cutoff } },
