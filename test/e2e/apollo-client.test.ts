@@ -4,11 +4,13 @@ import { ApolloClient, ApolloLink, HttpLink, InMemoryCache } from "@apollo/clien
 import { GraphQLWsLink } from "@apollo/client/link/subscriptions";
 import { getMainDefinition } from "@apollo/client/utilities";
 import { Kind, OperationTypeNode } from "graphql";
-import { createClient } from "graphql-ws";
+import { createClient, type Client, type ClientOptions } from "graphql-ws";
 import { Redis } from "ioredis";
 import { firstValueFrom } from "rxjs";
 import WebSocket from "ws";
 import {
+  InboxEventsDocument,
+  InboxStartDocument,
   NotificationAddedDocument,
   NotificationsDocument,
   RegisterDocument,
@@ -16,15 +18,24 @@ import {
   UnreadCountDocument,
 } from "../generated/graphql.js";
 import { eventually, gqlOk, subscribedInRedis } from "../helpers/graphql-client.js";
+import { resumeInboxEventsLink, type StreamEvent } from "../helpers/inbox-stream.js";
 import { testRedisUrl } from "../helpers/env.js";
 import { baseEnv, startHerald, TEST_SERVICE_KEY, uniqueDatabase, type HeraldProcess } from "../helpers/herald.js";
 
-/** The client most web apps use: HTTP for queries and mutations, graphql-ws for subscriptions. */
-function apolloClient(url: string, token: () => string | undefined): { client: ApolloClient; close: () => void } {
-  const ws = createClient({
+/**
+ * The client most web apps use: HTTP for queries and mutations, graphql-ws for subscriptions, with
+ * the README's resume recipe for inboxEvents. `ws` adds options to the graphql-ws client.
+ */
+function apolloClient(
+  url: string,
+  token: () => string | undefined,
+  ws: Partial<ClientOptions> = {},
+): { client: ApolloClient; ws: Client; close: () => void } {
+  const socket = createClient({
     url: `${url.replace(/^http/, "ws")}/graphql`,
     webSocketImpl: WebSocket,
     connectionParams: () => ({ authorization: `Bearer ${token() ?? ""}` }),
+    ...ws,
   });
   const http = new HttpLink({ uri: `${url}/graphql` });
   const auth = new ApolloLink((operation, forward) => {
@@ -37,15 +48,16 @@ function apolloClient(url: string, token: () => string | undefined): { client: A
       const definition = getMainDefinition(query);
       return definition.kind === Kind.OPERATION_DEFINITION && definition.operation === OperationTypeNode.SUBSCRIPTION;
     },
-    new GraphQLWsLink(ws),
+    resumeInboxEventsLink.concat(new GraphQLWsLink(socket)),
     auth.concat(http),
   );
   const client = new ApolloClient({ link, cache: new InMemoryCache() });
   return {
     client,
+    ws: socket,
     close: () => {
       client.stop();
-      void ws.dispose();
+      void socket.dispose();
     },
   };
 }
@@ -125,6 +137,94 @@ describe("Apollo Client", () => {
       // The pushed and the fetched notification are one cache entry, keyed by __typename and id.
       const cached = client.cache.extract() as Record<string, { title?: string }>;
       assert.equal(cached[`Notification:${pushed?.id}`]?.title, "From Apollo's test");
+    } finally {
+      close();
+    }
+  });
+
+  it("follows its inbox with inboxEvents and, after its socket drops, resumes from the last cursor", async () => {
+    let token: string | undefined;
+    // The test decides when the dropped socket may reconnect, so that events happen while it is away.
+    let reopen: () => void = () => {};
+    const { client, ws, close } = apolloClient(api.url, () => token, {
+      retryAttempts: Number.POSITIVE_INFINITY,
+      shouldRetry: () => true,
+      retryWait: () => new Promise<void>((resolve) => (reopen = resolve)),
+    });
+    const events: StreamEvent[] = [];
+    try {
+      const registered = await client.mutate({
+        mutation: RegisterDocument,
+        variables: {
+          input: {
+            email: `resume.${Date.now()}@example.com`,
+            password: "correct horse battery",
+            displayName: "Resumer",
+          },
+        },
+      });
+      token = registered.data?.register.token;
+      const userId = registered.data?.register.user.id;
+      assert.ok(token && userId);
+      const unread = async () =>
+        (await client.query({ query: UnreadCountDocument, fetchPolicy: "network-only" })).data?.unreadCount;
+      await eventually(async () => ((await unread()) === 1 ? true : undefined), {
+        timeoutMs: 5000,
+        what: "the welcome notification",
+      });
+      const send = (title: string) =>
+        gqlOk(
+          api.url,
+          SendNotificationDocument,
+          { input: { recipientIds: [userId], title, body: "b", idempotencyKey: `${userId}:${title}` } },
+          { "x-api-key": TEST_SERVICE_KEY },
+        );
+
+      // Start-up without a gap: the page's streamCursor, then the subscription from it.
+      const page = await client.query({
+        query: InboxStartDocument,
+        variables: { first: 20 },
+        fetchPolicy: "network-only",
+      });
+      const subscription = client
+        .subscribe({ query: InboxEventsDocument, variables: { after: page.data?.notifications.streamCursor ?? null } })
+        .subscribe((result) => {
+          if (result.data?.inboxEvents) events.push(result.data.inboxEvents);
+        });
+      await send("before the drop");
+      await eventually(() => Promise.resolve(events.length === 1 || undefined), {
+        timeoutMs: 5000,
+        what: "a first event",
+      });
+
+      ws.terminate();
+      for (const title of ["while away 1", "while away 2", "while away 3"]) await send(title);
+      await eventually(async () => ((await unread()) === 5 ? true : undefined), {
+        timeoutMs: 5000,
+        what: "the notifications sent while away to be stored",
+      });
+      reopen();
+      await eventually(() => Promise.resolve(events.length >= 4 || undefined), {
+        timeoutMs: 10_000,
+        what: "the events missed while away",
+      });
+      await send("after coming back");
+      await eventually(() => Promise.resolve(events.length >= 5 || undefined), {
+        timeoutMs: 5000,
+        what: "a live event",
+      });
+      subscription.unsubscribe();
+      assert.equal(events.length, 5, "nothing twice");
+      assert.ok(events.every((e) => e.type === "ADDED"));
+      assert.deepEqual(
+        events.map((e) => e.unreadCount),
+        [2, 3, 4, 5, 6],
+        "none missing, in the order stored",
+      );
+      const titles = events.map((e) => e.notification?.title ?? "");
+      assert.equal(titles[0], "before the drop");
+      assert.deepEqual(titles.slice(1, 4).sort(), ["while away 1", "while away 2", "while away 3"]);
+      assert.equal(titles[4], "after coming back");
     } finally {
       close();
     }

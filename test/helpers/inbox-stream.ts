@@ -1,4 +1,6 @@
+import { ApolloLink } from "@apollo/client";
 import { print } from "graphql";
+import { tap } from "rxjs";
 import { createClient, type Client, type ExecutionResult } from "graphql-ws";
 import WebSocket from "ws";
 import { InboxEventsDocument, type InboxEventFieldsFragment } from "../generated/graphql.js";
@@ -31,6 +33,24 @@ export function subscribeInbox(
     },
   );
 }
+
+/**
+ * The README's resume recipe for Apollo Client: put before GraphQLWsLink. GraphQLWsLink hands the
+ * operation's variables object to graphql-ws by reference, and graphql-ws sends it again on every
+ * reconnect; this link gives the InboxEvents operation a copy of its own (Apollo's cache keys stay
+ * as they were) and moves its `after` to the cursor of every event received.
+ */
+export const resumeInboxEventsLink = new ApolloLink((operation, forward) => {
+  if (operation.operationName !== "InboxEvents") return forward(operation);
+  const variables: Record<string, unknown> = { ...operation.variables };
+  operation.variables = variables;
+  return forward(operation).pipe(
+    tap((result) => {
+      const cursor = (result.data as { inboxEvents?: { cursor?: unknown } } | null | undefined)?.inboxEvents?.cursor;
+      if (typeof cursor === "string") variables["after"] = cursor;
+    }),
+  );
+});
 
 /**
  * A graphql-ws client that keeps reconnecting, as a mobile app's should: at once the first time,
