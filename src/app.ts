@@ -67,7 +67,13 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
       orm,
       db,
       close: closeOrm,
-    } = await createOrm({ mongoUrl: config.mongoUrl, entities: ENTITIES, logger, ensureIndexes: true });
+    } = await createOrm({
+      mongoUrl: config.mongoUrl,
+      entities: ENTITIES,
+      logger,
+      ensureIndexes: true,
+      timeoutMs: config.mongoTimeoutMs,
+    });
     onStop("mongodb", closeOrm);
     const redis = createRedis(config.redisUrl, logger, `${role}:commands`);
     onStop("redis", async () => void (await redis.quit()));

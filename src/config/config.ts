@@ -10,12 +10,16 @@ const url = (protocols: string[]) =>
     message: `must be a ${protocols.join(" or ")} URL`,
   });
 
+/** How long one MongoDB operation may take, everything included (see createOrm). */
+export const DEFAULT_MONGO_TIMEOUT_MS = 30_000;
+
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
 const schema = z.object({
   NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
   PORT: z.coerce.number().int().min(0).max(65535).default(4000),
   MONGO_URL: url(["mongodb", "mongodb+srv"]),
+  MONGO_TIMEOUT_MS: positiveInt(DEFAULT_MONGO_TIMEOUT_MS),
   REDIS_URL: url(["redis", "rediss"]),
   JWT_SECRET: z.string().min(32, "must be at least 32 characters"),
   JWT_TTL_SECONDS: positiveInt(7 * 24 * 3600),
@@ -68,6 +72,8 @@ export interface Config {
   readonly env: Env["NODE_ENV"];
   readonly port: number;
   readonly mongoUrl: string;
+  /** How long one MongoDB operation may take, everything included: then it fails. */
+  readonly mongoTimeoutMs: number;
   readonly redisUrl: string;
   readonly jwt: { readonly secret: string; readonly ttlSeconds: number };
   readonly serviceApiKey: string;
@@ -112,6 +118,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     env: env.NODE_ENV,
     port: env.PORT,
     mongoUrl: env.MONGO_URL,
+    mongoTimeoutMs: env.MONGO_TIMEOUT_MS,
     redisUrl: env.REDIS_URL,
     jwt: { secret: env.JWT_SECRET, ttlSeconds: env.JWT_TTL_SECONDS },
     serviceApiKey: env.SERVICE_API_KEY,
@@ -140,6 +147,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     port: config.port,
     roles: config.roles,
     mongoUrl: redactUrl(config.mongoUrl),
+    mongoTimeoutMs: config.mongoTimeoutMs,
     redisUrl: redactUrl(config.redisUrl),
     smtpUrl: config.smtpUrl === undefined ? undefined : redactUrl(config.smtpUrl),
     publicUrl: config.publicUrl,

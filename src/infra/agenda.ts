@@ -1,4 +1,5 @@
 import { hostname } from "node:os";
+import { setTimeout as delay } from "node:timers/promises";
 import { Agenda, backoffStrategies, type BackoffStrategy, type Job } from "agenda";
 import { RedisNotificationChannel } from "@agendajs/redis-backend";
 import { RedisJobStore } from "./job-store.js";
@@ -209,7 +210,6 @@ export function defineJob<Data>(
  */
 class RunningHandlers {
   private count = 0;
-  private waiters: (() => void)[] = [];
   private readonly byJob = new Map<string, Promise<unknown>>();
   /** Set when draining begins. */
   stopping = false;
@@ -228,12 +228,12 @@ class RunningHandlers {
     } finally {
       if (jobId) this.byJob.delete(jobId);
       this.count -= 1;
-      if (this.count === 0) for (const wake of this.waiters.splice(0)) wake();
     }
   }
 
-  idle(): Promise<void> {
-    return this.count === 0 ? Promise.resolve() : new Promise((resolve) => this.waiters.push(resolve));
+  /** Handlers of this process still at work, a run Agenda gave up on (its lock expired) included. */
+  get running(): number {
+    return this.count;
   }
 }
 
@@ -248,41 +248,51 @@ function trackerOf(agenda: Agenda): RunningHandlers {
   return tracker;
 }
 
-/** Time Agenda gets after the last handler returns to record the run (save, remove). */
-const BOOKKEEPING_GRACE_MS = 200;
+/** What drainAgenda uses of Agenda 6.2.6's job processor, which is private (the version is pinned). */
+interface JobProcessorInternals {
+  readonly runningJobs: readonly Job[];
+  readonly isJobQueueFilling: ReadonlyMap<string, boolean>;
+  /** Starts no more runs, polls no more, stops listening for announcements. */
+  stop(): Job[];
+  shouldLock(name: string): boolean;
+}
+
+/** How often shutdown looks whether the last runs have ended. */
+const DRAIN_POLL_MS = 20;
 
 /**
- * Stops taking jobs and waits for the running ones, at most `timeoutMs`; true when they finished.
+ * Stops taking jobs, waits for the running ones, at most `timeoutMs`, then hands back every job this
+ * process holds without running it; true when the running ones finished.
  *
- * Agenda 6.2.6's drain() can miss the end of the last run: a job emits 'complete' before its
- * removal (removeOnComplete) and drain() re-checks only on the tick after each 'complete', so it
- * may then wait out its whole timeout. Herald's own count of running handlers says when the work
- * is done; drain() is then cut short after a grace for Agenda's bookkeeping.
+ * A worker locks every due job of a name it runs into a queue of its own, and starts them as slots
+ * free up: under a backlog it holds many more locks than runs. Agenda 6.2.6's drain() kept starting
+ * those as slots freed up, and once it returned (or Herald cut it short) the ones still queued kept
+ * their locks, and a queue filling under way kept locking more: no other worker, nor this one
+ * restarted, could run them before their locks expired (AGENDA_LOCK_LIFETIME_MS, a minute by
+ * default). It could also miss the end of the last run and wait out its whole timeout (a job emits
+ * 'complete' before its removal, and drain() re-checks only on the tick after each 'complete').
+ * So shutdown stops the processor itself, waits until its runs, its lock requests and Herald's
+ * handlers have all ended, and then lets Agenda's stop() unlock whatever the processor still holds.
  */
 export async function drainAgenda(agenda: Agenda, timeoutMs: number): Promise<boolean> {
   const tracker = trackerOf(agenda);
   tracker.stopping = true;
-  const controller = new AbortController();
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    controller.abort();
-  }, timeoutMs);
-  const drained = agenda.drain({ signal: controller.signal, closeConnection: false });
-  const idle = tracker.idle();
-  void idle.then(() => setTimeout(() => controller.abort(), BOOKKEEPING_GRACE_MS).unref());
-  try {
-    await drained;
-    // Agenda's drain() does not wait for a run it cancelled (its lock expired): that handler may
-    // still be at work, and what it uses must not be closed under it.
-    await Promise.race([idle, aborted(controller.signal)]);
-  } finally {
-    clearTimeout(timer);
-  }
-  return !timedOut;
-}
-
-function aborted(signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+  const processor = (agenda as unknown as { jobProcessor?: JobProcessorInternals }).jobProcessor;
+  if (!processor) return true;
+  // No queued job starts from now on; the running ones go on.
+  processor.stop();
+  // A queue filling under way locks due jobs one after another until none is left. With every lock
+  // refused, Agenda unlocks the job it has just taken and the filling ends.
+  processor.shouldLock = () => false;
+  // A run Agenda gave up on (its lock expired) has left runningJobs, but its handler may still be
+  // at work, and what it uses must not be closed under it.
+  const settled = () =>
+    processor.runningJobs.length === 0 && processor.isJobQueueFilling.size === 0 && tracker.running === 0;
+  const deadline = Date.now() + timeoutMs;
+  while (!settled() && Date.now() < deadline) await delay(DRAIN_POLL_MS);
+  const finished = settled();
+  // Unlocks the jobs held and not running, and closes the notification channel; the Redis client
+  // stays open, for the process to close.
+  await agenda.stop(false);
+  return finished;
 }

@@ -1,6 +1,7 @@
 import { MikroORM, ObjectId, type EntityManager, type EntityName, type FilterQuery } from "@mikro-orm/mongodb";
 import { ReflectMetadataProvider } from "@mikro-orm/decorators/legacy";
 import type { Collection, Db, Document } from "mongodb";
+import { DEFAULT_MONGO_TIMEOUT_MS } from "../config/config.js";
 import { GroupCommit } from "./group-commit.js";
 import type { Logger } from "./logger.js";
 
@@ -20,9 +21,31 @@ export async function createOrm(options: {
   entities: Function[];
   logger: Logger;
   ensureIndexes: boolean;
+  /**
+   * How long one operation may take, everything included: finding a server, opening a connection,
+   * every reply (the driver's timeoutMS). With the driver's defaults a request waited 30 s for a
+   * server it could not reach, and for ever for the reply of one that hung or was cut off by the
+   * network; its separate timeouts for those steps add up to several times their value. Past it the
+   * operation fails, and with it the request (INTERNAL_SERVER_ERROR) or the job run (retried).
+   */
+  timeoutMs?: number;
 }): Promise<Orm> {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_MONGO_TIMEOUT_MS;
   const orm = await MikroORM.init({
     clientUrl: options.mongoUrl,
+    driverOptions: {
+      // The driver's client-side operation timeout (marked experimental in mongodb 7.6.0, pinned).
+      // FerretDB accepts the maxTimeMS it adds to each command.
+      timeoutMS: timeoutMs,
+      // Also bounds the monitor's checks, so that a hung server is noticed within that time.
+      connectTimeoutMS: timeoutMs,
+      // Under timeoutMS, the driver's own retry of an operation whose connection broke waits for a
+      // server with no bound (in 7.6.0): a read in flight when MongoDB went down hung until it came
+      // back. Without it the operation fails within timeoutMS: a request reports the failure, and a
+      // job run is retried with backoff.
+      retryReads: false,
+      retryWrites: false,
+    },
     entities: options.entities,
     metadataProvider: ReflectMetadataProvider,
     discovery: { warnWhenNoEntities: true },

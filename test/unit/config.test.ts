@@ -25,6 +25,7 @@ describe("configuration", () => {
     assert.equal(config.port, 4000);
     assert.deepEqual(config.roles, ["api", "worker"]);
     assert.equal(config.agenda.notifications, true);
+    assert.equal(config.mongoTimeoutMs, 30_000, "a MongoDB operation never waits unbounded");
     assert.ok(Object.isFrozen(config) && Object.isFrozen(config.jwt));
   });
 
