@@ -43,8 +43,9 @@ describe("live inbox across an api instance's crash", () => {
     let target = doomed.url;
     for (const user of users) {
       const { notifications } = await gqlOk(survivor.url, InboxStartDocument, { first: 1 }, user.auth);
+      const known = new Set(notifications.edges.map((e) => e.node.id));
       for (let d = 0; d < DEVICES_PER_USER; d += 1) {
-        devices.push({ user, inbox: new LiveInbox(() => target, user.token, notifications.streamCursor) });
+        devices.push({ user, inbox: new LiveInbox(() => target, user.token, notifications.streamCursor, known) });
       }
     }
 

@@ -68,8 +68,8 @@ describe("live inbox: resumable, gap-free", () => {
     };
   }
 
-  function device(user: TestUser, api: () => string, after: string | null): LiveInbox {
-    const inbox = new LiveInbox(api, user.token, after);
+  function device(user: TestUser, api: () => string, after: string | null, known?: View): LiveInbox {
+    const inbox = new LiveInbox(api, user.token, after, new Set(known?.keys()));
     fx.sockets.push({ client: inbox.client, closed: new Promise(() => {}), dispose: () => inbox.close() });
     return inbox;
   }
@@ -78,7 +78,7 @@ describe("live inbox: resumable, gap-free", () => {
     const user = await signUp(fx.apiA.url, "Starter");
     await untilUnread(fx.apiA.url, user, 1);
     const start = await server(user);
-    const phone = device(user, () => fx.apiA.url, start.streamCursor);
+    const phone = device(user, () => fx.apiA.url, start.streamCursor, start.view);
     await send(user, "first");
     const [added] = await phone.untilCount(1, "the notification sent after the page");
     assert.equal(added?.type, "ADDED");
@@ -91,7 +91,7 @@ describe("live inbox: resumable, gap-free", () => {
     const user = await signUp(fx.apiA.url, "Traveller");
     await untilUnread(fx.apiA.url, user, 1);
     const start = await server(user);
-    const phone = device(user, () => fx.apiA.url, start.streamCursor);
+    const phone = device(user, () => fx.apiA.url, start.streamCursor, start.view);
     await send(user, "before leaving");
     await phone.untilCount(1, "a first event");
     await phone.close();
@@ -167,7 +167,7 @@ describe("live inbox: resumable, gap-free", () => {
     const user = await signUp(fx.apiA.url, "Popular");
     await untilUnread(fx.apiA.url, user, 1);
     const start = await server(user);
-    const phone = device(user, () => fx.apiA.url, start.streamCursor);
+    const phone = device(user, () => fx.apiA.url, start.streamCursor, start.view);
     const titles = Array.from({ length: 500 }, (_, i) => `burst ${i}`);
     const burst = (async () => {
       for (let i = 0; i < titles.length; i += 25) {
@@ -210,7 +210,8 @@ describe("live inbox: resumable, gap-free", () => {
     );
 
     const theirs = (await server(other)).streamCursor;
-    const phone = device(me, () => fx.apiA.url, theirs);
+    const mine = await server(me);
+    const phone = device(me, () => fx.apiA.url, theirs, mine.view);
     const [reset] = await phone.untilCount(1, "the RESET");
     assert.equal(reset?.type, "RESET");
     assert.equal(reset?.unreadCount, 1, "the caller's own count");

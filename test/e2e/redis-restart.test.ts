@@ -79,7 +79,13 @@ for (const persist of [true, false]) {
       await Promise.all(users.map((u, i) => untilUnread(api(i), u, 1)));
       const starts = await Promise.all(users.map((u) => gqlOk(api(0), InboxStartDocument, { first: 1 }, u.auth)));
       devices = users.map(
-        (u, i) => new LiveInbox(() => api(i), u.token, starts[i]?.notifications.streamCursor ?? null),
+        (u, i) =>
+          new LiveInbox(
+            () => api(i),
+            u.token,
+            starts[i]?.notifications.streamCursor ?? null,
+            new Set(starts[i]?.notifications.edges.map((e) => e.node.id)),
+          ),
       );
 
       const acknowledged: string[] = [];

@@ -69,17 +69,25 @@ export function resilientClient(url: () => string, token: string): Client {
   });
 }
 
-/** One device following its inbox through the recipe: every event it was given, in order. */
+/**
+ * One device following its inbox through the recipe: every event it was given, in order. Started
+ * from a page's streamCursor, it may first hear again of notifications already on that page (their
+ * events can be logged after the cursor was taken); as a client would, it takes those as known:
+ * `known` names them, and their ADDED events are not recorded.
+ */
 export class LiveInbox {
   readonly events: StreamEvent[] = [];
   readonly client: Client;
   private failure: unknown;
   private readonly stop: () => void;
 
-  constructor(url: () => string, token: string, after: string | null) {
+  constructor(url: () => string, token: string, after: string | null, known: ReadonlySet<string> = new Set()) {
     this.client = resilientClient(url, token);
     this.stop = subscribeInbox(this.client, after, {
-      next: (event) => this.events.push(event),
+      next: (event) => {
+        if (event.type === "ADDED" && known.has(event.notificationId ?? "")) return;
+        this.events.push(event);
+      },
       error: (error) => (this.failure = error ?? "failed"),
     });
   }
