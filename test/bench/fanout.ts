@@ -101,9 +101,9 @@ export async function measureFanout(options: {
   };
 }
 
-async function seed(db: Db, followers: number): Promise<{ authorId: string; followerIds: string[] }> {
-  const now = new Date();
-  const user = (name: string) => ({
+/** A user as seeded straight into the database: no password anyone can log in with, past the welcome. */
+export function seededUser(name: string, now: Date) {
+  return {
     _id: new ObjectId(),
     email: `${name}.${new ObjectId().toHexString()}@bench.example`,
     displayName: name,
@@ -111,7 +111,12 @@ async function seed(db: Db, followers: number): Promise<{ authorId: string; foll
     createdAt: now,
     // Seeded users are past their welcome: the recovery sweep must leave them alone.
     welcomedAt: now,
-  });
+  };
+}
+
+async function seed(db: Db, followers: number): Promise<{ authorId: string; followerIds: string[] }> {
+  const now = new Date();
+  const user = (name: string) => seededUser(name, now);
   const author = user("Author");
   await db.collection("users").insertOne(author);
   const followerIds: string[] = [];

@@ -8,8 +8,11 @@ import {
   BenchAddCommentDocument,
   BenchCreatePostDocument,
   BenchFollowDocument,
+  BenchInboxEventsDocument,
+  BenchInboxStartDocument,
   BenchNotificationAddedDocument,
   BenchRegisterDocument,
+  type BenchInboxEventsSubscription,
   type BenchNotificationAddedSubscription,
 } from "../generated/graphql.js";
 import { bearer, connectWs, eventually, queryText, type WsConnection } from "../helpers/graphql-client.js";
@@ -76,6 +79,17 @@ export class LoadApi {
     await this.call(BenchFollowDocument, { userId: followee.id }, bearer(follower.token), "follow");
   }
 
+  /** The user's position in inboxEvents, as a client opening its inbox takes it: this starts their stream. */
+  async streamCursor(user: LoadUser): Promise<string> {
+    const { notifications } = await this.call(
+      BenchInboxStartDocument,
+      { first: 20 },
+      bearer(user.token),
+      "notifications.streamCursor",
+    );
+    return notifications.streamCursor;
+  }
+
   /** Closes the kept-alive connections. */
   close(): void {
     this.agent.destroy();
@@ -100,40 +114,53 @@ export class LoadApi {
   }
 
   private post(body: string, headers: Record<string, string>): Promise<{ status: number; result: ExecutionResult }> {
-    return new Promise((resolve, reject) => {
-      const req = http.request(
-        `${this.url}/graphql`,
-        {
-          method: "POST",
-          agent: this.agent,
-          headers: {
-            "content-type": "application/json",
-            accept: "application/json",
-            "content-length": Buffer.byteLength(body),
-            ...headers,
-          },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on("data", (chunk: Buffer) => chunks.push(chunk));
-          res.on("error", reject);
-          res.on("end", () => {
-            try {
-              const result = JSON.parse(Buffer.concat(chunks).toString("utf8")) as ExecutionResult;
-              resolve({ status: res.statusCode ?? 0, result });
-            } catch (err) {
-              reject(new Error(`HTTP ${res.statusCode}: the answer is not JSON (${String(err)})`));
-            }
-          });
-        },
-      );
-      req.on("error", reject);
-      req.end(body);
-    });
+    return postGraphql(`${this.url}/graphql`, this.agent, body, headers);
   }
 }
 
-/** One notificationAdded event, stamped when graphql-ws handed it over. */
+/**
+ * One GraphQL request over node:http: through `agent`'s kept-alive connections, or with `false`
+ * on a connection of its own, as a client that has just come back opens one.
+ */
+export function postGraphql(
+  url: string,
+  agent: http.Agent | false,
+  body: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; result: ExecutionResult }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      url,
+      {
+        method: "POST",
+        agent,
+        headers: {
+          "content-type": "application/json",
+          accept: "application/json",
+          "content-length": Buffer.byteLength(body),
+          ...headers,
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (chunk: Buffer) => chunks.push(chunk));
+        res.on("error", reject);
+        res.on("end", () => {
+          try {
+            const result = JSON.parse(Buffer.concat(chunks).toString("utf8")) as ExecutionResult;
+            resolve({ status: res.statusCode ?? 0, result });
+          } catch (err) {
+            reject(new Error(`HTTP ${res.statusCode}: the answer is not JSON (${String(err)})`));
+          }
+        });
+      },
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+/** One new notification's event (notificationAdded, or an ADDED of inboxEvents), stamped when graphql-ws handed it over. */
 export interface Arrival {
   at: number;
   id: string;
@@ -146,54 +173,28 @@ type Match = (event: Arrival) => boolean;
 /** Which bodies an awaited event may have: exactly this one, or any that passes the test. */
 export type BodyMatch = string | ((body: string) => boolean);
 
+/** What the scenarios wait on: one user's new notifications, as a socket hands them over. */
+export interface EventSource {
+  /** The next event of `kind` (with a matching body, when given) within `timeoutMs`; undefined if none came. */
+  next(kind: string, timeoutMs: number, body?: BodyMatch): Promise<Arrival | undefined>;
+  drain(): void;
+  /** Why the subscription ended, if it did. */
+  readonly failed: string | undefined;
+  close(): Promise<void>;
+}
+
 /**
- * One user's graphql-ws connection with a notificationAdded subscription. Like the reference
- * benchmark's socket, it queues every event on arrival and hands out the next one that matches,
- * dropping those before it; matching the body too keeps a late event from standing in for another.
+ * Like the reference benchmark's socket, it queues every event on arrival and hands out the next
+ * one that matches, dropping those before it; matching the body too keeps a late event from
+ * standing in for another.
  */
-export class EventSocket {
+abstract class QueuedEvents implements EventSource {
   private queue: Arrival[] = [];
   private waiter: { match: Match; resolve: (event: Arrival | undefined) => void } | undefined;
   private failure: string | undefined;
 
-  private constructor(
-    readonly user: LoadUser,
-    private readonly connection: WsConnection,
-  ) {}
+  protected constructor(private readonly connection: WsConnection) {}
 
-  /** Connected and subscribed; the subscription may still be on its way to Redis (see allListening). */
-  static async open(apiUrl: string, user: LoadUser, timeoutMs: number): Promise<EventSocket> {
-    const connection = connectWs(apiUrl, bearer(user.token));
-    const socket = new EventSocket(user, connection);
-    try {
-      await within(
-        new Promise<void>((resolve, reject) => {
-          connection.client.on("connected", () => resolve());
-          void connection.closed.then((code) => reject(new Error(`closed with ${code}`)));
-        }),
-        timeoutMs,
-        "graphql-ws connection",
-      );
-    } catch (err) {
-      await connection.dispose();
-      throw err;
-    }
-    connection.client.subscribe<BenchNotificationAddedSubscription>(
-      { query: print(BenchNotificationAddedDocument) },
-      {
-        next: (result) => {
-          const at = performance.now();
-          const event = result.data?.notificationAdded;
-          if (event) socket.push({ at, id: event.id, kind: event.kind, body: event.body });
-        },
-        error: (err) => socket.fail(`subscription failed: ${JSON.stringify(err)}`),
-        complete: () => socket.fail("the server ended the subscription"),
-      },
-    );
-    return socket;
-  }
-
-  /** The next event of `kind` (with a matching body, when given) within `timeoutMs`; undefined if none came. */
   next(kind: string, timeoutMs: number, body?: BodyMatch): Promise<Arrival | undefined> {
     const bodyOk = (text: string) => (typeof body === "function" ? body(text) : body === undefined || text === body);
     const match: Match = (event) => event.kind === kind && bodyOk(event.body);
@@ -217,7 +218,6 @@ export class EventSocket {
     this.queue = [];
   }
 
-  /** Why the subscription ended, if it did. */
   get failed(): string | undefined {
     return this.failure;
   }
@@ -226,14 +226,108 @@ export class EventSocket {
     return this.connection.dispose();
   }
 
-  private push(event: Arrival): void {
+  protected push(event: Arrival): void {
     if (!this.waiter) this.queue.push(event);
     else if (this.waiter.match(event)) this.waiter.resolve(event);
   }
 
-  private fail(reason: string): void {
+  protected fail(reason: string): void {
     this.failure ??= reason;
     this.waiter?.resolve(undefined);
+  }
+}
+
+/** A graphql-ws connection for `user`, once the server has acknowledged it. */
+async function connectAs(apiUrl: string, user: LoadUser, timeoutMs: number): Promise<WsConnection> {
+  const connection = connectWs(apiUrl, bearer(user.token));
+  try {
+    await within(
+      new Promise<void>((resolve, reject) => {
+        connection.client.on("connected", () => resolve());
+        void connection.closed.then((code) => reject(new Error(`closed with ${code}`)));
+      }),
+      timeoutMs,
+      "graphql-ws connection",
+    );
+  } catch (err) {
+    await connection.dispose();
+    throw err;
+  }
+  return connection;
+}
+
+/** One user's graphql-ws connection with a notificationAdded subscription. */
+export class EventSocket extends QueuedEvents {
+  private constructor(
+    readonly user: LoadUser,
+    connection: WsConnection,
+  ) {
+    super(connection);
+  }
+
+  /** Connected and subscribed; the subscription may still be on its way to Redis (see allListening). */
+  static async open(apiUrl: string, user: LoadUser, timeoutMs: number): Promise<EventSocket> {
+    const connection = await connectAs(apiUrl, user, timeoutMs);
+    const socket = new EventSocket(user, connection);
+    connection.client.subscribe<BenchNotificationAddedSubscription>(
+      { query: print(BenchNotificationAddedDocument) },
+      {
+        next: (result) => {
+          const at = performance.now();
+          const event = result.data?.notificationAdded;
+          if (event) socket.push({ at, id: event.id, kind: event.kind, body: event.body });
+        },
+        error: (err) => socket.fail(`subscription failed: ${JSON.stringify(err)}`),
+        complete: () => socket.fail("the server ended the subscription"),
+      },
+    );
+    return socket;
+  }
+}
+
+/**
+ * One user's graphql-ws connection following the inbox through inboxEvents from a position; each
+ * ADDED event is handed out as the notification it carries. Counts what a client following the
+ * stream must never see: a notification added twice, or a RESET.
+ */
+export class InboxEventSocket extends QueuedEvents {
+  duplicates = 0;
+  resets = 0;
+  private readonly added = new Set<string>();
+
+  private constructor(
+    readonly user: LoadUser,
+    connection: WsConnection,
+  ) {
+    super(connection);
+  }
+
+  /** Connected and subscribed from `after` (a streamCursor or an event's cursor): nothing after it is missed. */
+  static async open(apiUrl: string, user: LoadUser, timeoutMs: number, after: string): Promise<InboxEventSocket> {
+    const connection = await connectAs(apiUrl, user, timeoutMs);
+    const socket = new InboxEventSocket(user, connection);
+    connection.client.subscribe<BenchInboxEventsSubscription>(
+      { query: print(BenchInboxEventsDocument), variables: { after } },
+      {
+        next: (result) => {
+          const at = performance.now();
+          const event = result.data?.inboxEvents;
+          if (!event) return socket.fail(`subscription failed: ${JSON.stringify(result.errors)}`);
+          if (event.type === "RESET") socket.resets += 1;
+          if (event.type !== "ADDED" || !event.notification) return;
+          const { id, kind, body } = event.notification;
+          if (socket.added.has(id)) {
+            socket.duplicates += 1;
+            return;
+          }
+          socket.added.add(id);
+          socket.push({ at, id, kind, body });
+        },
+        error: (err) => socket.fail(`subscription failed: ${JSON.stringify(err)}`),
+        complete: () => socket.fail("the server ended the subscription"),
+      },
+    );
+    return socket;
   }
 }
 

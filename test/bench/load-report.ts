@@ -4,7 +4,13 @@ import type { Costs } from "./costs.js";
 import type { Backlog } from "./job-backlog.js";
 import type { Tally } from "./wire-counter.js";
 import type { LoadFanoutResult } from "./load-fanout.js";
-import { describeBacklog, type BarrierResult, type LatencyResult, type ThroughputResult } from "./load.js";
+import {
+  describeBacklog,
+  type BarrierResult,
+  type LatencyResult,
+  type StreamLatencyResult,
+  type ThroughputResult,
+} from "./load.js";
 import type { Summary } from "./stats.js";
 
 /** Collections shown per command: the few that explain where the commands go. */
@@ -38,7 +44,55 @@ export function reportLatency(r: LatencyResult): string[] {
     ...backlogAtEnd(r.backlogAtEnd),
     ...stopped(r.stopped),
     ...reportCosts(r.costs),
+    ...(r.stream ? reportStreamLatency(r, r.stream) : []),
   ];
+}
+
+/** The latency scenario's second half, and both halves side by side. */
+function reportStreamLatency(first: LatencyResult, r: StreamLatencyResult): string[] {
+  const c = r.control;
+  const lines = [
+    `latency, inboxEvents (stream logged): the same, on the same stack, after B took its position with` +
+      ` notifications.streamCursor (answered in ${ms(r.positionMs)}), which starts B's stream: every change to B's` +
+      ` inbox is then logged there too; B's new socket follows inboxEvents from that cursor and the time is taken at` +
+      ` the ADDED event (own budget of the same size); B's comments take turns with as many on user C's post, whose` +
+      ` socket follows notificationAdded and whose stream was never started (the control)`,
+    `  ${barrierLine(r.barrier)}`,
+    "  " +
+      percentiles(
+        "e2e (POST -> ADDED event)",
+        r.e2e,
+        `n=${r.e2e?.count ?? 0} lost=${r.lost} duplicated=${r.duplicated} resets=${r.resets} http errors=${r.httpErrors}`,
+      ),
+    "  " + percentiles("HTTP response", r.http),
+    ...(r.trend ? [`  p50 of the first / last 10 % of comments: ${ms(r.trend[0])} / ${ms(r.trend[1])}`] : []),
+    ...(c
+      ? [
+          "  " +
+            percentiles("e2e, C (control)", c.e2e, `n=${c.e2e?.count ?? 0} lost=${c.lost} http errors=${c.httpErrors}`),
+        ]
+      : []),
+    ...(r.sent < r.asked ? [`  sent ${r.sent} of ${r.asked} counted comments`] : []),
+    ...backlogAtEnd(r.backlogAtEnd),
+    ...stopped(r.stopped),
+  ];
+  const diff = (x: number, y: number) => `${y - x >= 0 ? "+" : ""}${(y - x).toFixed(1)} ms`;
+  const a = first.e2e;
+  const b = r.e2e;
+  if (a && b) {
+    lines.push(
+      `  side by side, "notificationAdded" vs "inboxEvents (stream logged)": p50 ${ms(a.p50)} vs ${ms(b.p50)}` +
+        ` (difference ${diff(a.p50, b.p50)}), p99 ${ms(a.p99)} vs ${ms(b.p99)} (difference ${diff(a.p99, b.p99)})`,
+    );
+  }
+  if (b && c?.e2e) {
+    lines.push(
+      `  taking turns, "notificationAdded" (control) vs "inboxEvents (stream logged)": p50 ${ms(c.e2e.p50)} vs` +
+        ` ${ms(b.p50)} (difference ${diff(c.e2e.p50, b.p50)}), p99 ${ms(c.e2e.p99)} vs ${ms(b.p99)}` +
+        ` (difference ${diff(c.e2e.p99, b.p99)}): the same moments, so the machine's drift between the halves is out`,
+    );
+  }
+  return lines;
 }
 
 export function reportThroughput(r: ThroughputResult): string[] {

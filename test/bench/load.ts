@@ -1,7 +1,9 @@
 // The Django-workload scenarios of `npm run bench`: the workload of the benchmark that comes with
 // the Django + Channels + Celery reference implementation, through Herald's public GraphQL API.
 // User A comments on user B's post while B holds a notificationAdded subscription:
-//   latency     one comment at a time, 20 warm-up then N counted; POST sent -> B's NEW_COMMENT event
+//   latency     one comment at a time, 20 warm-up then N counted; POST sent -> B's NEW_COMMENT event;
+//               then again on the same stack with B following the inbox through inboxEvents, so
+//               that every change to it is also logged in B's stream: POST sent -> the ADDED event
 //   throughput  N comments, `concurrency` in flight; first POST -> the Nth event at B's socket
 //   fan-out     (load-fanout.ts) M new users follow one author, each on its own socket; the author
 //               posts, `rounds` times; POST -> each follower's NEW_POST event
@@ -11,7 +13,14 @@
 import type { Redis } from "ioredis";
 import type { Costs, CostMeter } from "./costs.js";
 import type { Backlog } from "./job-backlog.js";
-import { allListening, EventSocket, LoadApi, type LoadUser } from "./load-client.js";
+import {
+  allListening,
+  EventSocket,
+  InboxEventSocket,
+  LoadApi,
+  type EventSource,
+  type LoadUser,
+} from "./load-client.js";
 import { summarize, type Summary } from "./stats.js";
 
 export interface LoadOptions {
@@ -33,7 +42,7 @@ export interface LoadOptions {
   /** The longest wait for one HTTP answer. */
   httpTimeoutMs: number;
   /**
-   * Latency: everything the scenario may take, setup included. Throughput: the posting (the wait
+   * Latency: everything each half of the scenario may take, setup included. Throughput: the posting (the wait
    * for the last events comes on top). Fan-out: no post starts after it (each post's own waits
    * are bounded). Past it, a scenario reports what it has.
    */
@@ -65,7 +74,8 @@ export interface Cast {
   a: LoadUser;
   b: LoadUser;
   postId: string;
-  socketB: EventSocket;
+  /** B's socket: notificationAdded, or inboxEvents in the latency scenario's second half. */
+  socketB: EventSource;
   barriers: number;
 }
 
@@ -144,12 +154,109 @@ export interface LatencyResult {
   /** Read when events went missing: what they were stuck behind. */
   backlogAtEnd: Backlog | undefined;
   stopped: string | undefined;
+  /** The second half: B follows the inbox through inboxEvents; undefined when the first half did not get that far. */
+  stream?: StreamLatencyResult | undefined;
+}
+
+/** The same measurement with B's stream started and followed: each comment is also logged there. */
+export interface StreamLatencyResult extends Omit<LatencyResult, "stream"> {
+  /** How long notifications.streamCursor took to answer: the request that starts B's stream. */
+  positionMs: number | undefined;
+  /** Notifications whose ADDED event came twice, and RESET events: a client following the stream sees neither. */
+  duplicated: number;
+  resets: number;
+  /**
+   * Comments on C's post, taking turns with those on B's: C follows notificationAdded and never
+   * asked for a position, so nothing of C's is logged. The same moments as B's samples, so a
+   * difference between the two is not the machine's drift between the halves.
+   */
+  control: Pick<LatencyResult, "e2e" | "http" | "trend" | "lost" | "httpErrors" | "sent"> | undefined;
+}
+
+/** The samples of one run of sequential comments, each timed from its POST to its event at the author's socket. */
+interface Timed {
+  e2e: number[];
+  http: number[];
+  sent: number;
+  lost: number;
+  httpErrors: number;
+  stopped: string | undefined;
+}
+
+/** Where a timed comment goes: the post, and the socket on which its author's event arrives. */
+interface Target {
+  postId: string;
+  socket: EventSource;
+  timed: Timed;
+}
+
+function newTimed(): Timed {
+  return { e2e: [], http: [], sent: 0, lost: 0, httpErrors: 0, stopped: undefined };
+}
+
+/** One comment by A on the target's post, timed from its POST to its author's event. */
+async function timeOne(
+  cast: Cast,
+  target: Target,
+  body: string,
+  options: LoadOptions,
+  deadline: Deadline,
+): Promise<void> {
+  const { timed } = target;
+  const sentAt = performance.now();
+  timed.sent += 1;
+  try {
+    await cast.api.comment(cast.a, target.postId, body);
+  } catch {
+    timed.httpErrors += 1;
+  }
+  const answeredAt = performance.now();
+  const event = await target.socket.next("NEW_COMMENT", deadline.clip(options.eventTimeoutMs), body);
+  if (!event) {
+    timed.lost += 1;
+    return;
+  }
+  timed.e2e.push(event.at - sentAt);
+  timed.http.push(answeredAt - sentAt);
+}
+
+async function timeComments(cast: Cast, options: LoadOptions, deadline: Deadline, label: string): Promise<Timed> {
+  const target: Target = { postId: cast.postId, socket: cast.socketB, timed: newTimed() };
+  for (let i = 0; i < options.latencyN; i += 1) {
+    if (deadline.passed()) {
+      target.timed.stopped = outOfTime(target.timed.sent, options);
+      break;
+    }
+    await timeOne(cast, target, `${label} ${i}`, options, deadline);
+  }
+  return target.timed;
+}
+
+function outOfTime(sent: number, options: LoadOptions): string {
+  return `out of time after ${sent} comments (budget ${options.budgetMs / 1000} s)`;
+}
+
+async function warmUp(cast: Cast, options: LoadOptions, deadline: Deadline, label: string): Promise<void> {
+  for (let i = 0; i < options.warmup && !deadline.passed(); i += 1) {
+    await cast.api.comment(cast.a, cast.postId, `${label} ${i}`).catch(() => undefined);
+    await cast.socketB.next("NEW_COMMENT", deadline.clip(options.eventTimeoutMs), `${label} ${i}`);
+  }
+  cast.socketB.drain();
+}
+
+function summarizeTimed(timed: Timed): Pick<LatencyResult, "e2e" | "http" | "trend"> {
+  if (timed.e2e.length === 0) return { e2e: undefined, http: undefined, trend: undefined };
+  const tenth = Math.max(1, Math.floor(timed.e2e.length / 10));
+  return {
+    e2e: summarize(timed.e2e),
+    http: summarize(timed.http),
+    trend: [summarize(timed.e2e.slice(0, tenth)).p50, summarize(timed.e2e.slice(-tenth)).p50],
+  };
 }
 
 export async function measureLatency(ctx: LoadContext, options: LoadOptions, tag: string): Promise<LatencyResult> {
   const deadline = new Deadline(options.budgetMs);
-  const e2e: number[] = [];
-  const http: number[] = [];
+  let timed: Timed | undefined;
   const result: LatencyResult = {
     barrier: { ok: false, ms: 0 },
     sent: 0,
@@ -168,49 +275,114 @@ export async function measureLatency(ctx: LoadContext, options: LoadOptions, tag
     result.barrier = await barrier(ctx, cast, deadline.clip(options.barrierTimeoutMs));
     if (!result.barrier.ok) return { ...result, stopped: "the barrier before it did not get through" };
     ctx.log(`latency: ${options.warmup} warm-up + ${options.latencyN} sequential comments …`);
-    for (let i = 0; i < options.warmup && !deadline.passed(); i += 1) {
-      await cast.api.comment(cast.a, cast.postId, `warmup ${i}`).catch(() => undefined);
-      await cast.socketB.next("NEW_COMMENT", deadline.clip(options.eventTimeoutMs), `warmup ${i}`);
-    }
-    cast.socketB.drain();
+    await warmUp(cast, options, deadline, "warmup");
     const mark = await ctx.meter.start();
-    for (let i = 0; i < options.latencyN; i += 1) {
-      if (deadline.passed()) {
-        result.stopped = `out of time after ${result.sent} comments (budget ${options.budgetMs / 1000} s)`;
-        break;
-      }
-      const body = `latency ${i}`;
-      const sentAt = performance.now();
-      result.sent += 1;
-      try {
-        await cast.api.comment(cast.a, cast.postId, body);
-      } catch {
-        result.httpErrors += 1;
-      }
-      const answeredAt = performance.now();
-      const event = await cast.socketB.next("NEW_COMMENT", deadline.clip(options.eventTimeoutMs), body);
-      if (!event) {
-        result.lost += 1;
-        continue;
-      }
-      e2e.push(event.at - sentAt);
-      http.push(answeredAt - sentAt);
-    }
-    result.costs = await ctx.meter.stop(mark, e2e.length);
+    timed = await timeComments(cast, options, deadline, "latency");
+    Object.assign(result, { sent: timed.sent, lost: timed.lost, httpErrors: timed.httpErrors, stopped: timed.stopped });
+    result.costs = await ctx.meter.stop(mark, timed.e2e.length);
     if (result.lost > 0) result.backlogAtEnd = await ctx.backlog();
+    result.stream = await measureStreamLatency(ctx, cast, options, tag);
   } catch (err) {
     result.stopped = message(err);
   } finally {
     await cast.socketB.close();
     cast.api.close();
   }
-  if (e2e.length > 0) {
-    result.e2e = summarize(e2e);
-    result.http = summarize(http);
-    const tenth = Math.max(1, Math.floor(e2e.length / 10));
-    result.trend = [summarize(e2e.slice(0, tenth)).p50, summarize(e2e.slice(-tenth)).p50];
+  return timed ? { ...result, ...summarizeTimed(timed) } : result;
+}
+
+/**
+ * The second half of the latency scenario, on the same stack: B's client takes its position with
+ * notifications.streamCursor, which starts B's stream, and follows the inbox through inboxEvents
+ * on a new socket instead of notificationAdded; from then on every change to B's inbox is also
+ * logged in the stream. Same warm-up and count as the first half, with a budget of its own. A
+ * third user, C, with a post of their own and a notificationAdded socket, takes turns with B (A
+ * comments on B's post, then on C's, then on C's, then on B's, …): C's samples are the control.
+ */
+async function measureStreamLatency(
+  ctx: LoadContext,
+  cast: Cast,
+  options: LoadOptions,
+  tag: string,
+): Promise<StreamLatencyResult> {
+  const deadline = new Deadline(options.budgetMs);
+  const stream: Target = { postId: cast.postId, socket: cast.socketB, timed: newTimed() };
+  let control: Target | undefined;
+  const result: StreamLatencyResult = {
+    barrier: { ok: false, ms: 0 },
+    sent: 0,
+    asked: options.latencyN,
+    lost: 0,
+    httpErrors: 0,
+    e2e: undefined,
+    http: undefined,
+    trend: undefined,
+    costs: undefined,
+    backlogAtEnd: undefined,
+    stopped: undefined,
+    positionMs: undefined,
+    duplicated: 0,
+    resets: 0,
+    control: undefined,
+  };
+  let socket: InboxEventSocket | undefined;
+  try {
+    await cast.socketB.close();
+    const asked = performance.now();
+    const cursor = await cast.api.streamCursor(cast.b);
+    result.positionMs = performance.now() - asked;
+    socket = await InboxEventSocket.open(ctx.apiUrl, cast.b, options.httpTimeoutMs, cursor);
+    cast.socketB = socket;
+    stream.socket = socket;
+    const c = await cast.api.register(`${tag}_C`);
+    const postC = await cast.api.createPost(c, "C's post", "...");
+    control = {
+      postId: postC,
+      socket: await EventSocket.open(ctx.apiUrl, c, options.httpTimeoutMs),
+      timed: newTimed(),
+    };
+    await allListening(ctx.redis, [cast.b.id, c.id], options.httpTimeoutMs);
+    result.barrier = await barrier(ctx, cast, deadline.clip(options.barrierTimeoutMs));
+    if (!result.barrier.ok) return { ...result, stopped: "the barrier before it did not get through" };
+    ctx.log(
+      `latency, inboxEvents: ${options.warmup} warm-up + ${options.latencyN} sequential comments, ` +
+        "taking turns with as many to a notificationAdded control …",
+    );
+    for (let i = 0; i < options.warmup && !deadline.passed(); i += 1) {
+      for (const target of [stream, control]) {
+        await cast.api.comment(cast.a, target.postId, `stream warmup ${i}`).catch(() => undefined);
+        await target.socket.next("NEW_COMMENT", deadline.clip(options.eventTimeoutMs), `stream warmup ${i}`);
+        target.socket.drain();
+      }
+    }
+    for (let i = 0; i < options.latencyN; i += 1) {
+      if (deadline.passed()) {
+        stream.timed.stopped = outOfTime(stream.timed.sent, options);
+        break;
+      }
+      // Each goes first every other time: neither always follows the other's work.
+      for (const target of i % 2 === 0 ? [stream, control] : [control, stream]) {
+        await timeOne(cast, target, `stream ${i}`, options, deadline);
+      }
+    }
+    const { timed } = stream;
+    Object.assign(result, { sent: timed.sent, lost: timed.lost, httpErrors: timed.httpErrors, stopped: timed.stopped });
+    if (result.lost > 0 || control.timed.lost > 0) result.backlogAtEnd = await ctx.backlog();
+  } catch (err) {
+    result.stopped = message(err);
+  } finally {
+    await control?.socket.close();
   }
-  return result;
+  if (socket) {
+    result.duplicated = socket.duplicates;
+    result.resets = socket.resets;
+    if (socket.failed !== undefined) result.stopped ??= socket.failed;
+  }
+  if (control) {
+    const t = control.timed;
+    result.control = { sent: t.sent, lost: t.lost, httpErrors: t.httpErrors, ...summarizeTimed(t) };
+  }
+  return { ...result, ...summarizeTimed(stream.timed) };
 }
 
 export interface ThroughputResult {
