@@ -64,10 +64,15 @@ async function runProbe(probe: Probe): Promise<{ name: string; ok: boolean; erro
   }
 }
 
+/** Connections the kernel may hold for us before we accept them. */
+const LISTEN_BACKLOG = 4096;
+
 export function listen(server: Server, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen(port, () => {
+    // Node's default backlog (511) drops connections when thousands of clients reconnect at once
+    // (after a deploy, or a network back); the kernel caps it (somaxconn) anyway.
+    server.listen({ port, backlog: LISTEN_BACKLOG }, () => {
       server.off("error", reject);
       const address = server.address();
       resolve(typeof address === "object" && address ? address.port : port);

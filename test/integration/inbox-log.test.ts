@@ -128,6 +128,26 @@ describe("inbox log", () => {
     );
   });
 
+  it("counts nobody's inbox for nobody: no stream, no subscriber, no counter means no count and no event", async () => {
+    const id = user();
+    const db = database(3);
+    await log.begin([id]);
+    const counts = await log.commit([{ userId: id, changes: [{ delta: 1, change: deleted("x") }] }], db.recount);
+    assert.equal(counts.has(id), false);
+    assert.equal(db.asked(), 0, "the database was not asked");
+    // Someone listens: the count is needed again.
+    const subscriber = new Redis(testRedisUrl());
+    try {
+      await subscriber.subscribe(`INBOX:${id}`);
+      await log.begin([id]);
+      const heard = await log.commit([{ userId: id, changes: [{ delta: 1, change: deleted("y") }] }], db.recount);
+      assert.equal(heard.get(id), 3, "counted after the write");
+      assert.equal(db.asked(), 1);
+    } finally {
+      subscriber.disconnect();
+    }
+  });
+
   it("cannot serve a position of another epoch, or one whose following events were dropped", async () => {
     const id = user();
     const small = new InboxLog(redis, { historyEvents: 1, historyMs: 3600_000 });
@@ -149,6 +169,8 @@ describe("inbox log", () => {
 
   it("does not keep a count taken while a change was in flight, and logs the change with a fresh count", async () => {
     const id = user();
+    // A user whose stream has started: their events need a count.
+    await log.position(id);
     const db = database(1);
     await log.begin([id]);
     // The change's write is done (the database says 2), its commit not yet.
@@ -177,6 +199,8 @@ describe("inbox log", () => {
 
   it("drops a counter that would go negative, or that the writer could not trust", async () => {
     const id = user();
+    // A user whose stream has started: their events need a count.
+    await log.position(id);
     const db = database(4);
     await log.read([id], db.recount);
     await log.begin([id]);

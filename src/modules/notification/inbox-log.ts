@@ -114,9 +114,8 @@ export class InboxLog {
     let uncounted: { commit: InboxCommit; version: number }[] = [];
     commits.forEach((c, i) => {
       const [done = 0, second = 0] = replies[i] ?? [];
-      if (done === 1) counts.set(c.userId, second);
-      // Nothing to log: the counter is rebuilt when it is next read.
-      else if (c.changes.length > 0) uncounted.push({ commit: c, version: second });
+      if (done === 0) uncounted.push({ commit: c, version: second });
+      else if (second >= 0) counts.set(c.userId, second);
     });
     for (let attempt = 1; uncounted.length > 0; attempt += 1) {
       const counted = await recount(uncounted.map((u) => u.commit.userId));
@@ -328,7 +327,8 @@ end
  * completed since `version`; f: log with that count regardless), 2 version, 3 count read,
  * 4 lock token, 5 '1' to drop the counter, 6 history length, 7 history ms, 8 counter ttl ms,
  * 9 channel, then pairs of (delta, change JSON).
- * Returns { 1, count after } once logged, else { 0, version } (count the user, then try 'r').
+ * Returns { 1, count after } once logged (count -1: nothing logged nor published, as nobody would see
+ * it), else { 0, version } (count the user, then try 'r').
  * A user without a stream (no client asked for a position within the history's lifetime: see
  * `position`) has nothing logged; the events are only published, with sequence number 0.
  */
@@ -353,7 +353,13 @@ if mode == 'd' then
     if count >= 0 then final = count else redis.call('DEL', KEYS[1]) end
   end
   if not final then
-    if n == 0 then release() end
+    -- Nobody would see a count: no stream to log in, no subscriber on the channel. The counter
+    -- stays missing, to be counted when next read, and the database is spared a count.
+    if n == 0 or (redis.call('HEXISTS', KEYS[5], 'epoch') == 0 and
+        redis.call('PUBSUB', 'NUMSUB', ARGV[9])[2] == 0) then
+      release()
+      return { 1, -1 }
+    end
     return { 0, version }
   end
 else

@@ -38,6 +38,9 @@ export class InboxService {
     if (!Number.isInteger(args.first) || args.first < 0 || args.first > MAX_PAGE_SIZE) {
       throw badInput("first", `must be between 0 and ${MAX_PAGE_SIZE}`);
     }
+    // One flat filter (each condition on its own field), not an $and of them: FerretDB pushes
+    // top-level equalities down to SQLite, so the user's notifications are found by recipientId
+    // instead of by scanning every notification (4 s at 21,000 notifications with $and).
     const conditions: Record<string, unknown>[] = [
       { recipientId: new ObjectId(userId) },
       ...filterConditions(args.filter),
@@ -47,16 +50,13 @@ export class InboxService {
       if (!cursor) throw badInput("after", "is not a cursor returned by this API");
       conditions.push(afterCursor(cursor));
     }
+    const where = Object.assign({}, ...conditions) as Record<string, unknown>;
     // Before the page is read: whatever changes after it is read is an event after this position.
     const streamCursor = args.withStreamCursor ? encodeInboxCursor(await this.notifications.position(userId)) : "";
-    const rows = await em.find(
-      Notification,
-      { $and: conditions },
-      {
-        orderBy: { createdAt: "desc", _id: "desc" },
-        limit: args.first + 1,
-      },
-    );
+    const rows = await em.find(Notification, where, {
+      orderBy: { createdAt: "desc", _id: "desc" },
+      limit: args.first + 1,
+    });
     const page = rows.slice(0, args.first);
     const edges = page.map((n) => ({ cursor: encodeCursor(n.createdAt, n.id), node: toNotificationView(n) }));
     return {
@@ -184,6 +184,7 @@ export class InboxService {
   }
 }
 
+/** Conditions on distinct fields (list merges them into one filter). */
 function filterConditions(filter: NotificationFilter | null | undefined): Record<string, unknown>[] {
   // Those the recipient turned off in-app are stored for their email only (see Notification.inApp).
   const conditions: Record<string, unknown>[] = [{ inApp: { $ne: false } }];
