@@ -254,13 +254,12 @@ function summarizeTimed(timed: Timed): Pick<LatencyResult, "e2e" | "http" | "tre
   };
 }
 
-export async function measureLatency(ctx: LoadContext, options: LoadOptions, tag: string): Promise<LatencyResult> {
-  const deadline = new Deadline(options.budgetMs);
-  let timed: Timed | undefined;
-  const result: LatencyResult = {
+/** A latency result before anything was measured. */
+function noLatencyYet(asked: number): LatencyResult {
+  return {
     barrier: { ok: false, ms: 0 },
     sent: 0,
-    asked: options.latencyN,
+    asked,
     lost: 0,
     httpErrors: 0,
     e2e: undefined,
@@ -270,6 +269,12 @@ export async function measureLatency(ctx: LoadContext, options: LoadOptions, tag
     backlogAtEnd: undefined,
     stopped: undefined,
   };
+}
+
+export async function measureLatency(ctx: LoadContext, options: LoadOptions, tag: string): Promise<LatencyResult> {
+  const deadline = new Deadline(options.budgetMs);
+  let timed: Timed | undefined;
+  const result: LatencyResult = noLatencyYet(options.latencyN);
   const cast = await setUpCast(ctx, options, tag);
   try {
     result.barrier = await barrier(ctx, cast, deadline.clip(options.barrierTimeoutMs));
@@ -309,17 +314,7 @@ async function measureStreamLatency(
   const stream: Target = { postId: cast.postId, socket: cast.socketB, timed: newTimed() };
   let control: Target | undefined;
   const result: StreamLatencyResult = {
-    barrier: { ok: false, ms: 0 },
-    sent: 0,
-    asked: options.latencyN,
-    lost: 0,
-    httpErrors: 0,
-    e2e: undefined,
-    http: undefined,
-    trend: undefined,
-    costs: undefined,
-    backlogAtEnd: undefined,
-    stopped: undefined,
+    ...noLatencyYet(options.latencyN),
     positionMs: undefined,
     duplicated: 0,
     resets: 0,
