@@ -8,11 +8,27 @@ import type { Redis } from "./redis.js";
 
 export type { Agenda };
 
+/**
+ * Every job's name and payload, as `Topics` is for pub/sub. Each module adds its own jobs where it
+ * names them, by declaration merging:
+ *
+ *     declare module "../../infra/agenda.js" {
+ *       interface JobPayloads { [FANOUT_JOB]: FanoutJobData }
+ *     }
+ *
+ * so that scheduling or defining a job with a name no module declared, or with another job's
+ * payload, is a compile error.
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type -- filled in by the modules
+export interface JobPayloads {}
+
+export type JobName = keyof JobPayloads;
+
 /** Schedules background work; the api role only schedules, the worker role also runs. */
 export interface JobScheduler {
-  now<Data extends object>(name: string, data: Data): Promise<void>;
+  now<Name extends JobName>(name: Name, data: JobPayloads[Name]): Promise<void>;
   /** Runs the job at `when`; the job is stored, so it survives restarts of every process. */
-  at<Data extends object>(when: Date, name: string, data: Data): Promise<void>;
+  at<Name extends JobName>(when: Date, name: Name, data: JobPayloads[Name]): Promise<void>;
 }
 
 export function createAgenda(options: {
@@ -159,11 +175,11 @@ const retryBackoff = backoffStrategies.exponential({ delay: 500, maxRetries: 5, 
 const LOCKED_AHEAD = 2;
 
 /** Registers a handler that logs its outcome; a throw fails the run and Agenda retries it. */
-export function defineJob<Data>(
+export function defineJob<Name extends JobName>(
   agenda: Agenda,
   logger: Logger,
-  name: string,
-  handler: (data: Data, run: JobRun) => Promise<JobOutcome>,
+  name: Name,
+  handler: (data: JobPayloads[Name], run: JobRun) => Promise<JobOutcome>,
   options: {
     backoff?: BackoffStrategy;
     /**
@@ -174,9 +190,9 @@ export function defineJob<Data>(
   } = {},
 ): void {
   const running = trackerOf(agenda);
-  agenda.define<Data>(
+  agenda.define<JobPayloads[Name]>(
     name,
-    async (job: Job<Data>) => {
+    async (job: Job<JobPayloads[Name]>) => {
       const started = performance.now();
       const id = job.attrs._id?.toString() ?? "";
       const outcome = await running.track(id, () =>

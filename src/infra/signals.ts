@@ -1,15 +1,15 @@
 import { ChangeSetType, type EventSubscriber, type FlushEventArgs } from "@mikro-orm/core";
-import { scheduleEach, type JobScheduler } from "./agenda.js";
+import { scheduleEach, type JobName, type JobPayloads, type JobScheduler } from "./agenda.js";
 import type { Logger } from "./logger.js";
 
 /**
  * The Django "post_save" signal: once a flush has written new `entity` records, schedule `job` for
  * each. It runs in afterFlush, so a job never sees a record that is not committed.
  */
-export function scheduleOnCreate<T extends object, Data extends object>(options: {
+export function scheduleOnCreate<T extends object, Name extends JobName>(options: {
   entity: new (...args: never[]) => T;
-  job: string;
-  data: (created: T) => Data;
+  job: Name;
+  data: (created: T) => JobPayloads[Name];
   /** When to run the job; at once without it. */
   at?: (created: T) => Date;
   scheduler: JobScheduler;
@@ -21,8 +21,8 @@ export function scheduleOnCreate<T extends object, Data extends object>(options:
         createdBy(uow, options.entity),
         (entity) =>
           options.at
-            ? options.scheduler.at<Data>(options.at(entity), options.job, options.data(entity))
-            : options.scheduler.now<Data>(options.job, options.data(entity)),
+            ? options.scheduler.at(options.at(entity), options.job, options.data(entity))
+            : options.scheduler.now(options.job, options.data(entity)),
         options.logger,
       );
     },
@@ -34,10 +34,10 @@ export function scheduleOnCreate<T extends object, Data extends object>(options:
  * flush (at most `max` records a job) instead of one each, so a burst of writes costs the queue a
  * job per flush. The job must be idempotent per record, since a retry repeats all of them.
  */
-export function scheduleOnCreateTogether<T extends object, Data extends object>(options: {
+export function scheduleOnCreateTogether<T extends object, Name extends JobName>(options: {
   entity: new (...args: never[]) => T;
-  job: string;
-  data: (created: T[]) => Data;
+  job: Name;
+  data: (created: T[]) => JobPayloads[Name];
   max: number;
   scheduler: JobScheduler;
   logger: Logger;
@@ -47,11 +47,7 @@ export function scheduleOnCreateTogether<T extends object, Data extends object>(
       const created = createdBy(uow, options.entity);
       const chunks: T[][] = [];
       for (let i = 0; i < created.length; i += options.max) chunks.push(created.slice(i, i + options.max));
-      await scheduleEach(
-        chunks,
-        (chunk) => options.scheduler.now<Data>(options.job, options.data(chunk)),
-        options.logger,
-      );
+      await scheduleEach(chunks, (chunk) => options.scheduler.now(options.job, options.data(chunk)), options.logger);
     },
   };
 }

@@ -13,6 +13,12 @@ import { renderDigestEmail } from "./email.templates.js";
 
 export const DIGEST_JOB = "email.digest";
 
+declare module "../../infra/agenda.js" {
+  interface JobPayloads {
+    [DIGEST_JOB]: Record<string, never>;
+  }
+}
+
 /** Notifications in one digest at most; the rest wait for the next one. */
 const DIGEST_LIMIT = 100;
 const DUE_BATCH = 200;

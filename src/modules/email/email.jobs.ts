@@ -53,6 +53,13 @@ export interface EmailJobData {
   notificationIds: string[];
 }
 
+declare module "../../infra/agenda.js" {
+  interface JobPayloads {
+    [EMAIL_JOB]: EmailJobData;
+    [TRANSACTIONAL_EMAIL_JOB]: EmailJobData;
+  }
+}
+
 export interface EmailJobDeps {
   orm: MikroORM;
   /** Absent when SMTP_URL is not set: emails are then recorded as SKIPPED. */

@@ -10,6 +10,12 @@ export interface FollowJobData {
   followId: string;
 }
 
+declare module "../../infra/agenda.js" {
+  interface JobPayloads {
+    [FOLLOW_JOB]: FollowJobData;
+  }
+}
+
 /** A committed follow tells the followed user. */
 export function followSubscribers(scheduler: JobScheduler, logger: Logger): EventSubscriber[] {
   return [

@@ -10,6 +10,12 @@ export interface DeliverJobData {
   requestId: string;
 }
 
+declare module "../../infra/agenda.js" {
+  interface JobPayloads {
+    [DELIVER_JOB]: DeliverJobData;
+  }
+}
+
 /** A committed `sendNotification` request schedules its delivery. */
 export function notificationRequestSubscribers(scheduler: JobScheduler, logger: Logger): EventSubscriber[] {
   return [

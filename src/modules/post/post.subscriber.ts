@@ -27,6 +27,13 @@ export interface CommentJobData {
   comments: CommentRef[];
 }
 
+declare module "../../infra/agenda.js" {
+  interface JobPayloads {
+    [FANOUT_JOB]: FanoutJobData;
+    [COMMENT_JOB]: CommentJobData;
+  }
+}
+
 /** Comments per `comment.notify` job at most. */
 export const COMMENTS_PER_JOB = 50;
 

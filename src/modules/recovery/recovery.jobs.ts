@@ -3,7 +3,7 @@ import type { Logger } from "../../infra/logger.js";
 import type { MikroORM } from "../../infra/orm.js";
 import { NotificationRequest } from "../notification/notification-request.entity.js";
 import type { NotificationService } from "../notification/notification.service.js";
-import { DELIVER_JOB, type DeliverJobData } from "../notification/notification-request.subscriber.js";
+import { DELIVER_JOB } from "../notification/notification-request.subscriber.js";
 import { User } from "../user/user.entity.js";
 import type { FilterQuery } from "@mikro-orm/core";
 import { EMAIL_JOB, emailBatches } from "../email/email.jobs.js";
@@ -12,21 +12,22 @@ import { DeliveryStatus, NotificationChannel } from "../notification/notificatio
 import { Reminder, ReminderOutcome, ReminderStatus } from "../reminder/reminder.entity.js";
 import { EmailAttempt } from "../email/email-attempt.entity.js";
 import { Digest } from "../email/digest.entity.js";
-import { REMINDER_JOB, type ReminderJobData } from "../reminder/reminder.subscriber.js";
+import { REMINDER_JOB } from "../reminder/reminder.subscriber.js";
 import { Follow } from "../follow/follow.entity.js";
-import { FOLLOW_JOB, type FollowJobData } from "../follow/follow.subscriber.js";
+import { FOLLOW_JOB } from "../follow/follow.subscriber.js";
 import { Comment, Post } from "../post/post.entity.js";
-import {
-  COMMENT_JOB,
-  COMMENTS_PER_JOB,
-  FANOUT_JOB,
-  type CommentJobData,
-  type FanoutJobData,
-} from "../post/post.subscriber.js";
-import { WELCOME_JOB, type WelcomeJobData } from "../user/user.subscriber.js";
+import { COMMENT_JOB, COMMENTS_PER_JOB, FANOUT_JOB } from "../post/post.subscriber.js";
+import { WELCOME_JOB } from "../user/user.subscriber.js";
 
 export const SWEEP_JOB = "recovery.sweep";
 export const CLEANUP_JOB = "recovery.cleanup";
+
+declare module "../../infra/agenda.js" {
+  interface JobPayloads {
+    [SWEEP_JOB]: Record<string, never>;
+    [CLEANUP_JOB]: Record<string, never>;
+  }
+}
 
 /**
  * Work younger than this may still be queued normally; older and unfinished means it was lost.
@@ -102,12 +103,12 @@ export async function sweep(deps: RecoveryDeps, now = new Date()): Promise<Recov
     { notifiedAt: null, createdAt: { $lt: cutoff } },
     { fields: ["_id"], limit: BATCH },
   );
-  for (const u of users) await deps.scheduler.now<WelcomeJobData>(WELCOME_JOB, { userId: u.id });
-  for (const r of requests) await deps.scheduler.now<DeliverJobData>(DELIVER_JOB, { requestId: r.id });
-  for (const p of posts) await deps.scheduler.now<FanoutJobData>(FANOUT_JOB, { postId: p.id });
+  for (const u of users) await deps.scheduler.now(WELCOME_JOB, { userId: u.id });
+  for (const r of requests) await deps.scheduler.now(DELIVER_JOB, { requestId: r.id });
+  for (const p of posts) await deps.scheduler.now(FANOUT_JOB, { postId: p.id });
   for (let i = 0; i < comments.length; i += COMMENTS_PER_JOB) {
     const chunk = comments.slice(i, i + COMMENTS_PER_JOB);
-    await deps.scheduler.now<CommentJobData>(COMMENT_JOB, { comments: chunk.map((c) => ({ commentId: c.id })) });
+    await deps.scheduler.now(COMMENT_JOB, { comments: chunk.map((c) => ({ commentId: c.id })) });
   }
   // Emails whose job was lost: planned at insert but never tried (a stop between storing and
   // scheduling, or a batch the sweep announced below on an earlier run), or whose retry is long due
@@ -132,9 +133,9 @@ export async function sweep(deps: RecoveryDeps, now = new Date()): Promise<Recov
         (d.attempts === 0 || !d.nextAttemptAt || d.nextAttemptAt < emailCutoff),
     ),
   );
-  for (const f of follows) await deps.scheduler.now<FollowJobData>(FOLLOW_JOB, { followId: f.id });
+  for (const f of follows) await deps.scheduler.now(FOLLOW_JOB, { followId: f.id });
   for (const batch of emailBatches(unsentEmails.map((n) => n.id))) await deps.scheduler.now(EMAIL_JOB, batch);
-  for (const r of reminders) await deps.scheduler.now<ReminderJobData>(REMINDER_JOB, { reminderId: r.id });
+  for (const r of reminders) await deps.scheduler.now(REMINDER_JOB, { reminderId: r.id });
   const announced = await deps.notifications.announceAbandoned(em, cutoff, BATCH);
   const recovered = {
     users: users.length,

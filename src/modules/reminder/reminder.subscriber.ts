@@ -10,6 +10,12 @@ export interface ReminderJobData {
   reminderId: string;
 }
 
+declare module "../../infra/agenda.js" {
+  interface JobPayloads {
+    [REMINDER_JOB]: ReminderJobData;
+  }
+}
+
 /** A committed reminder schedules its job for its sendAt. */
 export function reminderSubscribers(scheduler: JobScheduler, logger: Logger): EventSubscriber[] {
   return [

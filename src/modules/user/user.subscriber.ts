@@ -10,6 +10,12 @@ export interface WelcomeJobData {
   userId: string;
 }
 
+declare module "../../infra/agenda.js" {
+  interface JobPayloads {
+    [WELCOME_JOB]: WelcomeJobData;
+  }
+}
+
 /** The "post_save" signal for users: a committed sign-up schedules the welcome job. */
 export function userSubscribers(scheduler: JobScheduler, logger: Logger): EventSubscriber[] {
   return [
