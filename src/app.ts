@@ -21,7 +21,7 @@ import { FollowService } from "./modules/follow/follow.service.js";
 import { followSubscribers } from "./modules/follow/follow.subscriber.js";
 import { InboxService } from "./modules/notification/inbox.service.js";
 import { NotificationRequestService } from "./modules/notification/notification-request.service.js";
-import { CommentResolver, PostResolver } from "./modules/post/post.resolver.js";
+import { CommentResolver, NotificationPostResolver, PostResolver } from "./modules/post/post.resolver.js";
 import { PostService } from "./modules/post/post.service.js";
 import { postSubscribers } from "./modules/post/post.subscriber.js";
 import { notificationRequestSubscribers } from "./modules/notification/notification-request.subscriber.js";
@@ -183,9 +183,9 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
             inbox: new InboxService(notifications),
             requests: new NotificationRequestService(),
             users,
-            posts,
           }),
         ],
+        [NotificationPostResolver, new NotificationPostResolver(posts)],
         [PostResolver, new PostResolver(posts, users)],
         [CommentResolver, new CommentResolver(posts, users)],
         [FollowResolver, new FollowResolver(follows)],

@@ -32,3 +32,6 @@ export const LIMIT_RULES: readonly ValidationRule[] = [
   costLimitRule({ maxCost: MAX_COST, flattenFragments: true, exposeLimits: true, ...reportInstead }),
   maxAliasesRule({ n: MAX_ALIASES, exposeLimits: true, ...reportInstead }),
 ];
+
+/** Items one page of a list (notifications, activity) holds at most; larger asks are BAD_USER_INPUT. */
+export const MAX_PAGE_SIZE = 100;

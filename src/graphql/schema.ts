@@ -5,7 +5,7 @@ import { buildSchema, type ContainerType, type PubSub } from "type-graphql";
 import { ActivityResolver } from "../modules/activity/activity.resolver.js";
 import { FollowResolver } from "../modules/follow/follow.resolver.js";
 import { NotificationResolver } from "../modules/notification/notification.resolver.js";
-import { CommentResolver, PostResolver } from "../modules/post/post.resolver.js";
+import { CommentResolver, NotificationPostResolver, PostResolver } from "../modules/post/post.resolver.js";
 import { PreferencesResolver } from "../modules/preferences/preferences.resolver.js";
 import { ReminderResolver } from "../modules/reminder/reminder.resolver.js";
 import { UserResolver } from "../modules/user/user.resolver.js";
@@ -13,6 +13,7 @@ import { UserResolver } from "../modules/user/user.resolver.js";
 export const RESOLVERS = [
   UserResolver,
   NotificationResolver,
+  NotificationPostResolver,
   PostResolver,
   CommentResolver,
   FollowResolver,

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ObjectId } from "@mikro-orm/mongodb";
-import { decodeCursor, encodeCursor } from "../../src/modules/notification/cursor.js";
+import { decodeCursor, encodeCursor } from "../../src/graphql/cursor.js";
 import { reviveDates } from "../../src/infra/pubsub.js";
 
 describe("cursors", () => {

@@ -1,7 +1,7 @@
 import { Arg, Ctx, FieldResolver, Int, Query, Resolver, Root } from "type-graphql";
 import type { GraphQLContext } from "../../graphql/context.js";
 import { requireUser } from "../../graphql/context.js";
-import { userOrFail } from "../post/post.resolver.js";
+import { userOrFail } from "../user/user.lookup.js";
 import type { UserService } from "../user/user.service.js";
 import { UserView } from "../user/user.types.js";
 import type { ActivityService } from "./activity.service.js";

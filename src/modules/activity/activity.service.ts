@@ -4,8 +4,8 @@ import { insertNew } from "../../infra/orm.js";
 import { GroupCommit } from "../../infra/group-commit.js";
 import type { Collection, Document } from "mongodb";
 import { badInput } from "../../graphql/errors.js";
-import { afterCursor } from "../notification/cursor.js";
-import { MAX_PAGE_SIZE } from "../notification/inbox.service.js";
+import { afterCursor } from "../../graphql/cursor.js";
+import { MAX_PAGE_SIZE } from "../../graphql/limits.js";
 import { ActivityEntry } from "./activity.entity.js";
 
 export interface ActivityDraft {

@@ -1,23 +1,13 @@
-import type { ObjectId } from "@mikro-orm/mongodb";
 import type { JobScheduler } from "../../infra/agenda.js";
 import type { Collection, Document } from "mongodb";
-import { isBulkOfDuplicates, type EntityManager } from "../../infra/orm.js";
+import { isBulkOfDuplicates } from "../../infra/orm.js";
 import { Digest, DigestItem } from "./digest.entity.js";
 import { EMAIL_JOB, TRANSACTIONAL_EMAIL_JOB, emailBatches } from "./email.jobs.js";
+import type { EmailOutbox } from "../notification/notification.service.js";
 
-/** What NotificationService asks of email: to schedule the sends, and to keep what waits for a digest. */
-export interface EmailOutbox {
-  /**
-   * Email jobs for the notifications' emails (a batch each), after they are stored: transactional
-   * for a notification written on its own, bulk for a batch.
-   */
-  schedule(notificationIds: string[], transactional: boolean): Promise<void>;
-  /** Keeps stored notifications for their recipients' next digest email; keeping one twice keeps it once. */
-  gather(em: EntityManager, items: { userId: ObjectId; notificationId: ObjectId }[]): Promise<void>;
-  /** Those of the notifications that a digest already holds. */
-  inDigests(em: EntityManager, notificationIds: ObjectId[]): Promise<ObjectId[]>;
-}
+export type { EmailOutbox };
 
+/** The email outbox NotificationService follows stored notifications up with. */
 export function createEmailOutbox(scheduler: JobScheduler): EmailOutbox {
   return {
     schedule: async (notificationIds, transactional) => {

@@ -1,3 +1,4 @@
+import { escapeHtml } from "../../shared/html.js";
 import { NotificationKind } from "../notification/notification.enums.js";
 import type { NotificationView } from "../notification/notification.types.js";
 
@@ -83,13 +84,4 @@ ${content.html}
 </body></html>
 `;
   return { text, html };
-}
-
-export function escapeHtml(value: string): string {
-  return value
-    .replaceAll("&", "&amp;")
-    .replaceAll("<", "&lt;")
-    .replaceAll(">", "&gt;")
-    .replaceAll('"', "&quot;")
-    .replaceAll("'", "&#39;");
 }

@@ -1,7 +1,9 @@
-import { findBatched, markBatched } from "../../infra/orm.js";
+import { findBatched, markBatched, type MikroORM } from "../../infra/orm.js";
+import type { Logger } from "../../infra/logger.js";
+import type { ActivityService } from "../activity/activity.service.js";
+import type { NotificationService } from "../notification/notification.service.js";
 import type { Agenda } from "agenda";
 import { defineJob, type JobOutcome } from "../../infra/agenda.js";
-import type { PostJobDeps } from "../post/post.jobs.js";
 import { NotificationKind } from "../notification/notification.enums.js";
 import { User } from "../user/user.entity.js";
 import { Follow } from "./follow.entity.js";
@@ -11,7 +13,14 @@ import { FOLLOW_JOB, type FollowJobData } from "./follow.subscriber.js";
  * NEW_FOLLOWER to the followed user, once per follower: a follow undone before the job ran notifies
  * nobody, and following again after an unfollow does not notify again.
  */
-export async function notifyFollow(deps: PostJobDeps, data: FollowJobData): Promise<JobOutcome> {
+export interface FollowJobDeps {
+  orm: MikroORM;
+  notifications: NotificationService;
+  activity: ActivityService;
+  logger: Logger;
+}
+
+export async function notifyFollow(deps: FollowJobDeps, data: FollowJobData): Promise<JobOutcome> {
   const em = deps.orm.em.fork();
   const follow = await findBatched(deps.orm.em, Follow, data.followId);
   if (!follow || follow.notifiedAt) return "skipped";
@@ -39,6 +48,6 @@ export async function notifyFollow(deps: PostJobDeps, data: FollowJobData): Prom
   return "done";
 }
 
-export function defineFollowJobs(agenda: Agenda, deps: PostJobDeps): void {
+export function defineFollowJobs(agenda: Agenda, deps: FollowJobDeps): void {
   defineJob(agenda, deps.logger, FOLLOW_JOB, (data: FollowJobData) => notifyFollow(deps, data));
 }

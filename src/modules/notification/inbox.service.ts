@@ -2,9 +2,10 @@ import { ObjectId } from "@mikro-orm/mongodb";
 import type { Document } from "mongodb";
 import type { EntityManager } from "../../infra/orm.js";
 import { badInput, notFound } from "../../graphql/errors.js";
+import { MAX_PAGE_SIZE } from "../../graphql/limits.js";
 import { Notification } from "./notification.entity.js";
 import { NotificationStatus } from "./notification.enums.js";
-import { afterCursor, decodeCursor, encodeCursor } from "./cursor.js";
+import { afterCursor, decodeCursor, encodeCursor } from "../../graphql/cursor.js";
 import { notificationCollection, type NotificationService } from "./notification.service.js";
 import { InboxEventType, encodeInboxCursor } from "./inbox-events.js";
 import {
@@ -13,8 +14,6 @@ import {
   type NotificationFilter,
   type NotificationView,
 } from "./notification.types.js";
-
-export const MAX_PAGE_SIZE = 100;
 
 /**
  * A user's own notifications: reading, marking, archiving, deleting. Every query is scoped to the

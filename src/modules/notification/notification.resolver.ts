@@ -3,9 +3,7 @@ import { Arg, Ctx, FieldResolver, ID, Info, Int, Mutation, Query, Resolver, Root
 import { badInput } from "../../graphql/errors.js";
 import type { GraphQLContext } from "../../graphql/context.js";
 import { requireService, requireUser } from "../../graphql/context.js";
-import { CommentView, PostView, toCommentView, toPostView } from "../post/post.types.js";
-import type { PostService } from "../post/post.service.js";
-import { userOrFail } from "../post/post.resolver.js";
+import { userOrFail } from "../user/user.lookup.js";
 import { UserView } from "../user/user.types.js";
 import type { UserService } from "../user/user.service.js";
 import type { InboxService } from "./inbox.service.js";
@@ -58,7 +56,6 @@ export interface NotificationResolverDeps {
   inbox: InboxService;
   requests: NotificationRequestService;
   users: UserService;
-  posts: PostService;
 }
 
 @Resolver(() => NotificationView)
@@ -178,17 +175,5 @@ export class NotificationResolver {
   @FieldResolver(() => UserView, { nullable: true, description: "Who caused it, when someone did." })
   actor(@Root() notification: NotificationView, @Ctx() ctx: GraphQLContext): Promise<UserView> | null {
     return notification.actorId ? userOrFail(this.deps.users, ctx, notification.actorId) : null;
-  }
-
-  @FieldResolver(() => PostView, { nullable: true })
-  async post(@Root() notification: NotificationView, @Ctx() ctx: GraphQLContext): Promise<PostView | null> {
-    const post = notification.postId ? await this.deps.posts.find(ctx.em, notification.postId) : null;
-    return post ? toPostView(post) : null;
-  }
-
-  @FieldResolver(() => CommentView, { nullable: true })
-  async comment(@Root() notification: NotificationView, @Ctx() ctx: GraphQLContext): Promise<CommentView | null> {
-    const comment = notification.commentId ? await this.deps.posts.findComment(ctx.em, notification.commentId) : null;
-    return comment ? toCommentView(comment) : null;
   }
 }

@@ -2,8 +2,6 @@ import { ObjectId } from "@mikro-orm/mongodb";
 import type { Collection, Document } from "mongodb";
 import { insertNew, type EntityManager } from "../../infra/orm.js";
 import type { TopicPublisher } from "../../infra/pubsub.js";
-import type { EmailOutbox } from "../email/email.outbox.js";
-import type { DeliveryPlan } from "../preferences/preferences.service.js";
 import { PendingAnnouncement } from "./announcement.entity.js";
 import { Notification } from "./notification.entity.js";
 import { DeliveryStatus, NotificationChannel, NotificationKind } from "./notification.enums.js";
@@ -35,6 +33,25 @@ export interface DeliverySummary {
 const SINGLES_PER_WRITE = 100;
 /** Batches of singles in flight at once. */
 const SINGLE_WRITES_IN_FLIGHT = 1;
+
+/** How one recipient wants one notification: in the inbox or not, and by email at once, in a digest or not. */
+export interface DeliveryPlan {
+  inApp: boolean;
+  email: "now" | "digest" | "none";
+}
+
+/** What follows a stored notification by email (the email module's outbox). */
+export interface EmailOutbox {
+  /**
+   * Email jobs for the notifications' emails (a batch each), after they are stored: transactional
+   * for a notification written on its own, bulk for a batch.
+   */
+  schedule(notificationIds: string[], transactional: boolean): Promise<void>;
+  /** Keeps stored notifications for their recipients' next digest email; keeping one twice keeps it once. */
+  gather(em: EntityManager, items: { userId: ObjectId; notificationId: ObjectId }[]): Promise<void>;
+  /** Those of the notifications that a digest already holds. */
+  inDigests(em: EntityManager, notificationIds: ObjectId[]): Promise<ObjectId[]>;
+}
 
 /** Where each recipient wants a notification of a kind: asked before anything is written. */
 export interface DeliveryPlanner {

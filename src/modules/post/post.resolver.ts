@@ -1,8 +1,10 @@
+import { userOrFail } from "../user/user.lookup.js";
+import { NotificationView } from "../notification/notification.types.js";
 import { Arg, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root } from "type-graphql";
 import type { GraphQLContext } from "../../graphql/context.js";
 import { requireUser } from "../../graphql/context.js";
 import { notFound } from "../../graphql/errors.js";
-import { UserView, toUserView } from "../user/user.types.js";
+import { UserView } from "../user/user.types.js";
 import type { UserService } from "../user/user.service.js";
 import { AddCommentInput, CreatePostInput } from "./post.inputs.js";
 import type { PostService } from "./post.service.js";
@@ -60,8 +62,20 @@ export class CommentResolver {
   }
 }
 
-export async function userOrFail(users: UserService, ctx: GraphQLContext, id: string): Promise<UserView> {
-  const user = await users.lookup(ctx.em, id);
-  if (!user) throw notFound("User");
-  return toUserView(user);
+/** A notification's post and comment, resolved here so that notifications need not know posts. */
+@Resolver(() => NotificationView)
+export class NotificationPostResolver {
+  constructor(private readonly posts: PostService) {}
+
+  @FieldResolver(() => PostView, { nullable: true })
+  async post(@Root() notification: NotificationView, @Ctx() ctx: GraphQLContext): Promise<PostView | null> {
+    const post = notification.postId ? await this.posts.find(ctx.em, notification.postId) : null;
+    return post ? toPostView(post) : null;
+  }
+
+  @FieldResolver(() => CommentView, { nullable: true })
+  async comment(@Root() notification: NotificationView, @Ctx() ctx: GraphQLContext): Promise<CommentView | null> {
+    const comment = notification.commentId ? await this.posts.findComment(ctx.em, notification.commentId) : null;
+    return comment ? toCommentView(comment) : null;
+  }
 }

@@ -2,6 +2,9 @@ import { ObjectId } from "@mikro-orm/mongodb";
 import { badInput } from "../../graphql/errors.js";
 import type { EntityManager } from "../../infra/orm.js";
 import { NotificationKind } from "../notification/notification.enums.js";
+import type { DeliveryPlan } from "../notification/notification.service.js";
+
+export type { DeliveryPlan };
 import { UserPreferences } from "./preferences.entity.js";
 import { DigestFrequency } from "./preferences.enums.js";
 import type { Preferences, PreferencesInput } from "./preferences.types.js";
@@ -76,12 +79,7 @@ export class PreferencesService {
   }
 }
 
-export type EmailPlan = "now" | "digest" | "none";
-
-export interface DeliveryPlan {
-  inApp: boolean;
-  email: EmailPlan;
-}
+export type EmailPlan = DeliveryPlan["email"];
 
 export function planFor(prefs: UserPreferences | null, kind: NotificationKind): DeliveryPlan {
   return { inApp: inAppFor(prefs, kind), email: emailPlanFor(prefs, kind) };

@@ -1,11 +1,18 @@
-import { findById } from "../../infra/orm.js";
+import { findById, type MikroORM } from "../../infra/orm.js";
+import type { Logger } from "../../infra/logger.js";
+import type { NotificationService } from "../notification/notification.service.js";
 import type { Agenda } from "agenda";
 import { defineJob, type JobOutcome } from "../../infra/agenda.js";
 import { NotificationKind } from "../notification/notification.enums.js";
-import type { PostJobDeps } from "../post/post.jobs.js";
 import { Reminder, ReminderDecision, ReminderStatus } from "./reminder.entity.js";
 import { decide } from "./reminder.service.js";
 import { REMINDER_JOB, type ReminderJobData } from "./reminder.subscriber.js";
+
+export interface ReminderJobDeps {
+  orm: MikroORM;
+  notifications: NotificationService;
+  logger: Logger;
+}
 
 /**
  * The REMINDER, unless it was cancelled, even while this run was starting (see ReminderOutcome);
@@ -16,7 +23,7 @@ import { REMINDER_JOB, type ReminderJobData } from "./reminder.subscriber.js";
  * run again (its job stays locked until it expires, or is retried): a SENT reminder is delivered
  * again, which its dedupe key makes harmless.
  */
-export async function fireReminder(deps: PostJobDeps, data: ReminderJobData): Promise<JobOutcome> {
+export async function fireReminder(deps: ReminderJobDeps, data: ReminderJobData): Promise<JobOutcome> {
   const em = deps.orm.em.fork();
   const reminder = await findById(em, Reminder, data.reminderId);
   if (!reminder || reminder.status === ReminderStatus.CANCELLED) return "skipped";
@@ -47,6 +54,6 @@ export async function fireReminder(deps: PostJobDeps, data: ReminderJobData): Pr
   return inserted > 0 ? "done" : "skipped";
 }
 
-export function defineReminderJobs(agenda: Agenda, deps: PostJobDeps): void {
+export function defineReminderJobs(agenda: Agenda, deps: ReminderJobDeps): void {
   defineJob(agenda, deps.logger, REMINDER_JOB, (data: ReminderJobData) => fireReminder(deps, data));
 }

@@ -1,16 +1,21 @@
 import { Arg, Ctx, FieldResolver, Int, Mutation, Query, Resolver, Root } from "type-graphql";
-import type { FollowService } from "../follow/follow.service.js";
 import type { GraphQLContext } from "../../graphql/context.js";
+import type { EntityManager } from "../../infra/orm.js";
 import { viewerId } from "../../graphql/context.js";
 import { LoginInput, RegisterInput } from "./user.inputs.js";
 import { AuthPayload, UserView, toUserView } from "./user.types.js";
 import type { UserService, Session } from "./user.service.js";
 
+/** How many follow a user: the follow module answers it (FollowService). */
+export interface FollowerCounts {
+  followerCount(em: EntityManager, userId: string): Promise<number>;
+}
+
 @Resolver(() => UserView)
 export class UserResolver {
   constructor(
     private readonly users: UserService,
-    private readonly follows: FollowService,
+    private readonly follows: FollowerCounts,
   ) {}
 
   @Query(() => UserView, { nullable: true, description: "The signed-in user, or null without a token." })
