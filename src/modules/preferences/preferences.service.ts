@@ -3,11 +3,11 @@ import { badInput } from "../../graphql/errors.js";
 import type { EntityManager } from "../../infra/orm.js";
 import { NotificationKind } from "../notification/notification.enums.js";
 import type { DeliveryPlan } from "../notification/notification.service.js";
-
-export type { DeliveryPlan };
 import { UserPreferences } from "./preferences.entity.js";
 import { DigestFrequency } from "./preferences.enums.js";
 import type { Preferences, PreferencesInput } from "./preferences.types.js";
+
+export type { DeliveryPlan };
 
 /** Emailed unless the user says otherwise: everything but new posts, which can come by the hundred. */
 const EMAIL_BY_DEFAULT: Record<NotificationKind, boolean> = {
