@@ -1,4 +1,4 @@
-import { escapeHtml } from "../../shared/html.js";
+import { escapeHtml } from "../../common/html.js";
 import { NotificationKind } from "../notification/notification.enums.js";
 import type { NotificationView } from "../notification/notification.types.js";
 

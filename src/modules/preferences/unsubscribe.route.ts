@@ -1,7 +1,7 @@
 import type { RequestHandler } from "express";
 import type { MikroORM } from "../../infra/orm.js";
 import type { Logger } from "../../infra/logger.js";
-import { escapeHtml } from "../../shared/html.js";
+import { escapeHtml } from "../../common/html.js";
 import { NotificationKind } from "../notification/notification.enums.js";
 import type { UnsubscribeTokens } from "../user/token.service.js";
 import type { PreferencesService } from "./preferences.service.js";
