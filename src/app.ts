@@ -4,7 +4,7 @@ import { agendaScheduler, createAgenda, drainAgenda } from "./infra/agenda.js";
 import type { Logger } from "./infra/logger.js";
 import { createOrm, pingMongo } from "./infra/orm.js";
 import { createPubSub } from "./infra/pubsub.js";
-import { createRedis, pingRedis } from "./infra/redis.js";
+import { createRedis, onReconnected, pingRedis } from "./infra/redis.js";
 import { createMailer } from "./infra/mailer.js";
 import { createEmailOutbox } from "./modules/email/email.outbox.js";
 import { PreferencesResolver } from "./modules/preferences/preferences.resolver.js";
@@ -155,11 +155,7 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
         graceMs: config.agenda.recoveryGraceMs,
       });
       // Back from a Redis restart, which may have lost the recurring jobs (upserts: safe to repeat).
-      let redisWasDown = false;
-      redis.on("close", () => (redisWasDown = true));
-      redis.on("ready", () => {
-        if (!redisWasDown) return;
-        redisWasDown = false;
+      onReconnected(redis, () => {
         scheduleRecurring().catch((err: unknown) =>
           logger.error({ err }, "could not schedule the recurring jobs again"),
         );

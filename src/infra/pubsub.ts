@@ -1,6 +1,6 @@
 import { RedisPubSub } from "graphql-redis-subscriptions";
 import type { PubSub } from "type-graphql";
-import type { Redis } from "./redis.js";
+import { onReconnected, type Redis } from "./redis.js";
 
 /**
  * The channel layer: any process publishes, every API instance's subscribers receive. Each topic
@@ -60,11 +60,7 @@ export function createPubSub<Topics extends Record<string, unknown>>(clients: {
     reviver: reviveDates,
   });
   const resubscribed = new Set<() => void>();
-  let wasDown = false;
-  clients.subscriber.on("close", () => (wasDown = true));
-  clients.subscriber.on("ready", () => {
-    if (!wasDown) return;
-    wasDown = false;
+  onReconnected(clients.subscriber, () => {
     // ioredis sends the SUBSCRIBEs of its channels before it emits "ready": the PING's answer
     // comes after theirs.
     clients.subscriber.ping().then(

@@ -20,6 +20,27 @@ export function createRedis(url: string, logger: Logger, role: string): Redis {
   return client;
 }
 
+/**
+ * Calls `listener` each time the client is ready again after losing its connection (a Redis
+ * restart, a network cut): what Redis lost, or what was published meanwhile, may need redoing.
+ * Not on the first connection. Answers how to stop.
+ */
+export function onReconnected(client: Redis, listener: () => void): () => void {
+  let wasDown = false;
+  const down = () => (wasDown = true);
+  const ready = () => {
+    if (!wasDown) return;
+    wasDown = false;
+    listener();
+  };
+  client.on("close", down);
+  client.on("ready", ready);
+  return () => {
+    client.off("close", down);
+    client.off("ready", ready);
+  };
+}
+
 export async function pingRedis(client: Redis): Promise<void> {
   const answer: string = await client.ping();
   if (answer !== "PONG") throw new Error(`unexpected PING answer: ${answer}`);
