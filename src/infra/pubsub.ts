@@ -7,13 +7,12 @@ import { onReconnected, type Redis } from "./redis.js";
  * is per user (`KEY:userId`), so an instance subscribes in Redis only to the users it serves
  * instead of filtering everybody's events.
  */
-export interface TopicPublisher<Topics extends Record<string, unknown>> {
-  publish<K extends keyof Topics & string>(topic: K, id: string, payload: Topics[K]): Promise<void>;
+export interface TopicListeners<Topics extends Record<string, unknown>> {
   /** Those of `ids` whose channel on `topic` has a subscriber right now, on any instance. */
   listening(topic: keyof Topics & string, ids: readonly string[]): Promise<string[]>;
 }
 
-export interface PubSubBridge<Topics extends Record<string, unknown>> extends TopicPublisher<Topics> {
+export interface PubSubBridge<Topics extends Record<string, unknown>> extends TopicListeners<Topics> {
   /** The shape type-graphql's `@Subscription({ topics, topicId })` consumes. */
   readonly graphql: PubSub;
   /**
@@ -69,7 +68,6 @@ export function createPubSub<Topics extends Record<string, unknown>>(clients: {
     );
   });
   return {
-    publish: (topic, id, payload) => redis.publish(channelName(topic, id), payload),
     listen: async (topic, id, onMessage) => {
       const subId = await redis.subscribe(channelName(topic, id), onMessage as (message: unknown) => void);
       return () => redis.unsubscribe(subId);
@@ -90,8 +88,8 @@ export function createPubSub<Topics extends Record<string, unknown>>(clients: {
     },
     graphql: {
       publish: () => {
-        // Herald publishes through the typed `publish` above, never through type-graphql.
-        throw new Error("publish through PubSubBridge.publish");
+        // Herald publishes from Redis scripts (see InboxLog), never through type-graphql.
+        throw new Error("Herald publishes from Redis scripts, not through type-graphql");
       },
       subscribe: (routingKey: string, dynamicId?: unknown) =>
         redis.asyncIterableIterator(

@@ -201,13 +201,6 @@ export class InboxLog {
     return known;
   }
 
-  /** Drops counters that may be wrong (a writer stopped between its write and its commit). */
-  async forget(userIds: Iterable<string>): Promise<void> {
-    const keys = [...new Set(userIds)].map((id) => key(id, "unread-count"));
-    // One DEL per key: keys of different users may live on different cluster nodes.
-    await Promise.all(keys.map((k) => this.redis.del(k)));
-  }
-
   /** Where the user's log ends now (starting it if need be): a cursor from here misses nothing that follows. */
   async position(userId: string): Promise<InboxPosition> {
     const [epoch, seq, id] = (await runScript(

@@ -1,7 +1,7 @@
 import { ObjectId } from "@mikro-orm/mongodb";
 import type { Collection, Document } from "mongodb";
 import { insertNew, type EntityManager } from "../../infra/orm.js";
-import type { TopicPublisher } from "../../infra/pubsub.js";
+import type { TopicListeners } from "../../infra/pubsub.js";
 import { PendingAnnouncement } from "./announcement.entity.js";
 import { Notification } from "./notification.entity.js";
 import { DeliveryStatus, NotificationChannel, NotificationKind } from "./notification.enums.js";
@@ -64,7 +64,7 @@ export interface DeliveryPlanner {
  */
 export class NotificationService {
   constructor(
-    private readonly topics: TopicPublisher<Topics>,
+    private readonly topics: TopicListeners<Topics>,
     private readonly log: InboxLog,
     private readonly planner: DeliveryPlanner,
     /** Absent when email is not configured: notifications are then in-app only. */
