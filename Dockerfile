@@ -11,10 +11,12 @@ FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
-# codegen reads schema/ and test/operations/*.graphql; tsc compiles src/ and test/.
+# codegen reads schema/ and test/operations/*.graphql; tsc compiles src/, dev/ and test/ (the
+# tests import the development stack), but only dist/src reaches the runtime image.
 COPY tsconfig.json codegen.yml ./
 COPY schema ./schema
 COPY test ./test
+COPY dev ./dev
 COPY src ./src
 RUN npm run build
 

@@ -27,7 +27,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ["test/**/*.ts", "src/dev/**/*.ts", "src/launch.ts"],
+    files: ["test/**/*.ts", "dev/**/*.ts"],
     rules: { "no-console": "off" },
   },
   // Plain scripts outside the TypeScript project (build helpers run by Node directly).

@@ -78,8 +78,8 @@ ensure_redis() {
 # tsc -incremental rewrites only changed outputs, so dist/src/main.js's age says little: a stamp
 # written after each successful build records when the last one ran.
 build_is_stale() {
-  [ ! -f dist/src/main.js ] || [ ! -f dist/src/launch.js ] || [ ! -f "$BUILD_STAMP" ] ||
-    [ -n "$(find src tsconfig.json codegen.yml package-lock.json -newer "$BUILD_STAMP" 2>/dev/null | head -n 1)" ]
+  [ ! -f dist/src/main.js ] || [ ! -f dist/dev/launch.js ] || [ ! -f "$BUILD_STAMP" ] ||
+    [ -n "$(find src dev tsconfig.json codegen.yml package-lock.json -newer "$BUILD_STAMP" 2>/dev/null | head -n 1)" ]
 }
 
 build() {
@@ -94,7 +94,7 @@ if [ $# -gt 0 ]; then
   shift
 fi
 case $command in
-  start) entry=dist/src/launch.js ;;
+  start) entry=dist/dev/launch.js ;;
   test) entry=dist/test/run.js ;;
   bench) entry=dist/test/bench/run.js ;;
   check) entry= ;;

@@ -10,15 +10,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { redactUrl } from "../src/config/config.js";
-import { log, runMain } from "../src/dev/cli.js";
-import {
-  projectRoot,
-  runChild,
-  startFerretDb,
-  startRedis,
-  stopAll,
-  type RunningServer,
-} from "../src/dev/local-stack.js";
+import { log, runMain } from "../dev/cli.js";
+import { projectRoot, runChild, startFerretDb, startRedis, stopAll, type RunningServer } from "../dev/local-stack.js";
 
 const DEFAULT_PATTERN = "dist/test/**/*.test.js";
 const NODE_TEST_ARGS = ["--test", "--test-concurrency=1", "--test-reporter=spec"];

@@ -26,7 +26,7 @@ import { print } from "graphql";
 import type { Client } from "graphql-ws";
 import { Redis } from "ioredis";
 import { MongoClient } from "mongodb";
-import { startFerretDb, startRedis } from "../../src/dev/local-stack.js";
+import { startFerretDb, startRedis } from "../../dev/local-stack.js";
 import {
   NotificationAddedDocument,
   RegisterDocument,

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
-import { freePort, startFerretDb, type RunningServer } from "../../src/dev/local-stack.js";
+import { freePort, startFerretDb, type RunningServer } from "../../dev/local-stack.js";
 import {
   CreatePostDocument,
   FollowDocument,

@@ -9,7 +9,7 @@ import { eventually, gql, gqlOk } from "../helpers/graphql-client.js";
 import { LiveInbox, type StreamEvent } from "../helpers/inbox-stream.js";
 import { signUp, untilUnread, type TestUser } from "../helpers/users.js";
 import { startCluster, TEST_SERVICE_KEY, type Cluster } from "../helpers/herald.js";
-import { freePort, startRedis, type RunningServer } from "../../src/dev/local-stack.js";
+import { freePort, startRedis, type RunningServer } from "../../dev/local-stack.js";
 
 const service = { "x-api-key": TEST_SERVICE_KEY };
 const USERS = 6;

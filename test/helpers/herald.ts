@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
-import { freePort } from "../../src/dev/local-stack.js";
+import { freePort } from "../../dev/local-stack.js";
 import { eventually } from "./graphql-client.js";
 import { testMongoUrl, testRedisUrl } from "./env.js";
 

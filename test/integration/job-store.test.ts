@@ -5,7 +5,7 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Agenda, backoffStrategies, type JobParameters } from "agenda";
 import { Redis } from "ioredis";
-import { startRedis } from "../../src/dev/local-stack.js";
+import { startRedis } from "../../dev/local-stack.js";
 import { createAgenda, drainAgenda } from "../../src/infra/agenda.js";
 import { RedisJobStore } from "../../src/infra/job-store.js";
 import { createLogger } from "../../src/infra/logger.js";

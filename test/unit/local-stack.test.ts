@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { test } from "node:test";
 import { Redis } from "ioredis";
-import { freePort, startRedis } from "../../src/dev/local-stack.js";
+import { freePort, startRedis } from "../../dev/local-stack.js";
 
 // Resolves with the connection error code, or 'connected'.
 function tryConnect(port: number): Promise<string> {

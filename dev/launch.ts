@@ -5,10 +5,10 @@ import { randomBytes } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { log, runMain } from "./dev/cli.js";
-import { projectRoot, runChild, startFerretDb, startRedis, stopAll, type RunningServer } from "./dev/local-stack.js";
+import { log, runMain } from "./cli.js";
+import { projectRoot, runChild, startFerretDb, startRedis, stopAll, type RunningServer } from "./local-stack.js";
 
-const MAIN = fileURLToPath(new URL("./main.js", import.meta.url));
+const MAIN = fileURLToPath(new URL("../src/main.js", import.meta.url));
 const SECRET_NAMES = ["JWT_SECRET", "SERVICE_API_KEY"] as const;
 type SecretName = (typeof SECRET_NAMES)[number];
 type LocalSecrets = Record<SecretName, string>;

@@ -29,9 +29,9 @@ const TAIL_CHARS = 4_000;
 const SIGNAL_ECHO_MS = 500;
 const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
 
-/** The project root: this module runs as dist/src/dev/local-stack.js (tsc output), three levels down. */
+/** The project root: this module runs as dist/dev/local-stack.js (tsc output), two levels down. */
 export function projectRoot(): string {
-  return fileURLToPath(new URL("../../../", import.meta.url));
+  return fileURLToPath(new URL("../../", import.meta.url));
 }
 
 /** A TCP port on 127.0.0.1 that was free a moment ago (someone else may take it before we do). */
@@ -58,7 +58,7 @@ export async function startFerretDb(opts: { dataDir: string; port?: number; bina
   assertExecutable(
     binary,
     "FerretDB",
-    "build it with `cd tools/ferretdb && go build -o ../../.tools/bin/ferretdb .` (npm test and npm start do), or set FERRETDB_BIN",
+    "build it with `sh tools/ferretdb/build.sh .tools/bin/ferretdb` (npm test and npm start do), or set FERRETDB_BIN",
   );
   const dataDir = path.resolve(opts.dataDir);
   await mkdir(dataDir, { recursive: true });
@@ -74,7 +74,7 @@ export async function startFerretDb(opts: { dataDir: string; port?: number; bina
       args: (port) => [`-listen-addr=${HOST}:${port}`, `-sqlite-url=${sqliteUrl}`, "-log-level=warn"],
       url: (port) => `mongodb://${HOST}:${port}/herald`,
       probe: probeFerretDb,
-      missingHint: "build it with `cd tools/ferretdb && go build -o ../../.tools/bin/ferretdb .`",
+      missingHint: "build it with `sh tools/ferretdb/build.sh .tools/bin/ferretdb`",
     },
     opts.port,
   );
