@@ -1,6 +1,42 @@
 // Type-aware lint: floating promises and misused async are the bugs a server like this dies of.
+import { readdirSync } from "node:fs";
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
+
+// The feature modules (folders of src/modules), each after every module it imports. A module may
+// import only the ones before it, so no two can ever import each other, even through others. A
+// folder not listed comes last: a new feature may import every module, and none imports it until
+// it takes its place here.
+const MODULE_ORDER = [
+  "user",
+  "activity",
+  "notification",
+  "preferences",
+  "email",
+  "follow",
+  "post",
+  "reminder",
+  "recovery",
+];
+const moduleFolders = readdirSync(`${import.meta.dirname}/src/modules`, { withFileTypes: true })
+  .filter((entry) => entry.isDirectory() && !MODULE_ORDER.includes(entry.name))
+  .map((entry) => entry.name)
+  .sort();
+const moduleOrder = [...MODULE_ORDER, ...moduleFolders];
+const moduleLayers = moduleOrder.map((name, i) => ({
+  files: [`src/modules/${name}/**/*.ts`],
+  rules: {
+    "no-restricted-imports": [
+      "error",
+      {
+        patterns: moduleOrder.slice(i + 1).map((later) => ({
+          group: [`../${later}/*`],
+          message: `${name} comes before ${later} in MODULE_ORDER (eslint.config.js): declare the interface you need in ${name}, or move the code`,
+        })),
+      },
+    ],
+  },
+}));
 
 export default tseslint.config(
   { ignores: ["dist/", "node_modules/", ".tools/", ".data/", "test/generated/"] },
@@ -30,6 +66,7 @@ export default tseslint.config(
     files: ["test/**/*.ts", "dev/**/*.ts"],
     rules: { "no-console": "off" },
   },
+  ...moduleLayers,
   // Plain scripts outside the TypeScript project (build helpers run by Node directly).
   { files: ["eslint.config.js", "tools/**/*.mjs"], ...tseslint.configs.disableTypeChecked },
 );

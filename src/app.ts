@@ -5,36 +5,22 @@ import type { Logger } from "./infra/logger.js";
 import { createOrm, pingMongo } from "./infra/orm.js";
 import { createPubSub } from "./infra/pubsub.js";
 import { createRedis, onReconnected, pingRedis } from "./infra/redis.js";
-import { createMailer } from "./infra/mailer.js";
-import { createEmailOutbox } from "./modules/email/email.outbox.js";
-import { PreferencesResolver } from "./modules/preferences/preferences.resolver.js";
-import { PreferencesService } from "./modules/preferences/preferences.service.js";
-import { unsubscribeRoutes } from "./modules/preferences/unsubscribe.route.js";
-import { ReminderResolver } from "./modules/reminder/reminder.resolver.js";
-import { ReminderService } from "./modules/reminder/reminder.service.js";
-import { reminderSubscribers } from "./modules/reminder/reminder.subscriber.js";
-import { ENTITIES } from "./modules/entities.js";
-import { ActivityResolver } from "./modules/activity/activity.resolver.js";
+import { createMailer, type Mailer } from "./infra/mailer.js";
+import type { MikroORM } from "./infra/orm.js";
+import type { PubSubBridge } from "./infra/pubsub.js";
+import type { Redis } from "./infra/redis.js";
+import type { JobScheduler } from "./infra/agenda.js";
+import { MODULES, entitiesOf } from "./modules/index.js";
+import type { ApiParts, HeraldModule, ModuleContext } from "./modules/module.js";
 import { ActivityService } from "./modules/activity/activity.service.js";
-import { FollowResolver } from "./modules/follow/follow.resolver.js";
-import { FollowService } from "./modules/follow/follow.service.js";
-import { followSubscribers } from "./modules/follow/follow.subscriber.js";
-import { InboxService } from "./modules/notification/inbox.service.js";
-import { NotificationRequestService } from "./modules/notification/notification-request.service.js";
-import { CommentResolver, NotificationPostResolver, PostResolver } from "./modules/post/post.resolver.js";
-import { PostService } from "./modules/post/post.service.js";
-import { postSubscribers } from "./modules/post/post.subscriber.js";
-import { notificationRequestSubscribers } from "./modules/notification/notification-request.subscriber.js";
-import { NotificationResolver } from "./modules/notification/notification.resolver.js";
-import { NotificationService } from "./modules/notification/notification.service.js";
+import { createEmailOutbox } from "./modules/email/email.outbox.js";
 import { InboxLog } from "./modules/notification/inbox-log.js";
-import { INBOX, withInboxFeeds } from "./modules/notification/inbox-events.js";
+import { NotificationService } from "./modules/notification/notification.service.js";
 import type { Topics } from "./modules/notification/notification.topics.js";
-import { TokenService, UnsubscribeTokens } from "./modules/user/token.service.js";
-import { UserResolver } from "./modules/user/user.resolver.js";
-import { UserService } from "./modules/user/user.service.js";
+import { PreferencesService } from "./modules/preferences/preferences.service.js";
 import { PasswordHasher } from "./modules/user/password.js";
-import { userSubscribers } from "./modules/user/user.subscriber.js";
+import { TokenService, UnsubscribeTokens } from "./modules/user/token.service.js";
+import { UserService } from "./modules/user/user.service.js";
 import { startApi } from "./roles/api.js";
 import { createHttp, listen } from "./roles/http.js";
 import { defineWorkerJobs } from "./roles/worker.js";
@@ -69,7 +55,7 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
       close: closeOrm,
     } = await createOrm({
       mongoUrl: config.mongoUrl,
-      entities: ENTITIES,
+      entities: entitiesOf(MODULES),
       logger,
       ensureIndexes: true,
       timeoutMs: config.mongoTimeoutMs,
@@ -95,33 +81,15 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
       logger,
     });
     const scheduler = agendaScheduler(agenda);
-    const events = orm.em.getEventManager();
-    for (const subscriber of [
-      ...userSubscribers(scheduler, logger),
-      ...notificationRequestSubscribers(scheduler, logger),
-      ...postSubscribers(scheduler, logger),
-      ...followSubscribers(scheduler, logger),
-      ...reminderSubscribers(scheduler, logger),
-    ]) {
-      events.registerSubscriber(subscriber);
-    }
-
-    const tokens = new TokenService(config.jwt.secret, config.jwt.ttlSeconds);
-    const passwords = new PasswordHasher();
-    onStop("password hashing", () => passwords.close());
-    const users = new UserService(tokens, passwords);
-    const preferences = new PreferencesService();
-    const unsubscribeTokens = new UnsubscribeTokens(config.jwt.secret);
     const mailer = config.smtpUrl ? createMailer(config.smtpUrl, config.email.from) : undefined;
     if (mailer) onStop("mailer", () => Promise.resolve(mailer.close()));
     else logger.warn("SMTP_URL is not set: notifications are in-app only, no email is sent");
-    const notifications = new NotificationService(
-      pubsub,
-      new InboxLog(redis, config.inboxHistory),
-      preferences,
-      mailer ? createEmailOutbox(scheduler) : undefined,
-    );
-    const activity = new ActivityService();
+    const passwords = new PasswordHasher();
+    onStop("password hashing", () => passwords.close());
+    const ctx = createContext({ config, logger, orm, redis, pubsub, scheduler, mailer, passwords });
+
+    const events = orm.em.getEventManager();
+    for (const subscriber of MODULES.flatMap((m) => m.signals?.(ctx) ?? [])) events.registerSubscriber(subscriber);
 
     const http = createHttp({
       logger,
@@ -133,27 +101,7 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
     onStop("http", () => closeServer(http.server));
 
     if (hasWorker) {
-      const email = {
-        orm,
-        mailer,
-        scheduler,
-        unsubscribe: unsubscribeTokens,
-        publicUrl: config.publicUrl,
-        maxAttempts: config.email.maxAttempts,
-        retryDelayMs: config.email.retryDelayMs,
-        lockLifetimeMs: config.agenda.lockLifetimeMs,
-        logger,
-      };
-      const scheduleRecurring = await defineWorkerJobs({
-        agenda,
-        scheduler,
-        orm,
-        notifications,
-        activity,
-        logger,
-        email,
-        graceMs: config.agenda.recoveryGraceMs,
-      });
+      const scheduleRecurring = await defineWorkerJobs({ ...ctx, agenda });
       // Back from a Redis restart, which may have lost the recurring jobs (upserts: safe to repeat).
       onReconnected(redis, () => {
         scheduleRecurring().catch((err: unknown) =>
@@ -169,42 +117,16 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
     });
 
     if (hasApi) {
-      const posts = new PostService();
-      const follows = new FollowService();
-      const resolvers = new Map<Function, unknown>([
-        [UserResolver, new UserResolver(users, follows)],
-        [
-          NotificationResolver,
-          new NotificationResolver({
-            inbox: new InboxService(notifications),
-            requests: new NotificationRequestService(),
-            users,
-          }),
-        ],
-        [NotificationPostResolver, new NotificationPostResolver(posts)],
-        [PostResolver, new PostResolver(posts, users)],
-        [CommentResolver, new CommentResolver(posts, users)],
-        [FollowResolver, new FollowResolver(follows)],
-        [ActivityResolver, new ActivityResolver(activity, users)],
-        [PreferencesResolver, new PreferencesResolver(preferences)],
-        [ReminderResolver, new ReminderResolver(new ReminderService())],
-      ]);
-      const unsubscribe = unsubscribeRoutes({ orm, tokens: unsubscribeTokens, preferences, logger });
-      http.app.get("/unsubscribe", unsubscribe.confirm);
-      http.app.post("/unsubscribe", unsubscribe.unsubscribe);
+      const parts = apiParts(MODULES, ctx);
+      for (const part of parts) part.routes?.(http.app);
+      const instances = new Map(parts.flatMap((p) => p.resolvers).map((r) => [r.constructor, r]));
       const stopApi = await startApi({
         config,
         logger,
         orm,
-        pubsub: withInboxFeeds(pubsub.graphql, {
-          position: (userId) => notifications.position(userId),
-          after: (userId, from, limit) => notifications.eventsAfter(userId, from, limit),
-          listen: (userId, onMessage) => pubsub.listen(INBOX, userId, onMessage),
-          onResubscribed: (listener) => pubsub.onResubscribed(listener),
-          unreadCount: (userId) => notifications.unreadCount(orm.em.fork(), userId),
-        }),
-        tokens,
-        container: { get: (cls: Function) => resolvers.get(cls) },
+        pubsub: parts.reduce((inner, part) => part.pubSub?.(inner) ?? inner, pubsub.graphql),
+        tokens: ctx.tokens,
+        container: { get: (cls: Function) => instances.get(cls) },
         app: http.app,
         server: http.server,
       });
@@ -218,6 +140,62 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
     await stopAll();
     throw err;
   }
+}
+
+/**
+ * The services several modules share, on this process's infrastructure. Feature-specific services
+ * are built by their module's manifest instead.
+ */
+export function createContext(infra: {
+  config: Config;
+  logger: Logger;
+  orm: MikroORM;
+  redis: Redis;
+  pubsub: PubSubBridge<Topics>;
+  scheduler: JobScheduler;
+  mailer: Mailer | undefined;
+  passwords: PasswordHasher;
+  modules?: readonly HeraldModule[];
+}): ModuleContext {
+  const { config, redis, pubsub, scheduler, mailer } = infra;
+  const tokens = new TokenService(config.jwt.secret, config.jwt.ttlSeconds);
+  const preferences = new PreferencesService();
+  return {
+    config,
+    logger: infra.logger,
+    orm: infra.orm,
+    redis,
+    pubsub,
+    scheduler,
+    mailer,
+    tokens,
+    users: new UserService(tokens, infra.passwords),
+    unsubscribeTokens: new UnsubscribeTokens(config.jwt.secret),
+    preferences,
+    notifications: new NotificationService(
+      pubsub,
+      new InboxLog(redis, config.inboxHistory),
+      preferences,
+      mailer ? createEmailOutbox(scheduler) : undefined,
+    ),
+    activity: new ActivityService(),
+    modules: infra.modules ?? MODULES,
+  };
+}
+
+/** Each module's part of the API; fails at start if a resolver class has no instance. */
+function apiParts(modules: readonly HeraldModule[], ctx: ModuleContext): ApiParts[] {
+  const parts: ApiParts[] = [];
+  for (const module of modules) {
+    const part = module.api?.(ctx);
+    const built = new Set(part?.resolvers.map((r) => r.constructor));
+    const missing = (module.resolvers ?? []).filter((cls) => !built.has(cls));
+    if (missing.length > 0) {
+      throw new Error(`module ${module.name} builds no instance of ${missing.map((c) => c.name).join(", ")}`);
+    }
+    if (part) parts.push(part);
+  }
+  return parts;
 }
 
 function closeServer(server: import("node:http").Server): Promise<void> {

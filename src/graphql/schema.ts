@@ -2,33 +2,15 @@ import "reflect-metadata";
 import { GraphQLDateTime } from "graphql-scalars";
 import { lexicographicSortSchema, printSchema, type GraphQLSchema } from "graphql";
 import { buildSchema, type ContainerType, type PubSub } from "type-graphql";
-import { ActivityResolver } from "../modules/activity/activity.resolver.js";
-import { FollowResolver } from "../modules/follow/follow.resolver.js";
-import { NotificationResolver } from "../modules/notification/notification.resolver.js";
-import { CommentResolver, NotificationPostResolver, PostResolver } from "../modules/post/post.resolver.js";
-import { PreferencesResolver } from "../modules/preferences/preferences.resolver.js";
-import { ReminderResolver } from "../modules/reminder/reminder.resolver.js";
-import { UserResolver } from "../modules/user/user.resolver.js";
-
-export const RESOLVERS = [
-  UserResolver,
-  NotificationResolver,
-  NotificationPostResolver,
-  PostResolver,
-  CommentResolver,
-  FollowResolver,
-  ActivityResolver,
-  PreferencesResolver,
-  ReminderResolver,
-] as const;
+import { MODULES, resolversOf } from "../modules/index.js";
 
 /**
- * Builds the executable schema. Resolver instances come from `container` (constructed with their
- * services in roles/api.ts); `pubSub` feeds the `@Subscription` topics.
+ * Builds the executable schema. Resolver instances come from `container` (each module's `api` part
+ * builds them with their services); `pubSub` feeds the `@Subscription` topics.
  */
 export async function buildHeraldSchema(options: { container: ContainerType; pubSub: PubSub }): Promise<GraphQLSchema> {
   return buildSchema({
-    resolvers: RESOLVERS,
+    resolvers: resolversOf(MODULES) as [Function, ...Function[]],
     container: options.container,
     pubSub: options.pubSub,
     scalarsMap: [{ type: Date, scalar: GraphQLDateTime }],

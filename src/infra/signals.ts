@@ -1,5 +1,6 @@
 import { ChangeSetType, type EventSubscriber, type FlushEventArgs } from "@mikro-orm/core";
 import { scheduleEach, type JobName, type JobPayloads, type JobScheduler } from "./agenda.js";
+import { chunks } from "../common/chunks.js";
 import type { Logger } from "./logger.js";
 
 /**
@@ -44,10 +45,11 @@ export function scheduleOnCreateTogether<T extends object, Name extends JobName>
 }): EventSubscriber {
   return {
     afterFlush: async ({ uow }: FlushEventArgs) => {
-      const created = createdBy(uow, options.entity);
-      const chunks: T[][] = [];
-      for (let i = 0; i < created.length; i += options.max) chunks.push(created.slice(i, i + options.max));
-      await scheduleEach(chunks, (chunk) => options.scheduler.now(options.job, options.data(chunk)), options.logger);
+      await scheduleEach(
+        chunks(createdBy(uow, options.entity), options.max),
+        (chunk) => options.scheduler.now(options.job, options.data(chunk)),
+        options.logger,
+      );
     },
   };
 }

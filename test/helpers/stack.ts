@@ -1,95 +1,78 @@
 import { Redis } from "ioredis";
-import { UnsubscribeTokens } from "../../src/modules/user/token.service.js";
+import { createContext } from "../../src/app.js";
+import { loadConfig } from "../../src/config/config.js";
+import { agendaScheduler, createAgenda, drainAgenda, type Agenda } from "../../src/infra/agenda.js";
+import { createLogger } from "../../src/infra/logger.js";
 import { createMailer } from "../../src/infra/mailer.js";
-import { createEmailOutbox } from "../../src/modules/email/email.outbox.js";
+import { createOrm } from "../../src/infra/orm.js";
+import { createPubSub } from "../../src/infra/pubsub.js";
+import { emailJobDeps } from "../../src/modules/email/email.module.js";
 import type { EmailJobDeps } from "../../src/modules/email/email.jobs.js";
-import { PreferencesService } from "../../src/modules/preferences/preferences.service.js";
-import { agendaScheduler, createAgenda, drainAgenda, type Agenda, type JobScheduler } from "../../src/infra/agenda.js";
-import { createLogger, type Logger } from "../../src/infra/logger.js";
-import { createOrm, type MikroORM } from "../../src/infra/orm.js";
-import { createPubSub, type PubSubBridge } from "../../src/infra/pubsub.js";
-import { ENTITIES } from "../../src/modules/entities.js";
-import { ActivityService } from "../../src/modules/activity/activity.service.js";
-import { NotificationService } from "../../src/modules/notification/notification.service.js";
-import { InboxLog } from "../../src/modules/notification/inbox-log.js";
+import { MODULES, entitiesOf } from "../../src/modules/index.js";
+import type { ModuleContext } from "../../src/modules/module.js";
 import type { Topics } from "../../src/modules/notification/notification.topics.js";
+import { PasswordHasher } from "../../src/modules/user/password.js";
 import { defineWorkerJobs } from "../../src/roles/worker.js";
 import { testMongoUrl, testRedisUrl } from "./env.js";
 import { uniqueDatabase } from "./herald.js";
 
-/** The worker's parts in this process, on real FerretDB/MongoDB and Redis, for job-level tests. */
-export interface WorkerStack {
-  orm: MikroORM;
+/**
+ * The worker's parts in this process, on real FerretDB/MongoDB and Redis, for job-level tests: the
+ * same services and job definitions as a worker process (app.ts's createContext and MODULES).
+ */
+export interface WorkerStack extends ModuleContext {
   agenda: Agenda;
-  scheduler: JobScheduler;
-  notifications: NotificationService;
-  activity: ActivityService;
-  pubsub: PubSubBridge<Topics>;
-  logger: Logger;
   email: EmailJobDeps;
-  preferences: PreferencesService;
   stop(): Promise<void>;
 }
 
 export async function startWorkerStack(prefix: string, options: { smtpUrl?: string } = {}): Promise<WorkerStack> {
-  const logger = createLogger({ level: process.env["TEST_LOG_LEVEL"] ?? "warn", name: prefix });
-  const { orm, db, close } = await createOrm({
-    mongoUrl: testMongoUrl(uniqueDatabase(prefix)),
-    entities: ENTITIES,
-    logger,
-    ensureIndexes: true,
-  });
-  const redis = new Redis(testRedisUrl());
-  const pubsub = createPubSub<Topics>({ publisher: redis, subscriber: new Redis(testRedisUrl()) });
+  const mongoUrl = testMongoUrl(uniqueDatabase(prefix));
   // A short lock lifetime: Agenda's per-run liveness timers (half of it) would otherwise keep the
-  // test process alive for 30 s after the last job.
+  // test process alive for 30 s after the last job. Without an SMTP server, email jobs record SKIPPED.
+  const config = loadConfig({
+    NODE_ENV: "test",
+    MONGO_URL: mongoUrl,
+    REDIS_URL: testRedisUrl(),
+    JWT_SECRET: "test-jwt-and-unsubscribe-secret-0123456789",
+    SERVICE_API_KEY: "test-service-key-0123456789",
+    SMTP_URL: options.smtpUrl,
+    EMAIL_FROM: "Herald <test@herald.localhost>",
+    EMAIL_MAX_ATTEMPTS: "3",
+    EMAIL_RETRY_DELAY_MS: "100",
+    AGENDA_LOCK_LIFETIME_MS: "4000",
+    AGENDA_PROCESS_EVERY_MS: "5000",
+    WORKER_CONCURRENCY: "10",
+    INBOX_HISTORY_SECONDS: "3600",
+  });
+  const logger = createLogger({ level: process.env["TEST_LOG_LEVEL"] ?? "warn", name: prefix });
+  const { orm, db, close } = await createOrm({ mongoUrl, entities: entitiesOf(MODULES), logger, ensureIndexes: true });
+  const redis = new Redis(config.redisUrl);
+  const pubsub = createPubSub<Topics>({ publisher: redis, subscriber: new Redis(config.redisUrl) });
   const agenda = createAgenda({
     redis,
     notifications: true,
     namespace: db.databaseName,
     role: prefix,
-    processEveryMs: 5000,
-    concurrency: 10,
+    processEveryMs: config.agenda.processEveryMs,
+    concurrency: config.agenda.concurrency,
     logger,
-    lockLifetimeMs: 4000,
+    lockLifetimeMs: config.agenda.lockLifetimeMs,
   });
   const scheduler = agendaScheduler(agenda);
-  const mailer = options.smtpUrl ? createMailer(options.smtpUrl, "Herald <test@herald.localhost>") : undefined;
-  const preferences = new PreferencesService();
-  const notifications = new NotificationService(
-    pubsub,
-    new InboxLog(redis, { historyEvents: 1000, historyMs: 3600_000 }),
-    preferences,
-    mailer ? createEmailOutbox(scheduler) : undefined,
-  );
-  const activity = new ActivityService();
-  // Without an SMTP server, email jobs record SKIPPED.
-  const email = {
-    orm,
-    mailer,
-    scheduler,
-    unsubscribe: new UnsubscribeTokens("test-unsubscribe-secret-0123456789abcdef"),
-    publicUrl: "http://localhost:4000",
-    maxAttempts: 3,
-    retryDelayMs: 100,
-    lockLifetimeMs: 4000,
-    logger,
-  };
-  await defineWorkerJobs({ agenda, scheduler, orm, notifications, activity, logger, email });
+  const mailer = config.smtpUrl ? createMailer(config.smtpUrl, config.email.from) : undefined;
+  const passwords = new PasswordHasher();
+  const ctx = createContext({ config, logger, orm, redis, pubsub, scheduler, mailer, passwords });
+  await defineWorkerJobs({ ...ctx, agenda });
   await agenda.start();
   return {
-    orm,
+    ...ctx,
     agenda,
-    scheduler,
-    notifications,
-    activity,
-    pubsub,
-    logger,
-    email,
-    preferences,
+    email: emailJobDeps(ctx),
     stop: async () => {
       mailer?.close();
       await drainAgenda(agenda, 5000);
+      await passwords.close();
       await pubsub.close();
       await redis.quit();
       await close();

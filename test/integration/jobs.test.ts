@@ -167,13 +167,13 @@ describe("jobs are idempotent", () => {
       at: () => Promise.resolve(),
     };
     const first = await sweep({ ...stack, scheduler: recorder });
-    assert.ok(first.announced >= 1);
+    assert.ok((first["announced"] ?? 0) >= 1, "the sweep announced it");
     const again = await sweep({ ...stack, scheduler: recorder });
     const announced = await channel.settle(publisher);
     channel.close();
     assert.equal(announced.length, 1);
     assert.equal(addedOf(announced[0])?.body, "stored before a crash");
-    assert.equal(again.announced, 0);
+    assert.equal(again["announced"], 0);
   });
 
   it("the recovery sweep reschedules sign-ups and requests whose job was lost, and nothing recent", async () => {
@@ -296,7 +296,9 @@ describe("jobs are idempotent", () => {
       .flush();
 
     const summary = await cleanUp(stack);
-    assert.ok(summary.emailAttempts >= 1 && summary.reminderDecisions >= 1 && summary.digests >= 1);
+    for (const kind of ["emailAttempts", "reminderDecisions", "digests"]) {
+      assert.ok((summary[kind] ?? 0) >= 1, `old ${kind} were deleted`);
+    }
     const em = stack.orm.em.fork();
     assert.equal(await em.count(EmailAttempt, { _id: old.claim._id }), 0);
     assert.equal(await em.count(ReminderOutcome, { _id: old.decision._id }), 0);

@@ -1,3 +1,4 @@
+import { chunks } from "../../common/chunks.js";
 import PQueue from "p-queue";
 import type { Agenda } from "agenda";
 import { backoffStrategies, type BackoffStrategy } from "agenda";
@@ -80,11 +81,7 @@ type EmailOutcome = "sent" | "retrying" | "failed" | "skipped" | "busy";
 
 /** Splits ids into the jobs that send them. */
 export function emailBatches(notificationIds: string[]): EmailJobData[] {
-  const batches: EmailJobData[] = [];
-  for (let i = 0; i < notificationIds.length; i += EMAIL_BATCH_SIZE) {
-    batches.push({ notificationIds: notificationIds.slice(i, i + EMAIL_BATCH_SIZE) });
-  }
-  return batches;
+  return chunks(notificationIds, EMAIL_BATCH_SIZE).map((batch) => ({ notificationIds: batch }));
 }
 
 /**

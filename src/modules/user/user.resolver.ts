@@ -1,22 +1,13 @@
-import { Arg, Ctx, FieldResolver, Int, Mutation, Query, Resolver, Root } from "type-graphql";
+import { Arg, Ctx, FieldResolver, Mutation, Query, Resolver, Root } from "type-graphql";
 import type { GraphQLContext } from "../../graphql/context.js";
-import type { EntityManager } from "../../infra/orm.js";
 import { viewerId } from "../../graphql/context.js";
 import { LoginInput, RegisterInput } from "./user.inputs.js";
 import { AuthPayload, UserView, toUserView } from "./user.types.js";
 import type { UserService, Session } from "./user.service.js";
 
-/** How many follow a user: the follow module answers it (FollowService). */
-export interface FollowerCounts {
-  followerCount(em: EntityManager, userId: string): Promise<number>;
-}
-
 @Resolver(() => UserView)
 export class UserResolver {
-  constructor(
-    private readonly users: UserService,
-    private readonly follows: FollowerCounts,
-  ) {}
+  constructor(private readonly users: UserService) {}
 
   @Query(() => UserView, { nullable: true, description: "The signed-in user, or null without a token." })
   async me(@Ctx() ctx: GraphQLContext): Promise<UserView | null> {
@@ -33,11 +24,6 @@ export class UserResolver {
   @Mutation(() => AuthPayload)
   async login(@Arg("input") input: LoginInput, @Ctx() ctx: GraphQLContext): Promise<AuthPayload> {
     return toPayload(await this.users.login(ctx.em, input));
-  }
-
-  @FieldResolver(() => Int)
-  followerCount(@Root() user: UserView, @Ctx() ctx: GraphQLContext): Promise<number> {
-    return this.follows.followerCount(ctx.em, user.id);
   }
 
   @FieldResolver(() => String, { nullable: true, description: "Visible to its owner only." })

@@ -1,0 +1,11 @@
+import type { HeraldModule } from "../module.js";
+import { ActivityEntry } from "./activity.entity.js";
+import { ActivityResolver } from "./activity.resolver.js";
+
+/** Each user's own log of what they did; jobs of other modules write it through ActivityService. */
+export const activityModule: HeraldModule = {
+  name: "activity",
+  entities: [ActivityEntry],
+  resolvers: [ActivityResolver],
+  api: ({ activity, users }) => ({ resolvers: [new ActivityResolver(activity, users)] }),
+};

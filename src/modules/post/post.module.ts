@@ -1,0 +1,47 @@
+import { chunks } from "../../common/chunks.js";
+import type { HeraldModule } from "../module.js";
+import { unfinished } from "../module.js";
+import { Comment, Post } from "./post.entity.js";
+import { definePostJobs } from "./post.jobs.js";
+import { CommentResolver, NotificationPostResolver, PostResolver } from "./post.resolver.js";
+import { PostService } from "./post.service.js";
+import { COMMENTS_PER_JOB, COMMENT_JOB, FANOUT_JOB, postSubscribers } from "./post.subscriber.js";
+
+/**
+ * Posts and comments: a committed post fans out NEW_POST to its author's followers, committed
+ * comments tell their posts' authors (NEW_COMMENT).
+ */
+export const postModule: HeraldModule = {
+  name: "post",
+  entities: [Post, Comment],
+  resolvers: [PostResolver, CommentResolver, NotificationPostResolver],
+  api: ({ users }) => {
+    const posts = new PostService();
+    return {
+      resolvers: [
+        new PostResolver(posts, users),
+        new CommentResolver(posts, users),
+        new NotificationPostResolver(posts),
+      ],
+    };
+  },
+  signals: ({ scheduler, logger }) => postSubscribers(scheduler, logger),
+  jobs: (ctx) => definePostJobs(ctx.agenda, ctx),
+  recovery: [
+    unfinished({
+      name: "posts",
+      entity: Post,
+      where: (cutoff) => ({ fanoutCompletedAt: null, createdAt: { $lt: cutoff } }),
+      job: FANOUT_JOB,
+      data: (ids) => ids.map((postId) => ({ postId })),
+    }),
+    unfinished({
+      name: "comments",
+      entity: Comment,
+      where: (cutoff) => ({ notifiedAt: null, createdAt: { $lt: cutoff } }),
+      job: COMMENT_JOB,
+      data: (ids) =>
+        chunks(ids, COMMENTS_PER_JOB).map((run) => ({ comments: run.map((commentId) => ({ commentId })) })),
+    }),
+  ],
+};
