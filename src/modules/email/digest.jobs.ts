@@ -23,7 +23,7 @@ declare module "../../infra/agenda.js" {
 const DIGEST_LIMIT = 100;
 const DUE_BATCH = 200;
 /** How often the digest job runs, and so the shortest wait before a refused digest is tried again. */
-const DIGEST_RETRY_FLOOR_MS = 60_000;
+export const DIGEST_RETRY_FLOOR_MS = 60_000;
 
 export interface DigestRun {
   sent: number;
@@ -143,8 +143,7 @@ async function refused(
 ): Promise<boolean> {
   const attempts = digest.attempts + 1;
   const lastError = err instanceof Error ? err.message : String(err);
-  const step = retryDelay(deps, attempts, err);
-  const delay = step === null ? null : Math.max(step, DIGEST_RETRY_FLOOR_MS * 2 ** (attempts - 1));
+  const delay = digestRetryDelay(deps, attempts, err);
   const id = digest._id.toHexString();
   if (delay === null) {
     await em.nativeUpdate(Digest, { _id: digest._id }, { attempts, lastError, nextAttemptAt: null, failedAt: now });
@@ -157,8 +156,14 @@ async function refused(
   return false;
 }
 
+/** How long a digest refused `attempts` times waits before the next attempt; null once they are all used. */
+export function digestRetryDelay(deps: EmailJobDeps, attempts: number, err: unknown): number | null {
+  const step = retryDelay(deps, attempts, err);
+  return step === null ? null : Math.max(step, DIGEST_RETRY_FLOOR_MS * 2 ** (attempts - 1));
+}
+
 /** The first period boundary after `now`, keeping the rhythm the user started. */
-function nextAfter(previous: Date, period: number, now: Date): Date {
+export function nextAfter(previous: Date, period: number, now: Date): Date {
   const missed = Math.max(1, Math.ceil((now.getTime() - previous.getTime() + 1) / period));
   return new Date(previous.getTime() + missed * period);
 }

@@ -365,7 +365,7 @@ export class NotificationService {
 
 type NotificationDocument = ReturnType<typeof toDocuments>[number];
 
-function toDocuments(
+export function toDocuments(
   drafts: NotificationDraft[],
   plans: Map<string, DeliveryPlan>,
   /** Each draft's id, by dedupe key. */
@@ -415,7 +415,7 @@ function toDocuments(
   });
 }
 
-function docToView(doc: NotificationDocument): NotificationView {
+export function docToView(doc: NotificationDocument): NotificationView {
   return {
     id: doc._id.toHexString(),
     recipientId: doc.recipientId.toHexString(),

@@ -1,3 +1,4 @@
+import { chunks } from "../../common/chunks.js";
 import { ObjectId } from "@mikro-orm/mongodb";
 import type { Collection } from "mongodb";
 import type { Agenda } from "agenda";
@@ -71,13 +72,7 @@ export async function fanout(deps: PostJobDeps, data: FanoutJobData): Promise<Jo
     if (!last) break;
     const followerIds = page.map((f) => f.followerId.toHexString());
     const live = new Set(await deps.notifications.listeningForNew(followerIds));
-    const batches: string[][] = [];
-    for (const [followers, batchSize] of [
-      [followerIds.filter((f) => live.has(f)), FANOUT_LIVE_BATCH],
-      [followerIds.filter((f) => !live.has(f)), FANOUT_WRITE_BATCH],
-    ] as const) {
-      for (let i = 0; i < followers.length; i += batchSize) batches.push(followers.slice(i, i + batchSize));
-    }
+    const batches = fanoutBatches(followerIds, live);
     // A few at once, in order of start: while one batch is written, the one before it is announced.
     await inOrderAtMost(FANOUT_BATCHES_IN_FLIGHT, batches, (followers) =>
       deps.notifications.deliver(em.fork(), followers.map(draft)),
@@ -99,10 +94,31 @@ export async function fanout(deps: PostJobDeps, data: FanoutJobData): Promise<Jo
 }
 
 /**
+ * A page's followers in the batches they are written in: those with a subscription open first, in
+ * batches of FANOUT_LIVE_BATCH, then the rest in batches of FANOUT_WRITE_BATCH, each in page order.
+ */
+export function fanoutBatches(followerIds: readonly string[], live: ReadonlySet<string>): string[][] {
+  return [
+    ...chunks(
+      followerIds.filter((f) => live.has(f)),
+      FANOUT_LIVE_BATCH,
+    ),
+    ...chunks(
+      followerIds.filter((f) => !live.has(f)),
+      FANOUT_WRITE_BATCH,
+    ),
+  ];
+}
+
+/**
  * Runs `run` on each item, starting them in order with at most `limit` running; rejects with the
  * first failure once the running ones have settled (none starts after it).
  */
-async function inOrderAtMost<T>(limit: number, items: readonly T[], run: (item: T) => Promise<unknown>): Promise<void> {
+export async function inOrderAtMost<T>(
+  limit: number,
+  items: readonly T[],
+  run: (item: T) => Promise<unknown>,
+): Promise<void> {
   let next = 0;
   let failure: { err: unknown } | undefined;
   const lane = async () => {

@@ -98,7 +98,7 @@ function emailPlanFor(prefs: UserPreferences | null, kind: NotificationKind): Em
   return "now";
 }
 
-function present(prefs: UserPreferences | null): Preferences {
+export function present(prefs: UserPreferences | null): Preferences {
   return {
     digest: prefs?.digest ?? DigestFrequency.OFF,
     kinds: KINDS.map((kind) => ({
