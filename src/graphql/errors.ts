@@ -4,7 +4,7 @@ import { ArgumentValidationError } from "type-graphql";
 import type { ValidationError } from "class-validator";
 import type { Logger } from "../infra/logger.js";
 
-/** The closed set of codes Herald's own rules use (API.md). */
+/** The closed set of codes Herald's own rules use (docs/api.md lists them). */
 export enum ErrorCode {
   UNAUTHENTICATED = "UNAUTHENTICATED",
   FORBIDDEN = "FORBIDDEN",

@@ -11,7 +11,7 @@ export interface Orm {
   readonly orm: MikroORM;
   /** The driver's database handle, shared with Agenda so both use one connection pool. */
   readonly db: Db;
-  /** FerretDB v1 speaks the wire protocol but has no transactions; see STACK.md. */
+  /** FerretDB v1 speaks the wire protocol but has no transactions (docs/decisions/0004-no-multi-document-transactions.md). */
   readonly isFerretDb: boolean;
   readonly close: () => Promise<void>;
 }

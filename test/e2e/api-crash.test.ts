@@ -12,7 +12,7 @@ const DEVICES_PER_USER = 4;
 
 /**
  * An api instance holding 200 subscribed clients is SIGKILLed during a steady stream: each client
- * reconnects to the other instance with the README's recipe and resumes from its last cursor.
+ * reconnects to the other instance with the recipe of docs/clients.md and resumes from its last cursor.
  * Counted per client: nothing lost, nothing twice.
  */
 describe("live inbox across an api instance's crash", () => {

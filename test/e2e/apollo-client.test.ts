@@ -24,7 +24,7 @@ import { baseEnv, startHerald, TEST_SERVICE_KEY, uniqueDatabase, type HeraldProc
 
 /**
  * The client most web apps use: HTTP for queries and mutations, graphql-ws for subscriptions, with
- * the README's resume recipe for inboxEvents. `ws` adds options to the graphql-ws client.
+ * the resume recipe for inboxEvents in docs/clients.md. `ws` adds options to the graphql-ws client.
  */
 function apolloClient(
   url: string,

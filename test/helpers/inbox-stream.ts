@@ -9,7 +9,7 @@ import { eventually } from "./graphql-client.js";
 export type StreamEvent = InboxEventFieldsFragment;
 
 /**
- * The README's resume recipe for a raw graphql-ws client. graphql-ws sends the very same payload
+ * The resume recipe of docs/clients.md for a raw graphql-ws client. graphql-ws sends the very same payload
  * object again each time it reconnects, so moving `variables.after` to the cursor of every event
  * received makes each reconnect resume right after the last one: nothing missed, nothing twice.
  */
@@ -35,7 +35,7 @@ export function subscribeInbox(
 }
 
 /**
- * The README's resume recipe for Apollo Client: put before GraphQLWsLink. GraphQLWsLink hands the
+ * The resume recipe of docs/clients.md for Apollo Client: put before GraphQLWsLink. GraphQLWsLink hands the
  * operation's variables object to graphql-ws by reference, and graphql-ws sends it again on every
  * reconnect; this link gives the InboxEvents operation a copy of its own (Apollo's cache keys stay
  * as they were) and moves its `after` to the cursor of every event received.
