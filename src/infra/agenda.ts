@@ -219,9 +219,9 @@ export function defineJob<Name extends JobName>(
 
 /**
  * Counts the handlers running in this process, so shutdown knows when they are done, and keeps one
- * job from running twice here at once. Agenda's lock is a findAndModify, which FerretDB v1 does not
- * make atomic: two lockers in one process can both take a job. The second run then waits for the
- * first and ends as it did: ending at once would let Agenda remove the job under the first run, and
+ * job from running twice here at once. Locks are atomic (one Redis script), but a lock that
+ * expires while its run goes on lets a locker take the job again, in this process too. The second
+ * run then waits for the first and ends as it did: ending at once would let Agenda remove the job under the first run, and
  * ending well after a failed first run would remove the job with its retry.
  */
 class RunningHandlers {

@@ -1,10 +1,11 @@
 import { Entity, Index, PrimaryKey, Property } from "@mikro-orm/decorators/legacy";
 
 /**
- * The right to make one send attempt: `<notificationId>:<attempt>`. Agenda's lock is not atomic on
- * FerretDB v1, so two runs of one email job can start together; the unique key lets only one of
- * them send. A claim above the attempts recorded on the delivery is in flight while it is younger
- * than a job lock, and belongs to a run that stopped mid-send after that.
+ * The right to make one send attempt: `<notificationId>:<attempt>`. Two runs of one email can start
+ * together (a lock that expired under a slow run, a batch the sweep scheduled again, a retry that
+ * overlaps); the unique key lets only one of them send. A claim above the attempts recorded on the
+ * delivery is in flight while it is younger than a job lock, and belongs to a run that stopped
+ * mid-send after that.
  */
 @Entity({ collection: "email_attempts" })
 @Index({ properties: ["claimedAt"] })
