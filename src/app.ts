@@ -22,7 +22,7 @@ import { PasswordHasher } from "./modules/user/password.js";
 import { TokenService, UnsubscribeTokens } from "./modules/user/token.service.js";
 import { UserService } from "./modules/user/user.service.js";
 import { startApi } from "./roles/api.js";
-import { createHttp, listen } from "./roles/http.js";
+import { answerErrorsWithJson, createHttp, listen } from "./roles/http.js";
 import { defineWorkerJobs } from "./roles/worker.js";
 
 type Stop = () => Promise<void>;
@@ -133,6 +133,7 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
       onStop("api", stopApi);
     }
 
+    answerErrorsWithJson(http.app, logger);
     const port = await listen(http.server, config.port);
     logger.info({ port, roles: config.roles }, "herald started");
     return { port, stop: stopAll };

@@ -68,6 +68,13 @@ export function formatError(
   if (original instanceof GraphQLError && typeof code === "string" && REQUEST_ERROR_CODES.has(code)) {
     return withoutHttp(formatted);
   }
+  // An error of the request itself, raised before any resolver ran (so with no path): variables
+  // that do not coerce, too many of those, an operation name that names nothing. Apollo codes some
+  // of these over HTTP; graphql-ws passes graphql-js's errors through as they are.
+  // (Apollo codes an uncoded one INTERNAL_SERVER_ERROR; one wrapping an exception stays masked.)
+  if (original instanceof GraphQLError && !original.path && (code === undefined || !original.originalError)) {
+    return { ...formatted, extensions: { code: ErrorCode.BAD_USER_INPUT } };
+  }
   scope.logger.error({ err: original, requestId: scope.requestId, path: formatted.path }, "unexpected error");
   return {
     message: MASKED_MESSAGE,

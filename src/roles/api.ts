@@ -6,17 +6,8 @@ import { expressMiddleware } from "@as-integrations/express5";
 import { ApolloServerPluginDrainHttpServer } from "@apollo/server/plugin/drainHttpServer";
 import { ApolloServerPluginLandingPageDisabled } from "@apollo/server/plugin/disabled";
 import cors from "cors";
-import express, { type Express } from "express";
-import {
-  GraphQLError,
-  OperationTypeNode,
-  getOperationAST,
-  parse,
-  specifiedRules,
-  validate,
-  type DocumentNode,
-  type GraphQLSchema,
-} from "graphql";
+import express, { type Express, type RequestHandler } from "express";
+import { GraphQLError, OperationTypeNode, getOperationAST, type GraphQLSchema } from "graphql";
 import { CloseCode, type ServerOptions } from "graphql-ws";
 import { useServer, type Extra } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
@@ -29,13 +20,19 @@ import { unauthenticated, formatError } from "../graphql/errors.js";
 import type { GraphQLContext, Viewer } from "../graphql/context.js";
 import { buildHeraldSchema } from "../graphql/schema.js";
 import { LIMIT_RULES } from "../graphql/limits.js";
+import { DocumentGate, MAX_TOKENS, illFormedText } from "../graphql/documents.js";
 import { renderPlayground } from "../graphql/playground.js";
 import { bearerToken, type TokenService } from "../modules/user/token.service.js";
-import { requestId } from "./http.js";
+import { BODY_LIMIT, requestId, sendError } from "./http.js";
 
 export const GRAPHQL_PATH = "/graphql";
 /** Server pings keep idle mobile connections alive through proxies and reveal dead peers. */
 const WS_KEEPALIVE_MS = 12_000;
+/**
+ * The largest WebSocket message read: a subscribe message holds one document (MAX_TOKENS) and its
+ * variables. `ws` stops reading a larger one and closes the socket with 1009 (message too big).
+ */
+export const WS_MAX_MESSAGE_BYTES = 64 * 1024;
 
 export interface ApiDeps {
   config: Config;
@@ -52,6 +49,7 @@ export interface ApiDeps {
 /** Mounts GraphQL over HTTP and graphql-ws on one path; returns the function that stops both. */
 export async function startApi(deps: ApiDeps): Promise<() => Promise<void>> {
   const schema = await buildHeraldSchema({ container: deps.container, pubSub: deps.pubsub });
+  const gate = new DocumentGate(schema);
   // The GraphiQL page is served from PUBLIC_URL, so its own origin is always allowed.
   const originAllowed = originPolicy([...deps.config.corsOrigins, new URL(deps.config.publicUrl).origin]);
   const wsServer = new WebSocketServer({
@@ -59,9 +57,12 @@ export async function startApi(deps: ApiDeps): Promise<() => Promise<void>> {
     path: GRAPHQL_PATH,
     // CORS does not cover WebSockets: a browser page from an origin not allowed is refused here.
     verifyClient: ({ origin }: { origin?: string }) => originAllowed(origin),
+    maxPayload: WS_MAX_MESSAGE_BYTES,
   });
+  // Registered before graphql-ws's own listener, so it sees each socket first.
+  wsServer.on("connection", refuseServerMessages);
   // isProd: graphql-ws then closes on internal failures without echoing their messages.
-  const ws = useServer({ ...websocketOptions(schema, deps), isProd: true }, wsServer, WS_KEEPALIVE_MS);
+  const ws = useServer({ ...websocketOptions(schema, gate, deps), isProd: true }, wsServer, WS_KEEPALIVE_MS);
 
   const apollo = new ApolloServer<GraphQLContext>({
     schema,
@@ -73,6 +74,8 @@ export async function startApi(deps: ApiDeps): Promise<() => Promise<void>> {
     // checked in as schema/schema.graphql) and GraphiQL and client codegen need it.
     introspection: true,
     validationRules: [...LIMIT_RULES],
+    // gateHttp parses first, with the same bound; this one keeps Apollo's own parse within it too.
+    parseOptions: { maxTokens: MAX_TOKENS },
     // Herald authenticates with bearer tokens and API keys, never cookies, so a cross-site request
     // cannot act as anyone: CSRF prevention would only refuse plain GET queries.
     csrfPrevention: false,
@@ -109,7 +112,8 @@ export async function startApi(deps: ApiDeps): Promise<() => Promise<void>> {
       exposedHeaders: ["x-request-id"],
       maxAge: 600,
     }),
-    express.json({ limit: "1mb" }),
+    express.json({ limit: BODY_LIMIT }),
+    gateHttp(gate),
     expressMiddleware(apollo, {
       context: async ({ req }) => {
         const id = requestId(req);
@@ -153,15 +157,73 @@ function sameSecret(given: string, expected: string): boolean {
 type SocketExtra = Extra & { viewer?: Viewer };
 
 /**
- * Documents sent over graphql-ws that parsed and validated, by their text: clients send the same few
- * subscriptions over and over (a whole fleet resubscribing after a deploy), and validation was a
- * third of an api's CPU in a reconnect storm. Validation depends on the document and the schema
- * alone, so a document valid once stays valid.
+ * What Apollo would not refuse, or would answer with an internal error, refused first with the
+ * code the contract gives it: documents beyond the bounds (see DocumentGate), subscriptions (they
+ * need a WebSocket), a body that is not JSON, and text that is not Unicode.
  */
-const VALID_DOCUMENTS_KEPT = 500;
+function gateHttp(gate: DocumentGate): RequestHandler {
+  return (req, res, next) => {
+    if (req.method === "POST" && req.body === undefined) {
+      if (req.is("application/json")) return sendError(req, res, 400, "BAD_REQUEST", "The body is empty");
+      return sendError(req, res, 415, "BAD_REQUEST", "Send the operation as JSON (content-type: application/json)");
+    }
+    const params: unknown = req.method === "GET" ? req.query : req.body;
+    if (!params || typeof params !== "object" || Array.isArray(params)) return next();
+    const { query, operationName, variables } = params as Record<string, unknown>;
+    if (typeof query !== "string") return next();
+    const gated = gate.check(query);
+    if ("errors" in gated) {
+      res.status(400).json({ errors: gated.errors.map((e) => e.toJSON()) });
+      return;
+    }
+    const operation = getOperationAST(gated.document, typeof operationName === "string" ? operationName : undefined);
+    if (operation?.operation === OperationTypeNode.SUBSCRIPTION) {
+      const message = `Subscriptions run over WebSocket: connect to ${GRAPHQL_PATH} with graphql-ws`;
+      return sendError(req, res, 400, "BAD_REQUEST", message);
+    }
+    const illFormed = illFormedText(variables);
+    if (illFormed) {
+      return sendError(req, res, 400, "BAD_USER_INPUT", `${illFormed}: text must be well-formed Unicode`);
+    }
+    next();
+  };
+}
 
-function websocketOptions(schema: GraphQLSchema, deps: ApiDeps): ServerOptions<Record<string, unknown>, SocketExtra> {
-  const validDocuments = new Map<string, DocumentNode>();
+/**
+ * The graphql-transport-ws protocol closes a socket with 4400 on a message a client must not send.
+ * graphql-ws does so for malformed ones but throws on a well-formed server message (`next`,
+ * `error`, `connection_ack`) from a client, which closes the socket with 4500 as if we had failed.
+ */
+function refuseServerMessages(socket: Extra["socket"]): void {
+  const emit = socket.emit.bind(socket);
+  socket.emit = (event: string | symbol, ...args: unknown[]): boolean => {
+    if (event === "message" && isServerMessage(args[0])) {
+      socket.close(CloseCode.BadRequest, "Invalid message received");
+      return true;
+    }
+    return emit(event, ...args);
+  };
+}
+
+const SERVER_MESSAGES = new Set(["next", "error", "connection_ack"]);
+
+function isServerMessage(data: unknown): boolean {
+  const text = Buffer.isBuffer(data) ? data.toString() : typeof data === "string" ? data : undefined;
+  // Only messages that name such a type need parsing: the common ones pass untouched.
+  if (!text || !/"(next|error|connection_ack)"/.test(text)) return false;
+  try {
+    const type = (JSON.parse(text) as { type?: unknown } | null)?.type;
+    return typeof type === "string" && SERVER_MESSAGES.has(type);
+  } catch {
+    return false;
+  }
+}
+
+function websocketOptions(
+  schema: GraphQLSchema,
+  gate: DocumentGate,
+  deps: ApiDeps,
+): ServerOptions<Record<string, unknown>, SocketExtra> {
   return {
     schema,
     // Auth happens once, at connection_init: 4401 without a token, 4403 with a bad one.
@@ -180,22 +242,17 @@ function websocketOptions(schema: GraphQLSchema, deps: ApiDeps): ServerOptions<R
     },
     // Parse and validate here so WebSocket errors carry the same codes as HTTP ones.
     onSubscribe: (ctx, _id, payload) => {
-      let document = validDocuments.get(payload.query);
-      if (document) {
-        // Most recently used last: the oldest goes first when the cache is full.
-        validDocuments.delete(payload.query);
-      } else {
-        try {
-          document = parse(payload.query);
-        } catch (err) {
-          return [withCode(err, "GRAPHQL_PARSE_FAILED")];
-        }
-        const errors = validate(schema, document, [...specifiedRules, ...LIMIT_RULES]);
-        if (errors.length > 0) return errors.map((e) => withCode(e, "GRAPHQL_VALIDATION_FAILED"));
-        if (validDocuments.size >= VALID_DOCUMENTS_KEPT)
-          validDocuments.delete(validDocuments.keys().next().value ?? "");
+      const gated = gate.check(payload.query);
+      if ("errors" in gated) return gated.errors;
+      const illFormed = illFormedText(payload.variables);
+      if (illFormed) {
+        return [
+          new GraphQLError(`${illFormed}: text must be well-formed Unicode`, {
+            extensions: { code: "BAD_USER_INPUT" },
+          }),
+        ];
       }
-      validDocuments.set(payload.query, document);
+      const document = gated.document;
       const id = randomUUID();
       const viewer = ctx.extra.viewer ?? { kind: "anonymous" as const };
       const logger = deps.logger.child({ requestId: id });
@@ -234,16 +291,6 @@ function websocketOptions(schema: GraphQLSchema, deps: ApiDeps): ServerOptions<R
 function scopeOf(contextValue: unknown, logger: Logger): { requestId: string; logger: Logger } {
   const ctx = contextValue as Partial<GraphQLContext> | undefined;
   return { requestId: ctx?.requestId ?? "ws", logger };
-}
-
-function withCode(err: unknown, code: string): GraphQLError {
-  const source = err instanceof GraphQLError ? err : new GraphQLError(String(err));
-  return new GraphQLError(source.message, {
-    nodes: source.nodes ?? null,
-    source: source.source ?? null,
-    positions: source.positions ?? null,
-    extensions: { ...source.extensions, code },
-  });
 }
 
 /** Requests without an Origin header come from servers and native apps, not from a browser page. */

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type Server } from "node:http";
-import express, { type Express, type Request } from "express";
+import express, { type ErrorRequestHandler, type Express, type Request, type Response } from "express";
 import type { Logger } from "../infra/logger.js";
 
 export interface Probe {
@@ -36,6 +36,58 @@ export function createHttp(options: { probes: Probe[]; logger: Logger }): { app:
   });
   return { app, server: createServer(app) };
 }
+
+/**
+ * The last handlers of the app, installed once every route is: whatever layer fails (the JSON body
+ * parser, a route, Express itself), the client gets JSON with a code, never Express's HTML page
+ * with a stack trace, in every environment.
+ */
+export function answerErrorsWithJson(app: Express, logger: Logger): void {
+  app.use((req, res) => {
+    sendError(req, res, 404, "NOT_FOUND", `Nothing here: ${req.method} ${req.path}`);
+  });
+  const handler: ErrorRequestHandler = (err: unknown, req, res, next) => {
+    if (res.headersSent) return next(err);
+    const known = bodyError(err);
+    if (known) return sendError(req, res, known.status, "BAD_REQUEST", known.message);
+    logger.error({ err, requestId: requestId(req), path: req.path }, "unexpected error outside GraphQL");
+    sendError(req, res, 500, "INTERNAL_SERVER_ERROR", "Internal server error");
+  };
+  app.use(handler);
+}
+
+/** Answers a refused request in the shape of a GraphQL error, so clients read it the same way. */
+export function sendError(req: Request, res: Response, status: number, code: string, message: string): void {
+  res.status(status).json({ errors: [{ message, extensions: { code, requestId: requestId(req) } }] });
+}
+
+/** The body parser's refusals (it reads at most the limit), each with a message of our own. */
+function bodyError(err: unknown): { status: number; message: string } | undefined {
+  const type = (err as { type?: unknown } | null)?.type;
+  switch (type) {
+    case "entity.too.large":
+      return { status: 413, message: `The body is larger than ${BODY_LIMIT}` };
+    case "entity.parse.failed":
+      return { status: 400, message: "The body is not a JSON object" };
+    case "encoding.unsupported":
+      return { status: 415, message: "Unsupported content-encoding: send gzip, deflate, br or none" };
+    case "charset.unsupported":
+      return { status: 415, message: "Unsupported charset: send UTF-8 JSON" };
+    case "request.aborted":
+    case "request.size.invalid":
+      return { status: 400, message: "The body ended before its declared length" };
+    default: {
+      // Inflating a body that is not what content-encoding says fails with zlib's own error.
+      const status = (err as { status?: unknown } | null)?.status;
+      return typeof status === "number" && status >= 400 && status < 500
+        ? { status, message: "The request could not be read" }
+        : undefined;
+    }
+  }
+}
+
+/** The largest request body read, written as the body parser takes it. */
+export const BODY_LIMIT = "1mb";
 
 /** A client-supplied id is kept when it looks like one, so logs line up across services. */
 export function requestId(req: Request): string {

@@ -34,7 +34,7 @@ import { testRedisUrl } from "../helpers/env.js";
 import { signUp, untilUnread as untilUnreadOn, type TestUser } from "../helpers/users.js";
 import { TEST_SERVICE_KEY, type HeraldProcess } from "../helpers/herald.js";
 import { twoApiCluster } from "../helpers/cluster-fixture.js";
-import { MAX_ALIASES, MAX_COST, MAX_DEPTH } from "../../src/graphql/limits.js";
+import { MAX_ALIASES, MAX_DEPTH } from "../../src/graphql/limits.js";
 
 type Item = InboxPageQuery["notifications"]["edges"][number]["node"];
 
@@ -568,14 +568,13 @@ describe("the inbox", () => {
     });
 
     it("refuses a document that costs too much, and accepts a modest one", async () => {
-      // The same field over and over, deep down: no alias, within the depth limit, and each copy
-      // costs more the deeper it sits.
-      const counts = (n: number) =>
-        `{ notifications { edges { node { comment { post { author { ${"followerCount ".repeat(n)}} } } } } } }`;
-      const modest = await postRaw(fx.apiA.url, { query: counts(10) }, user.auth);
+      // A page of 100 written inline multiplies the cost of everything below it, deep down.
+      const page = (alias: string) =>
+        `${alias}: notifications(first: 100) { edges { node { id title comment { post { author { id displayName followerCount createdAt } } } } } }`;
+      const modest = await postRaw(fx.apiA.url, { query: `{ ${page("a")} }` }, user.auth);
       assert.equal(modest.errors, undefined, JSON.stringify(modest.errors));
-      // Each copy of the innermost field costs more than 10 at that depth.
-      const costly = await postRaw(fx.apiA.url, { query: counts(MAX_COST / 5) }, user.auth);
+      // Two such pages cost about 18,800, over MAX_COST.
+      const costly = await postRaw(fx.apiA.url, { query: `{ ${page("a")} ${page("b")} }` }, user.auth);
       assert.equal(codeOf(costly), "GRAPHQL_VALIDATION_FAILED", JSON.stringify(costly));
       assert.match(costly.errors?.[0]?.message ?? "", /cost/i);
       assert.equal(costly.status, 400);

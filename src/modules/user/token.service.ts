@@ -44,7 +44,8 @@ export class TokenService {
     let claims: TokenClaims;
     try {
       const { payload } = await jwtVerify(token, this.key, { algorithms: ["HS256"], issuer: "herald" });
-      if (typeof payload.sub !== "string" || !payload.sub || typeof payload.exp !== "number") return null;
+      // A subject that is not a user id was not issued here, whatever its signature says.
+      if (typeof payload.sub !== "string" || !USER_ID.test(payload.sub) || typeof payload.exp !== "number") return null;
       claims = { userId: payload.sub, expiresAt: new Date(payload.exp * 1000) };
     } catch {
       return null;
@@ -58,6 +59,9 @@ export class TokenService {
     return claims;
   }
 }
+
+/** A user id as tokens carry it: an ObjectId's 24 hex digits. */
+const USER_ID = /^[0-9a-f]{24}$/;
 
 /** About 200 bytes each: a few MiB for the active sessions of a busy instance. */
 const VERIFIED_TOKENS_KEPT = 10_000;
@@ -90,7 +94,9 @@ export class UnsubscribeTokens {
   async verify(token: string): Promise<UnsubscribeClaims | null> {
     try {
       const { payload } = await jwtVerify(token, this.key, { algorithms: ["HS256"], audience: "herald:unsubscribe" });
-      if (typeof payload.sub !== "string" || typeof payload["kind"] !== "string") return null;
+      if (typeof payload.sub !== "string" || !USER_ID.test(payload.sub) || typeof payload["kind"] !== "string") {
+        return null;
+      }
       return { userId: payload.sub, kind: payload["kind"] };
     } catch {
       return null;
