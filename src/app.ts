@@ -7,7 +7,7 @@ import { createPubSub } from "./infra/pubsub.js";
 import { createRedis, onReconnected, pingRedis } from "./infra/redis.js";
 import { createMailer, type Mailer } from "./infra/mailer.js";
 import type { MikroORM } from "./infra/orm.js";
-import type { PubSubBridge } from "./infra/pubsub.js";
+import type { PubSubBridge, Topics } from "./infra/pubsub.js";
 import type { Redis } from "./infra/redis.js";
 import type { JobScheduler } from "./infra/agenda.js";
 import { MODULES, entitiesOf } from "./modules/index.js";
@@ -16,10 +16,10 @@ import { ActivityService } from "./modules/activity/activity.service.js";
 import { createEmailOutbox } from "./modules/email/email.outbox.js";
 import { InboxLog } from "./modules/notification/inbox-log.js";
 import { NotificationService } from "./modules/notification/notification.service.js";
-import type { Topics } from "./modules/notification/notification.topics.js";
 import { PreferencesService } from "./modules/preferences/preferences.service.js";
 import { PasswordHasher } from "./modules/user/password.js";
-import { TokenService, UnsubscribeTokens } from "./modules/user/token.service.js";
+import { Keyring, TokenService, UnsubscribeTokens } from "./modules/user/token.service.js";
+import { LoginEnds } from "./modules/user/login-ends.js";
 import { UserService } from "./modules/user/user.service.js";
 import { startApi } from "./roles/api.js";
 import { answerErrorsWithJson, createHttp, listen } from "./roles/http.js";
@@ -117,6 +117,9 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
     });
 
     if (hasApi) {
+      // Before the first request: a login ended elsewhere must be refused here from the start.
+      const stopHearingEnds = await ctx.logins.listen();
+      onStop("login ends", () => Promise.resolve(stopHearingEnds()));
       const parts = apiParts(MODULES, ctx);
       for (const part of parts) part.routes?.(http.app);
       const instances = new Map(parts.flatMap((p) => p.resolvers).map((r) => [r.constructor, r]));
@@ -126,6 +129,7 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
         orm,
         pubsub: parts.reduce((inner, part) => part.pubSub?.(inner) ?? inner, pubsub.graphql),
         tokens: ctx.tokens,
+        logins: ctx.logins,
         container: { get: (cls: Function) => instances.get(cls) },
         app: http.app,
         server: http.server,
@@ -159,7 +163,7 @@ export function createContext(infra: {
   modules?: readonly HeraldModule[];
 }): ModuleContext {
   const { config, redis, pubsub, scheduler, mailer } = infra;
-  const tokens = new TokenService(config.jwt.secret, config.jwt.ttlSeconds);
+  const keys = new Keyring(config.jwt.secret, config.jwt.previousSecrets);
   const preferences = new PreferencesService();
   return {
     config,
@@ -169,9 +173,10 @@ export function createContext(infra: {
     pubsub,
     scheduler,
     mailer,
-    tokens,
-    users: new UserService(tokens, infra.passwords),
-    unsubscribeTokens: new UnsubscribeTokens(config.jwt.secret),
+    tokens: new TokenService(keys, config.jwt.ttlSeconds),
+    logins: new LoginEnds(redis, pubsub, config.jwt.ttlSeconds * 1000),
+    users: new UserService(infra.passwords),
+    unsubscribeTokens: new UnsubscribeTokens(keys),
     preferences,
     notifications: new NotificationService(
       pubsub,

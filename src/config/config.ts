@@ -21,9 +21,35 @@ const schema = z.object({
   MONGO_URL: url(["mongodb", "mongodb+srv"]),
   MONGO_TIMEOUT_MS: positiveInt(DEFAULT_MONGO_TIMEOUT_MS),
   REDIS_URL: url(["redis", "rediss"]),
+  /** Signs access tokens and unsubscribe links; the key id in each token is derived from it. */
   JWT_SECRET: z.string().min(32, "must be at least 32 characters"),
-  JWT_TTL_SECONDS: positiveInt(7 * 24 * 3600),
-  SERVICE_API_KEY: z.string().min(16, "must be at least 16 characters"),
+  /** Earlier secrets (comma-separated) that still verify, while their tokens and links live on. */
+  JWT_PREVIOUS_SECRETS: z
+    .string()
+    .default("")
+    .transform(list)
+    .pipe(z.array(z.string().min(32, "each must be at least 32 characters"))),
+  /** Lifetime of an access token: short, since a stolen one works until it expires. */
+  JWT_TTL_SECONDS: positiveInt(15 * 60),
+  /** Lifetime of a refresh token; each refresh issues a new one, so a login used monthly lives on. */
+  REFRESH_TTL_SECONDS: positiveInt(30 * 24 * 3600),
+  /** The one service key, named `default`; SERVICE_API_KEYS holds several named ones. */
+  SERVICE_API_KEY: z.string().min(16, "must be at least 16 characters").optional(),
+  /** name:key pairs, comma-separated: several keys valid at once, so one is replaced without downtime. */
+  SERVICE_API_KEYS: z
+    .string()
+    .default("")
+    .transform(list)
+    .pipe(
+      z.array(
+        z
+          .string()
+          .regex(
+            /^[\w.-]{1,64}:.{16,}$/,
+            "each must be name:key, the name of letters, digits, '.', '_' or '-', the key of 16+ characters",
+          ),
+      ),
+    ),
   ROLES: z
     .string()
     .default("api,worker")
@@ -75,8 +101,14 @@ export interface Config {
   /** How long one MongoDB operation may take, everything included: then it fails. */
   readonly mongoTimeoutMs: number;
   readonly redisUrl: string;
-  readonly jwt: { readonly secret: string; readonly ttlSeconds: number };
-  readonly serviceApiKey: string;
+  readonly jwt: {
+    readonly secret: string;
+    readonly previousSecrets: readonly string[];
+    readonly ttlSeconds: number;
+    readonly refreshTtlSeconds: number;
+  };
+  /** Keys other backends call with (x-api-key), each with the name logs and records give it. */
+  readonly serviceKeys: readonly { readonly name: string; readonly key: string }[];
   readonly roles: readonly Role[];
   readonly logLevel: Env["LOG_LEVEL"];
   readonly publicUrl: string;
@@ -107,12 +139,15 @@ export class ConfigError extends Error {
 
 /** The only reader of process.env. Values are never echoed back: secrets stay out of messages. */
 export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
-  const parsed = schema.safeParse(emptyAsMissing(source));
-  if (!parsed.success) {
-    throw new ConfigError(
-      parsed.error.issues.map((issue) => `${issue.path.join(".") || "(environment)"}: ${describe(issue)}`),
-    );
+  const given = emptyAsMissing(source);
+  const parsed = schema.safeParse(given);
+  const problems = parsed.success
+    ? []
+    : parsed.error.issues.map((issue) => `${issue.path.join(".") || "(environment)"}: ${describe(issue)}`);
+  if (given["SERVICE_API_KEY"] === undefined && given["SERVICE_API_KEYS"] === undefined) {
+    problems.push("SERVICE_API_KEY: is required (or SERVICE_API_KEYS)");
   }
+  if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const env = parsed.data;
   return deepFreeze({
     env: env.NODE_ENV,
@@ -120,8 +155,13 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     mongoUrl: env.MONGO_URL,
     mongoTimeoutMs: env.MONGO_TIMEOUT_MS,
     redisUrl: env.REDIS_URL,
-    jwt: { secret: env.JWT_SECRET, ttlSeconds: env.JWT_TTL_SECONDS },
-    serviceApiKey: env.SERVICE_API_KEY,
+    jwt: {
+      secret: env.JWT_SECRET,
+      previousSecrets: env.JWT_PREVIOUS_SECRETS,
+      ttlSeconds: env.JWT_TTL_SECONDS,
+      refreshTtlSeconds: env.REFRESH_TTL_SECONDS,
+    },
+    serviceKeys: serviceKeys(env.SERVICE_API_KEY, env.SERVICE_API_KEYS),
     roles: [...new Set(env.ROLES)],
     logLevel: env.LOG_LEVEL,
     publicUrl: env.PUBLIC_URL.replace(/\/+$/, ""),
@@ -154,6 +194,12 @@ export function describeConfig(config: Config): Record<string, unknown> {
     agenda: config.agenda,
     inboxHistory: config.inboxHistory,
     corsOrigins: config.corsOrigins,
+    jwt: {
+      ttlSeconds: config.jwt.ttlSeconds,
+      refreshTtlSeconds: config.jwt.refreshTtlSeconds,
+      previousSecrets: config.jwt.previousSecrets.length,
+    },
+    serviceKeys: config.serviceKeys.map((k) => k.name),
   };
 }
 
@@ -165,6 +211,21 @@ export function redactUrl(value: string): string {
   } catch {
     return "(unparsable URL)";
   }
+}
+
+function list(value: string): string[] {
+  return value
+    .split(",")
+    .map((item) => item.trim())
+    .filter(Boolean);
+}
+
+function serviceKeys(single: string | undefined, named: readonly string[]): { name: string; key: string }[] {
+  const keys = named.map((pair) => {
+    const at = pair.indexOf(":");
+    return { name: pair.slice(0, at), key: pair.slice(at + 1) };
+  });
+  return single ? [{ name: "default", key: single }, ...keys] : keys;
 }
 
 function describe(issue: z.core.$ZodIssue): string {

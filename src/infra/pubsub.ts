@@ -7,12 +7,12 @@ import { onReconnected, type Redis } from "./redis.js";
  * is per user (`KEY:userId`), so an instance subscribes in Redis only to the users it serves
  * instead of filtering everybody's events.
  */
-export interface TopicListeners<Topics extends Record<string, unknown>> {
+export interface TopicListeners<Topics extends object> {
   /** Those of `ids` whose channel on `topic` has a subscriber right now, on any instance. */
   listening(topic: keyof Topics & string, ids: readonly string[]): Promise<string[]>;
 }
 
-export interface PubSubBridge<Topics extends Record<string, unknown>> extends TopicListeners<Topics> {
+export interface PubSubBridge<Topics extends object> extends TopicListeners<Topics> {
   /** The shape type-graphql's `@Subscription({ topics, topicId })` consumes. */
   readonly graphql: PubSub;
   /**
@@ -32,6 +32,13 @@ export interface PubSubBridge<Topics extends Record<string, unknown>> extends To
   close(): Promise<void>;
 }
 
+/**
+ * Every channel Herald publishes on, with its payload, as JobPayloads is for jobs. Each module adds
+ * its own topics where it names them, by declaration merging. Channel: `${topic}:${id}`.
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type -- filled in by the modules
+export interface Topics {}
+
 /** Channels asked about in one NUMSUB: keeps each command, and Redis's time on it, small. */
 const NUMSUB_CHUNK = 1000;
 
@@ -49,7 +56,7 @@ export function reviveDates(key: unknown, value: unknown): unknown {
   return value;
 }
 
-export function createPubSub<Topics extends Record<string, unknown>>(clients: {
+export function createPubSub<Topics extends object>(clients: {
   publisher: Redis;
   subscriber: Redis;
 }): PubSubBridge<Topics> {

@@ -6,14 +6,14 @@ import type { Agenda, JobName, JobPayloads, JobScheduler } from "../infra/agenda
 import type { Logger } from "../infra/logger.js";
 import type { Mailer } from "../infra/mailer.js";
 import type { EntityManager, MikroORM } from "../infra/orm.js";
-import type { PubSubBridge } from "../infra/pubsub.js";
+import type { PubSubBridge, Topics } from "../infra/pubsub.js";
 import type { Redis } from "../infra/redis.js";
 import type { ActivityService } from "./activity/activity.service.js";
 import type { NotificationService } from "./notification/notification.service.js";
-import type { Topics } from "./notification/notification.topics.js";
 import type { PreferencesService } from "./preferences/preferences.service.js";
 import type { TokenService, UnsubscribeTokens } from "./user/token.service.js";
 import type { UserService } from "./user/user.service.js";
+import type { LoginEnds } from "./user/login-ends.js";
 
 /**
  * A feature, as the process sees it: what it stores, what it adds to the API, which committed
@@ -53,6 +53,8 @@ export interface ModuleContext {
   readonly mailer: Mailer | undefined;
   readonly users: UserService;
   readonly tokens: TokenService;
+  /** Logins ended anywhere (logout, theft, from another device). */
+  readonly logins: LoginEnds;
   readonly unsubscribeTokens: UnsubscribeTokens;
   readonly notifications: NotificationService;
   readonly preferences: PreferencesService;

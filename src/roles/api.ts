@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from "node:async_hooks";
-import { randomUUID, timingSafeEqual } from "node:crypto";
-import type { Server } from "node:http";
+import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
+import type { IncomingMessage, Server } from "node:http";
 import { ApolloServer } from "@apollo/server";
 import { expressMiddleware } from "@as-integrations/express5";
 import { ApolloServerPluginDrainHttpServer } from "@apollo/server/plugin/drainHttpServer";
@@ -17,12 +17,13 @@ import type { Logger } from "../infra/logger.js";
 import type { MikroORM } from "../infra/orm.js";
 import type { PubSub } from "type-graphql";
 import { unauthenticated, formatError } from "../graphql/errors.js";
-import type { GraphQLContext, Viewer } from "../graphql/context.js";
+import type { ClientInfo, GraphQLContext, Viewer } from "../graphql/context.js";
 import { buildHeraldSchema } from "../graphql/schema.js";
 import { LIMIT_RULES } from "../graphql/limits.js";
 import { DocumentGate, MAX_TOKENS, illFormedText } from "../graphql/documents.js";
 import { renderPlayground } from "../graphql/playground.js";
-import { bearerToken, type TokenService } from "../modules/user/token.service.js";
+import { bearerToken, type TokenClaims, type TokenService } from "../modules/user/token.service.js";
+import type { LoginEnds } from "../modules/user/login-ends.js";
 import { BODY_LIMIT, requestId, sendError } from "./http.js";
 
 export const GRAPHQL_PATH = "/graphql";
@@ -41,6 +42,8 @@ export interface ApiDeps {
   /** What subscriptions listen through (see withInboxFeeds). */
   pubsub: PubSub;
   tokens: TokenService;
+  /** Logins ended anywhere: their tokens are refused and their sockets closed. */
+  logins: LoginEnds;
   container: ContainerType;
   app: Express;
   server: Server;
@@ -117,11 +120,19 @@ export async function startApi(deps: ApiDeps): Promise<() => Promise<void>> {
     expressMiddleware(apollo, {
       context: async ({ req }) => {
         const id = requestId(req);
+        const viewer = await httpViewer(req.headers, deps);
+        if (viewer.kind === "service")
+          deps.logger.info({ requestId: id, serviceKey: viewer.keyName }, "service request");
         return {
           em: deps.orm.em.fork(),
-          viewer: await httpViewer(req.headers, deps),
+          viewer,
+          client: { address: req.ip, userAgent: req.headers["user-agent"] },
           requestId: id,
-          logger: deps.logger.child({ requestId: id }),
+          // Which service key sent a request is in every line it logs.
+          logger: deps.logger.child({
+            requestId: id,
+            ...(viewer.kind === "service" ? { serviceKey: viewer.keyName } : {}),
+          }),
         };
       },
     }),
@@ -138,23 +149,37 @@ const requestSlot = new AsyncLocalStorage<string>();
 async function httpViewer(headers: Record<string, string | string[] | undefined>, deps: ApiDeps): Promise<Viewer> {
   const apiKey = headers["x-api-key"];
   if (apiKey !== undefined) {
-    if (typeof apiKey === "string" && sameSecret(apiKey, deps.config.serviceApiKey)) return { kind: "service" };
+    const keyName = typeof apiKey === "string" ? serviceKeyName(apiKey, deps.config.serviceKeys) : undefined;
+    if (keyName) return { kind: "service", keyName };
     throw unauthenticated("The x-api-key header does not hold a valid service key");
   }
   if (headers.authorization === undefined) return { kind: "anonymous" };
-  const token = bearerToken(headers.authorization);
-  const claims = token ? await deps.tokens.verify(token) : null;
+  const claims = await authenticate(headers.authorization, deps);
   if (!claims) throw unauthenticated("The bearer token is invalid or expired");
-  return { kind: "user", userId: claims.userId };
+  return { kind: "user", userId: claims.userId, loginId: claims.loginId };
 }
 
-function sameSecret(given: string, expected: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
+/** The claims of a valid bearer token whose login has not ended. */
+async function authenticate(header: unknown, deps: ApiDeps): Promise<TokenClaims | null> {
+  const token = bearerToken(header);
+  const claims = token ? await deps.tokens.verify(token) : null;
+  return claims && !deps.logins.isEnded(claims.loginId) ? claims : null;
 }
 
-type SocketExtra = Extra & { viewer?: Viewer };
+/**
+ * The name of the service key `given` is, compared in constant time with every key (as digests, so
+ * that neither the length of a key nor which one matched shows in the timing).
+ */
+function serviceKeyName(given: string, keys: readonly { name: string; key: string }[]): string | undefined {
+  const digest = createHash("sha256").update(given).digest();
+  let found: string | undefined;
+  for (const { name, key } of keys) {
+    if (timingSafeEqual(digest, createHash("sha256").update(key).digest()) && found === undefined) found = name;
+  }
+  return found;
+}
+
+type SocketExtra = Extra & { viewer?: Viewer; client?: ClientInfo };
 
 /**
  * What Apollo would not refuse, or would answer with an internal error, refused first with the
@@ -233,11 +258,18 @@ function websocketOptions(
         ctx.extra.socket.close(CloseCode.Unauthorized, "Unauthorized: send connectionParams.authorization");
         return false;
       }
-      const token = bearerToken(raw);
-      const claims = token ? await deps.tokens.verify(token) : null;
+      const claims = await authenticate(raw, deps);
       if (!claims) return false;
-      ctx.extra.viewer = { kind: "user", userId: claims.userId };
-      closeWhenExpired(ctx.extra.socket, claims.expiresAt);
+      const socket = ctx.extra.socket;
+      ctx.extra.viewer = { kind: "user", userId: claims.userId, loginId: claims.loginId };
+      ctx.extra.client = clientOf(ctx.extra.request);
+      closeWhenExpired(socket, claims.expiresAt);
+      // A socket does not outlive its login: logout, logoutEverywhere or endSession, on any instance.
+      // The close waits for the turn to end, so that a logout sent over this very socket answers first.
+      const unwatch = deps.logins.watch(claims.loginId, () =>
+        setImmediate(() => socket.close(CloseCode.Forbidden, "Login ended")),
+      );
+      socket.once("close", unwatch);
       return true;
     },
     // Parse and validate here so WebSocket errors carry the same codes as HTTP ones.
@@ -255,6 +287,7 @@ function websocketOptions(
       const document = gated.document;
       const id = randomUUID();
       const viewer = ctx.extra.viewer ?? { kind: "anonymous" as const };
+      const client = ctx.extra.client ?? {};
       const logger = deps.logger.child({ requestId: id });
       const isSubscription =
         getOperationAST(document, payload.operationName)?.operation === OperationTypeNode.SUBSCRIPTION;
@@ -266,10 +299,11 @@ function websocketOptions(
               return deps.orm.em.fork();
             },
             viewer,
+            client,
             requestId: id,
             logger,
           }
-        : { em: deps.orm.em.fork(), viewer, requestId: id, logger };
+        : { em: deps.orm.em.fork(), viewer, client, requestId: id, logger };
       return {
         schema,
         document,
@@ -291,6 +325,13 @@ function websocketOptions(
 function scopeOf(contextValue: unknown, logger: Logger): { requestId: string; logger: Logger } {
   const ctx = contextValue as Partial<GraphQLContext> | undefined;
   return { requestId: ctx?.requestId ?? "ws", logger };
+}
+
+/** The address a WebSocket comes from (the first proxy's word for it, as Express's trust proxy takes) and its agent. */
+function clientOf(request: IncomingMessage): ClientInfo {
+  const forwarded = request.headers["x-forwarded-for"];
+  const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(",")[0]?.trim();
+  return { address: first || request.socket.remoteAddress, userAgent: request.headers["user-agent"] };
 }
 
 /** Requests without an Origin header come from servers and native apps, not from a browser page. */

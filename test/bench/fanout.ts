@@ -4,11 +4,10 @@
 import { print } from "graphql";
 import { MongoClient, ObjectId, type Db } from "mongodb";
 import { Redis } from "ioredis";
-import { TokenService } from "../../src/modules/user/token.service.js";
 import { BenchCreatePostDocument, NotificationAddedDocument } from "../generated/graphql.js";
 import { bearer, connectWs, eventually, gqlOk, type WsConnection } from "../helpers/graphql-client.js";
 import { testRedisUrl } from "../helpers/env.js";
-import { TEST_JWT_SECRET, type HeraldProcess } from "../helpers/herald.js";
+import { issueTestToken, type HeraldProcess } from "../helpers/herald.js";
 import { summarize, type Summary } from "./stats.js";
 
 export interface FanoutResult {
@@ -43,7 +42,6 @@ export async function measureFanout(options: {
   const { authorId, followerIds } = await seed(db, options.followers);
   options.log(`fan-out: seeded ${options.followers} followers; connecting ${options.connected} subscribers …`);
 
-  const tokens = new TokenService(TEST_JWT_SECRET, 3600);
   const arrivals = new Map<string, number>();
   const sockets: WsConnection[] = [];
   options.onCleanup("fan-out subscribers", () => Promise.all(sockets.map((s) => s.dispose())));
@@ -52,7 +50,7 @@ export async function measureFanout(options: {
   const step = followerIds.length / options.connected;
   const connected = Array.from({ length: options.connected }, (_, i) => followerIds[Math.floor(i * step)] ?? "");
   for (const followerId of connected) {
-    const ws = connectWs(options.api.url, { authorization: `Bearer ${await tokens.issue(followerId)}` });
+    const ws = connectWs(options.api.url, { authorization: `Bearer ${await issueTestToken(followerId)}` });
     sockets.push(ws);
     ws.client.subscribe(
       { query: print(NotificationAddedDocument) },
@@ -77,7 +75,7 @@ export async function measureFanout(options: {
     options.api.url,
     BenchCreatePostDocument,
     { input: { title: "Fan-out benchmark", body: "One post, many followers." } },
-    bearer(await tokens.issue(authorId)),
+    bearer(await issueTestToken(authorId)),
   );
   const completedAt = await eventually(
     async () => {

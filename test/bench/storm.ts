@@ -11,11 +11,10 @@ import { createClient, type Client } from "graphql-ws";
 import { Redis } from "ioredis";
 import { MongoClient } from "mongodb";
 import WebSocket from "ws";
-import { TokenService } from "../../src/modules/user/token.service.js";
 import { BenchInboxPageDocument, BenchInboxStartDocument, SendNotificationDocument } from "../generated/graphql.js";
 import { testMongoUrl, testRedisUrl } from "../helpers/env.js";
 import { bearer, eventually, gqlOk, queryText } from "../helpers/graphql-client.js";
-import { baseEnv, TEST_JWT_SECRET, TEST_SERVICE_KEY, type HeraldProcess } from "../helpers/herald.js";
+import { baseEnv, issueTestToken, TEST_SERVICE_KEY, type HeraldProcess } from "../helpers/herald.js";
 import { subscribeInbox } from "../helpers/inbox-stream.js";
 import { CostMeter, type Costs } from "./costs.js";
 import { seededUser } from "./fanout.js";
@@ -204,11 +203,10 @@ export async function measureStorm(
     let started = performance.now();
     const userIds = await seed(mongo, users);
     result.seedMs = performance.now() - started;
-    const tokens = new TokenService(TEST_JWT_SECRET, 6 * 3600);
     const clients: StormClient[] = [];
     for (const [i, userId] of userIds.entries()) {
       const apiUrl = apis[i % apis.length]?.url ?? "";
-      clients.push({ userId, token: await tokens.issue(userId), apiUrl, cursor: "" });
+      clients.push({ userId, token: await issueTestToken(userId), apiUrl, cursor: "" });
     }
     log(`storm: ${users} users seeded; taking their positions …`);
 

@@ -87,6 +87,29 @@ export function connectWs(baseUrl: string, connectionParams: Record<string, unkn
   return { client, closed, dispose: () => client.dispose() as Promise<void> };
 }
 
+/** One query or mutation over an open graphql-ws client: its single result, errors included. */
+export function wsRequest<Data, Vars>(
+  client: Client,
+  document: TypedDocumentNode<Data, Vars>,
+  variables?: Vars,
+): Promise<ExecutionResult<Data>> {
+  return new Promise((resolve, reject) => {
+    let result: ExecutionResult<Data> | undefined;
+    client.subscribe<Data>(
+      { query: queryText(document), ...(variables ? { variables } : {}) },
+      {
+        next: (value) => (result = value as ExecutionResult<Data>),
+        error: (err) => {
+          if (Array.isArray(err))
+            resolve({ errors: err as GraphQLFormattedError[] } as unknown as ExecutionResult<Data>);
+          else reject(err instanceof Error ? err : new Error(`graphql-ws: ${JSON.stringify(err)}`));
+        },
+        complete: () => (result ? resolve(result) : reject(new Error("the operation completed without a result"))),
+      },
+    );
+  });
+}
+
 /**
  * A live subscription whose events are queued until a test takes them, so nothing that arrives
  * between two awaits is lost. `ready` resolves once the server has acknowledged the connection.

@@ -1,7 +1,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
+import { ObjectId } from "@mikro-orm/mongodb";
 import { freePort } from "../../dev/local-stack.js";
+import { Keyring, TokenService } from "../../src/modules/user/token.service.js";
 import { eventually } from "./graphql-client.js";
 import { testMongoUrl, testRedisUrl } from "./env.js";
 
@@ -120,4 +122,13 @@ export async function startCluster(prefix: string, apis = 2, extraEnv: Record<st
       }
     },
   };
+}
+
+/**
+ * An access token for a user seeded straight into the database (benchmarks), as the Herald started
+ * with TEST_JWT_SECRET would issue it at sign-in: for a login of its own.
+ */
+export async function issueTestToken(userId: string, ttlSeconds = 6 * 3600): Promise<string> {
+  const tokens = new TokenService(new Keyring(TEST_JWT_SECRET), ttlSeconds);
+  return (await tokens.issue(userId, new ObjectId().toHexString())).token;
 }

@@ -5,12 +5,11 @@ import { agendaScheduler, createAgenda, drainAgenda, type Agenda } from "../../s
 import { createLogger } from "../../src/infra/logger.js";
 import { createMailer } from "../../src/infra/mailer.js";
 import { createOrm } from "../../src/infra/orm.js";
-import { createPubSub } from "../../src/infra/pubsub.js";
+import { createPubSub, type Topics } from "../../src/infra/pubsub.js";
 import { emailJobDeps } from "../../src/modules/email/email.module.js";
 import type { EmailJobDeps } from "../../src/modules/email/email.jobs.js";
 import { MODULES, entitiesOf } from "../../src/modules/index.js";
 import type { ModuleContext } from "../../src/modules/module.js";
-import type { Topics } from "../../src/modules/notification/notification.topics.js";
 import { PasswordHasher } from "../../src/modules/user/password.js";
 import { defineWorkerJobs } from "../../src/roles/worker.js";
 import { testMongoUrl, testRedisUrl } from "./env.js";

@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { PasswordHasher } from "../../src/modules/user/password.js";
-import { bearerToken, TokenService } from "../../src/modules/user/token.service.js";
+import { bearerToken, Keyring, TokenService } from "../../src/modules/user/token.service.js";
 
 const USER_ID = "65a1b2c3d4e5f60718293a4b";
+const LOGIN_ID = "65a1b2c3d4e5f60718293a4c";
 
 describe("passwords", () => {
   const passwords = new PasswordHasher(1);
@@ -28,26 +29,43 @@ describe("passwords", () => {
 });
 
 describe("tokens", () => {
-  const tokens = new TokenService("k".repeat(32), 60);
+  const keys = new Keyring("k".repeat(32));
+  const tokens = new TokenService(keys, 60);
+  const issue = async (service: TokenService, userId = USER_ID, loginId = LOGIN_ID) =>
+    (await service.issue(userId, loginId)).token;
 
-  it("round-trips the user id", async () => {
-    const claims = await tokens.verify(await tokens.issue(USER_ID));
+  it("round-trips the user and login ids, and says when the token expires", async () => {
+    const issued = await tokens.issue(USER_ID, LOGIN_ID);
+    const claims = await tokens.verify(issued.token);
     assert.equal(claims?.userId, USER_ID);
-    const ttl = (claims?.expiresAt.getTime() ?? 0) - Date.now();
+    assert.equal(claims?.loginId, LOGIN_ID);
+    assert.equal(claims?.expiresAt.getTime(), issued.expiresAt.getTime());
+    const ttl = issued.expiresAt.getTime() - Date.now();
     assert.ok(ttl > 55_000 && ttl <= 60_000, `expires in the configured 60 s (${ttl} ms)`);
   });
 
   it("refuses a token signed with another secret, an expired one and garbage", async () => {
-    const other = new TokenService("o".repeat(32), 60);
-    assert.equal(await tokens.verify(await other.issue(USER_ID)), null);
-    const expired = new TokenService("k".repeat(32), -10);
-    assert.equal(await tokens.verify(await expired.issue(USER_ID)), null);
+    const other = new TokenService(new Keyring("o".repeat(32)), 60);
+    assert.equal(await tokens.verify(await issue(other)), null);
+    const expired = new TokenService(keys, -10);
+    assert.equal(await tokens.verify(await issue(expired)), null);
     assert.equal(await tokens.verify("a.b.c"), null);
   });
 
-  it("refuses a correctly signed token whose subject is not a user id", async () => {
-    assert.equal(await tokens.verify(await tokens.issue("not-a-user-id")), null);
-    assert.equal(await tokens.verify(await tokens.issue(USER_ID.toUpperCase())), null);
+  it("refuses a correctly signed token whose subject or login is not an id", async () => {
+    assert.equal(await tokens.verify(await issue(tokens, "not-a-user-id")), null);
+    assert.equal(await tokens.verify(await issue(tokens, USER_ID.toUpperCase())), null);
+    assert.equal(await tokens.verify(await issue(tokens, USER_ID, "not-a-login")), null);
+  });
+
+  it("verifies tokens of a previous secret after a rotation, and stops once it is dropped", async () => {
+    const before = await issue(tokens);
+    const rotated = new TokenService(new Keyring("n".repeat(32), ["k".repeat(32)]), 60);
+    assert.equal((await rotated.verify(before))?.userId, USER_ID, "the old key still verifies");
+    assert.equal((await rotated.verify(await issue(rotated)))?.userId, USER_ID, "the new key signs");
+    assert.equal(await tokens.verify(await issue(rotated)), null, "a process without the new key refuses");
+    const dropped = new TokenService(new Keyring("n".repeat(32)), 60);
+    assert.equal(await dropped.verify(before), null);
   });
 
   it("reads a Bearer header, case-insensitively, and nothing else", () => {

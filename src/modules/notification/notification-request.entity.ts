@@ -36,12 +36,23 @@ export class NotificationRequest {
   @Property({ nullable: true })
   completedAt?: Date | null;
 
-  constructor(init: { idempotencyKey: string; recipientIds: ObjectId[]; title: string; body: string }) {
+  /** The name of the service key that sent it (SERVICE_API_KEYS); absent on requests stored before. */
+  @Property({ nullable: true })
+  sentBy?: string | null;
+
+  constructor(init: {
+    idempotencyKey: string;
+    recipientIds: ObjectId[];
+    title: string;
+    body: string;
+    sentBy?: string;
+  }) {
     this._id = requestIdFor(init.idempotencyKey);
     this.idempotencyKey = init.idempotencyKey;
     this.recipientIds = init.recipientIds;
     this.title = init.title;
     this.body = init.body;
+    this.sentBy = init.sentBy ?? null;
   }
 }
 

@@ -12,7 +12,7 @@ export class NotificationRequestService {
    * Stores a request from another backend; NotificationRequestSubscriber schedules its delivery once
    * it is committed. The idempotency key's unique index decides races between two identical calls.
    */
-  async send(em: EntityManager, input: SendNotificationInput): Promise<SendNotificationResult> {
+  async send(em: EntityManager, input: SendNotificationInput, sentBy: string): Promise<SendNotificationResult> {
     const previous = await em.findOne(NotificationRequest, { _id: requestIdFor(input.idempotencyKey) });
     if (previous) return replay(previous, input);
     const recipientIds = input.recipientIds.map((id) => new ObjectId(id));
@@ -27,6 +27,7 @@ export class NotificationRequestService {
       recipientIds,
       title: input.title,
       body: input.body,
+      sentBy,
     });
     try {
       await em.persist(request).flush();

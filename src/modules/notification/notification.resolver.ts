@@ -121,8 +121,8 @@ export class NotificationResolver {
     @Arg("input") input: SendNotificationInput,
     @Ctx() ctx: GraphQLContext,
   ): Promise<SendNotificationResult> {
-    requireService(ctx);
-    return this.deps.requests.send(ctx.em, input);
+    const keyName = requireService(ctx);
+    return this.deps.requests.send(ctx.em, input, keyName);
   }
 
   @Subscription(() => NotificationView, {

@@ -5,7 +5,7 @@ import type { TopicListeners } from "../../infra/pubsub.js";
 import { PendingAnnouncement } from "./announcement.entity.js";
 import { Notification } from "./notification.entity.js";
 import { DeliveryStatus, NotificationChannel, NotificationKind } from "./notification.enums.js";
-import type { Topics } from "./notification.topics.js";
+import type { Topics } from "../../infra/pubsub.js";
 import { INBOX, InboxEventType, type InboxPosition, type StoredInboxEvent } from "./inbox-events.js";
 import { GroupCommit } from "../../infra/group-commit.js";
 import { toNotificationView, type NotificationView } from "./notification.types.js";

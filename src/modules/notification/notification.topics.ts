@@ -1,7 +1,8 @@
 import { INBOX, type InboxMessage } from "./inbox-events.js";
 
-/** Every per-user channel Herald publishes on, with its payload. Channel: `${topic}:${userId}`. */
-export interface Topics extends Record<string, unknown> {
-  /** Every change to the user's inbox, published by InboxLog as it logs it. */
-  [INBOX]: InboxMessage;
+declare module "../../infra/pubsub.js" {
+  interface Topics {
+    /** Every change to a user's inbox, published by InboxLog as it logs it (channel per user). */
+    [INBOX]: InboxMessage;
+  }
 }

@@ -1,29 +1,58 @@
-import { SignJWT, jwtVerify } from "jose";
+import { createHash } from "node:crypto";
+import { SignJWT, jwtVerify, type JWTHeaderParameters } from "jose";
 
 export interface TokenClaims {
   userId: string;
+  /** The login (session) the token belongs to: ending it ends the token too. */
+  loginId: string;
   expiresAt: Date;
 }
 
-/** Issues and checks the HS256 bearer tokens used over HTTP and in WebSocket connectionParams. */
-export class TokenService {
-  private readonly key: Uint8Array;
+/**
+ * The secrets that sign and verify: the current one signs, each token naming it by a key id
+ * derived from it; earlier ones still verify the tokens and links they signed until those expire,
+ * so a secret is replaced without signing everyone out.
+ */
+export class Keyring {
+  readonly current: { id: string; key: Uint8Array };
+  private readonly byId: Map<string, Uint8Array>;
 
-  constructor(
-    secret: string,
-    private readonly ttlSeconds: number,
-  ) {
-    this.key = new TextEncoder().encode(secret);
+  constructor(current: string, previous: readonly string[] = []) {
+    this.current = { id: keyId(current), key: new TextEncoder().encode(current) };
+    this.byId = new Map([current, ...previous].map((secret) => [keyId(secret), new TextEncoder().encode(secret)]));
   }
 
-  async issue(userId: string): Promise<string> {
-    return new SignJWT({})
-      .setProtectedHeader({ alg: "HS256" })
+  /** The key a token names; one naming none was signed before key ids, by the current key. */
+  keyFor = (header: JWTHeaderParameters): Uint8Array => {
+    if (header.kid === undefined) return this.current.key;
+    const key = this.byId.get(header.kid);
+    if (!key) throw new Error("unknown key id");
+    return key;
+  };
+}
+
+/** A short public name for a secret: a hash, so the token reveals nothing of the secret. */
+function keyId(secret: string): string {
+  return createHash("sha256").update(secret).digest("base64url").slice(0, 12);
+}
+
+/** Issues and checks the HS256 access tokens used over HTTP and in WebSocket connectionParams. */
+export class TokenService {
+  constructor(
+    private readonly keys: Keyring,
+    readonly ttlSeconds: number,
+  ) {}
+
+  async issue(userId: string, loginId: string): Promise<{ token: string; expiresAt: Date }> {
+    const expiresAt = new Date((Math.floor(Date.now() / 1000) + this.ttlSeconds) * 1000);
+    const token = await new SignJWT({ sid: loginId })
+      .setProtectedHeader({ alg: "HS256", kid: this.keys.current.id })
       .setSubject(userId)
       .setIssuedAt()
       .setIssuer("herald")
-      .setExpirationTime(`${this.ttlSeconds}s`)
-      .sign(this.key);
+      .setExpirationTime(expiresAt)
+      .sign(this.keys.current.key);
+    return { token, expiresAt };
   }
 
   /**
@@ -43,10 +72,13 @@ export class TokenService {
     }
     let claims: TokenClaims;
     try {
-      const { payload } = await jwtVerify(token, this.key, { algorithms: ["HS256"], issuer: "herald" });
-      // A subject that is not a user id was not issued here, whatever its signature says.
-      if (typeof payload.sub !== "string" || !USER_ID.test(payload.sub) || typeof payload.exp !== "number") return null;
-      claims = { userId: payload.sub, expiresAt: new Date(payload.exp * 1000) };
+      const { payload } = await jwtVerify(token, this.keys.keyFor, { algorithms: ["HS256"], issuer: "herald" });
+      const { sub, sid, exp } = payload;
+      // Ids that are not ours were not issued here, whatever the signature says; a token without
+      // a login (issued before logins were kept) cannot be ended, so it is not taken either.
+      if (typeof sub !== "string" || !OBJECT_ID.test(sub) || typeof exp !== "number") return null;
+      if (typeof sid !== "string" || !OBJECT_ID.test(sid)) return null;
+      claims = { userId: sub, loginId: sid, expiresAt: new Date(exp * 1000) };
     } catch {
       return null;
     }
@@ -60,8 +92,8 @@ export class TokenService {
   }
 }
 
-/** A user id as tokens carry it: an ObjectId's 24 hex digits. */
-const USER_ID = /^[0-9a-f]{24}$/;
+/** A user or login id as tokens carry it: an ObjectId's 24 hex digits. */
+const OBJECT_ID = /^[0-9a-f]{24}$/;
 
 /** About 200 bytes each: a few MiB for the active sessions of a busy instance. */
 const VERIFIED_TOKENS_KEPT = 10_000;
@@ -75,26 +107,25 @@ export interface UnsubscribeClaims {
 }
 
 export class UnsubscribeTokens {
-  private readonly key: Uint8Array;
-
-  constructor(secret: string) {
-    this.key = new TextEncoder().encode(secret);
-  }
+  constructor(private readonly keys: Keyring) {}
 
   async issue(userId: string, kind: string): Promise<string> {
     return new SignJWT({ kind })
-      .setProtectedHeader({ alg: "HS256" })
+      .setProtectedHeader({ alg: "HS256", kid: this.keys.current.id })
       .setSubject(userId)
       .setAudience("herald:unsubscribe")
       .setIssuedAt()
       .setExpirationTime(UNSUBSCRIBE_TTL)
-      .sign(this.key);
+      .sign(this.keys.current.key);
   }
 
   async verify(token: string): Promise<UnsubscribeClaims | null> {
     try {
-      const { payload } = await jwtVerify(token, this.key, { algorithms: ["HS256"], audience: "herald:unsubscribe" });
-      if (typeof payload.sub !== "string" || !USER_ID.test(payload.sub) || typeof payload["kind"] !== "string") {
+      const { payload } = await jwtVerify(token, this.keys.keyFor, {
+        algorithms: ["HS256"],
+        audience: "herald:unsubscribe",
+      });
+      if (typeof payload.sub !== "string" || !OBJECT_ID.test(payload.sub) || typeof payload["kind"] !== "string") {
         return null;
       }
       return { userId: payload.sub, kind: payload["kind"] };

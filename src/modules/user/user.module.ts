@@ -1,5 +1,7 @@
 import type { HeraldModule } from "../module.js";
 import { unfinished } from "../module.js";
+import { Login, SpentRefreshToken } from "./login.entity.js";
+import { SessionService } from "./session.service.js";
 import { User } from "./user.entity.js";
 import { UserResolver } from "./user.resolver.js";
 import { WELCOME_JOB, userSubscribers } from "./user.subscriber.js";
@@ -7,9 +9,11 @@ import { WELCOME_JOB, userSubscribers } from "./user.subscriber.js";
 /** Sign-up and sign-in. A committed sign-up schedules the welcome (run by the notification module). */
 export const userModule: HeraldModule = {
   name: "user",
-  entities: [User],
+  entities: [User, Login, SpentRefreshToken],
   resolvers: [UserResolver],
-  api: ({ users }) => ({ resolvers: [new UserResolver(users)] }),
+  api: ({ users, tokens, logins, config }) => ({
+    resolvers: [new UserResolver(users, new SessionService(tokens, logins, config.jwt.refreshTtlSeconds))],
+  }),
   signals: ({ scheduler, logger }) => userSubscribers(scheduler, logger),
   recovery: [
     unfinished({
@@ -20,4 +24,25 @@ export const userModule: HeraldModule = {
       data: (ids) => ids.map((userId) => ({ userId })),
     }),
   ],
+  cleanup: [
+    // A login past its refresh token's expiry, or ended, cannot be used again: a day on, it goes.
+    {
+      name: "expiredLogins",
+      run: (em, now) => em.nativeDelete(Login, { refreshExpiresAt: { $lt: new Date(now.getTime() - DAY_MS) } }),
+    },
+    {
+      name: "endedLogins",
+      run: (em, now) => em.nativeDelete(Login, { endedAt: { $lt: new Date(now.getTime() - DAY_MS) } }),
+    },
+    // Kept to tell a spent refresh token (theft: the login ends) from garbage, while it could matter.
+    {
+      name: "spentRefreshTokens",
+      run: (em, now) =>
+        em.nativeDelete(SpentRefreshToken, { spentAt: { $lt: new Date(now.getTime() - KEEP_SPENT_MS) } }),
+    },
+  ],
 };
+
+const DAY_MS = 24 * 3600_000;
+/** Longer than the default refresh token lifetime (30 days). */
+const KEEP_SPENT_MS = 60 * DAY_MS;

@@ -1,13 +1,17 @@
-import { Arg, Ctx, FieldResolver, Mutation, Query, Resolver, Root } from "type-graphql";
+import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from "type-graphql";
 import type { GraphQLContext } from "../../graphql/context.js";
-import { viewerId } from "../../graphql/context.js";
+import { requireLogin, viewerId } from "../../graphql/context.js";
+import type { Credentials, SessionService } from "./session.service.js";
 import { LoginInput, RegisterInput } from "./user.inputs.js";
-import { AuthPayload, UserView, toUserView } from "./user.types.js";
-import type { UserService, Session } from "./user.service.js";
+import { AuthPayload, SessionView, UserView, toUserView } from "./user.types.js";
+import type { UserService } from "./user.service.js";
 
 @Resolver(() => UserView)
 export class UserResolver {
-  constructor(private readonly users: UserService) {}
+  constructor(
+    private readonly users: UserService,
+    private readonly logins: SessionService,
+  ) {}
 
   @Query(() => UserView, { nullable: true, description: "The signed-in user, or null without a token." })
   async me(@Ctx() ctx: GraphQLContext): Promise<UserView | null> {
@@ -16,14 +20,55 @@ export class UserResolver {
     return user ? toUserView(user) : null;
   }
 
-  @Mutation(() => AuthPayload)
+  @Mutation(() => AuthPayload, { description: "Creates an account and signs it in (a new login)." })
   async register(@Arg("input") input: RegisterInput, @Ctx() ctx: GraphQLContext): Promise<AuthPayload> {
-    return toPayload(await this.users.register(ctx.em, input));
+    const user = await this.users.register(ctx.em, input);
+    return toPayload(await this.logins.start(ctx.em, user, ctx.client));
   }
 
-  @Mutation(() => AuthPayload)
+  @Mutation(() => AuthPayload, { description: "Signs in: a new login, with its own tokens." })
   async login(@Arg("input") input: LoginInput, @Ctx() ctx: GraphQLContext): Promise<AuthPayload> {
-    return toPayload(await this.users.login(ctx.em, input));
+    const user = await this.users.login(ctx.em, input);
+    return toPayload(await this.logins.start(ctx.em, user, ctx.client));
+  }
+
+  @Mutation(() => AuthPayload, {
+    description:
+      "Spends a refresh token for a new access token and the next refresh token. A refresh token used twice ends its whole login.",
+  })
+  async refresh(@Arg("refreshToken") refreshToken: string, @Ctx() ctx: GraphQLContext): Promise<AuthPayload> {
+    return toPayload(await this.logins.refresh(ctx.em, refreshToken));
+  }
+
+  @Mutation(() => Boolean, { description: "Ends the caller's login: its tokens stop working and its sockets close." })
+  async logout(@Ctx() ctx: GraphQLContext): Promise<boolean> {
+    const { userId, loginId } = requireLogin(ctx);
+    await this.logins.logout(ctx.em, userId, loginId);
+    return true;
+  }
+
+  @Mutation(() => Int, { description: "Ends every login of the caller, this one included; answers how many." })
+  logoutEverywhere(@Ctx() ctx: GraphQLContext): Promise<number> {
+    return this.logins.endAll(ctx.em, requireLogin(ctx).userId);
+  }
+
+  @Mutation(() => Boolean, { description: "Ends one of the caller's logins (from `sessions`)." })
+  async endSession(@Arg("id", () => ID) id: string, @Ctx() ctx: GraphQLContext): Promise<boolean> {
+    await this.logins.end(ctx.em, requireLogin(ctx).userId, id);
+    return true;
+  }
+
+  @Query(() => [SessionView], { description: "The caller's logins that have not ended, most recently used first." })
+  async sessions(@Ctx() ctx: GraphQLContext): Promise<SessionView[]> {
+    const { userId, loginId } = requireLogin(ctx);
+    const logins = await this.logins.list(ctx.em, userId);
+    return logins.map((l) => ({
+      id: l.id,
+      device: l.device,
+      createdAt: l.createdAt,
+      lastUsedAt: l.lastUsedAt,
+      current: l.id === loginId,
+    }));
   }
 
   @FieldResolver(() => String, { nullable: true, description: "Visible to its owner only." })
@@ -32,6 +77,11 @@ export class UserResolver {
   }
 }
 
-function toPayload(session: Session): AuthPayload {
-  return { token: session.token, user: toUserView(session.user, true) };
+function toPayload(credentials: Credentials): AuthPayload {
+  return {
+    token: credentials.token,
+    expiresAt: credentials.expiresAt,
+    refreshToken: credentials.refreshToken,
+    user: toUserView(credentials.user, true),
+  };
 }

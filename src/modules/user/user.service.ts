@@ -3,20 +3,12 @@ import { conflict, unauthenticated } from "../../graphql/errors.js";
 import { User } from "./user.entity.js";
 import type { PasswordHasher } from "./password.js";
 import type { LoginInput, RegisterInput } from "./user.inputs.js";
-import type { TokenService } from "./token.service.js";
 
-export interface Session {
-  token: string;
-  user: User;
-}
-
+/** Accounts: sign-up and the password check of a sign-in (SessionService then starts the login). */
 export class UserService {
-  constructor(
-    private readonly tokens: TokenService,
-    private readonly passwords: PasswordHasher,
-  ) {}
+  constructor(private readonly passwords: PasswordHasher) {}
 
-  async register(em: EntityManager, input: RegisterInput): Promise<Session> {
+  async register(em: EntityManager, input: RegisterInput): Promise<User> {
     const email = normalizeEmail(input.email);
     const user = new User(email, input.displayName.trim(), await this.passwords.hash(input.password));
     em.persist(user);
@@ -27,15 +19,16 @@ export class UserService {
       if (isDuplicateKeyError(err)) throw conflict("An account with this email already exists", "email");
       throw err;
     }
-    return { token: await this.tokens.issue(user.id), user };
+    return user;
   }
 
-  async login(em: EntityManager, input: LoginInput): Promise<Session> {
+  /** The user whose email and password these are; UNAUTHENTICATED, alike, for either wrong. */
+  async login(em: EntityManager, input: LoginInput): Promise<User> {
     const user = await em.findOne(User, { email: normalizeEmail(input.email) });
     // Checked against a real hash when the email is unknown: the timing does not tell.
     const ok = await this.passwords.verify(input.password, user?.passwordHash ?? (await this.passwords.decoyHash()));
     if (!user || !ok) throw unauthenticated("Email or password is incorrect");
-    return { token: await this.tokens.issue(user.id), user };
+    return user;
   }
 
   async findById(em: EntityManager, id: string): Promise<User | null> {
