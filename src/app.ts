@@ -20,9 +20,10 @@ import { PreferencesService } from "./modules/preferences/preferences.service.js
 import { PasswordHasher } from "./modules/user/password.js";
 import { Keyring, TokenService, UnsubscribeTokens } from "./modules/user/token.service.js";
 import { LoginEnds } from "./modules/user/login-ends.js";
+import { Limits } from "./infra/limits.js";
 import { UserService } from "./modules/user/user.service.js";
 import { startApi } from "./roles/api.js";
-import { answerErrorsWithJson, createHttp, listen } from "./roles/http.js";
+import { answerErrorsWithJson, createHttp, listen, trustProxy } from "./roles/http.js";
 import { defineWorkerJobs } from "./roles/worker.js";
 
 type Stop = () => Promise<void>;
@@ -91,8 +92,10 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
     const events = orm.em.getEventManager();
     for (const subscriber of MODULES.flatMap((m) => m.signals?.(ctx) ?? [])) events.registerSubscriber(subscriber);
 
+    const trust = trustProxy(config.trustProxy);
     const http = createHttp({
       logger,
+      trustProxy: trust,
       probes: [
         { name: "mongodb", check: () => pingMongo(db) },
         { name: "redis", check: () => pingRedis(redis) },
@@ -130,6 +133,8 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
         pubsub: parts.reduce((inner, part) => part.pubSub?.(inner) ?? inner, pubsub.graphql),
         tokens: ctx.tokens,
         logins: ctx.logins,
+        limits: ctx.limits,
+        trustProxy: trust,
         container: { get: (cls: Function) => instances.get(cls) },
         app: http.app,
         server: http.server,
@@ -175,6 +180,7 @@ export function createContext(infra: {
     mailer,
     tokens: new TokenService(keys, config.jwt.ttlSeconds),
     logins: new LoginEnds(redis, pubsub, config.jwt.ttlSeconds * 1000),
+    limits: new Limits(redis, config.limits, infra.logger),
     users: new UserService(infra.passwords),
     unsubscribeTokens: new UnsubscribeTokens(keys),
     preferences,

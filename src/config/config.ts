@@ -1,4 +1,5 @@
 import { z } from "zod";
+import type { LimitSettings } from "../infra/limits.js";
 
 export const ROLES = ["api", "worker"] as const;
 export type Role = (typeof ROLES)[number];
@@ -80,6 +81,28 @@ const schema = z.object({
   INBOX_HISTORY_EVENTS: positiveInt(1000),
   /** How long they are kept (48 hours: a phone asleep overnight, or off for a weekend day). */
   INBOX_HISTORY_SECONDS: positiveInt(48 * 3600),
+  /**
+   * Which proxies in front of Herald are trusted to say the client's address (X-Forwarded-For), as
+   * Express's "trust proxy": by default those on private networks, the usual load balancers.
+   */
+  TRUST_PROXY: z
+    .string()
+    .default("loopback, linklocal, uniquelocal")
+    .transform((value) => (/^\d+$/.test(value.trim()) ? Number(value) : value)),
+  /** Off only to measure what the limits cost (benchmarks). */
+  RATE_LIMITS: z.enum(["on", "off"]).default("on"),
+  LIMIT_LOGIN_FAILURES: positiveInt(5),
+  LIMIT_LOGINS_PER_ADDRESS: positiveInt(100),
+  LIMIT_SIGNUPS_PER_ADDRESS: positiveInt(20),
+  LIMIT_REFRESHES_PER_LOGIN: positiveInt(60),
+  LIMIT_RECIPIENTS_PER_KEY: positiveInt(100_000),
+  LIMIT_MUTATIONS_PER_USER: positiveInt(300),
+  LIMIT_SOCKETS_PER_USER: positiveInt(20),
+  LIMIT_SOCKETS_PER_ADDRESS: positiveInt(1000),
+  LIMIT_SOCKET_ATTEMPTS_PER_ADDRESS: positiveInt(600),
+  LIMIT_SUBSCRIPTIONS_PER_SOCKET: positiveInt(50),
+  LIMIT_OPERATIONS_PER_SOCKET: positiveInt(600),
+  LIMIT_MESSAGES_PER_SOCKET: positiveInt(1200),
   /** Browser origins allowed to call the API (comma-separated), or * for any. */
   CORS_ORIGINS: z
     .string()
@@ -126,6 +149,9 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   /** Each user's inbox stream, for clients resuming: events kept and for how long. */
   readonly inboxHistory: { readonly historyEvents: number; readonly historyMs: number };
+  /** Proxies trusted to name the client's address (Express's "trust proxy" syntax). */
+  readonly trustProxy: string | number;
+  readonly limits: LimitSettings;
   /** `["*"]` allows any origin: safe because Herald authenticates with headers, never cookies. */
   readonly corsOrigins: readonly string[];
 }
@@ -177,6 +203,22 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
     inboxHistory: { historyEvents: env.INBOX_HISTORY_EVENTS, historyMs: env.INBOX_HISTORY_SECONDS * 1000 },
     corsOrigins: env.CORS_ORIGINS.length > 0 ? env.CORS_ORIGINS : ["*"],
+    trustProxy: env.TRUST_PROXY,
+    limits: {
+      enabled: env.RATE_LIMITS === "on",
+      loginFailures: env.LIMIT_LOGIN_FAILURES,
+      loginsPerAddress: env.LIMIT_LOGINS_PER_ADDRESS,
+      signupsPerAddress: env.LIMIT_SIGNUPS_PER_ADDRESS,
+      refreshesPerLogin: env.LIMIT_REFRESHES_PER_LOGIN,
+      recipientsPerKey: env.LIMIT_RECIPIENTS_PER_KEY,
+      mutationsPerUser: env.LIMIT_MUTATIONS_PER_USER,
+      socketsPerUser: env.LIMIT_SOCKETS_PER_USER,
+      socketsPerAddress: env.LIMIT_SOCKETS_PER_ADDRESS,
+      socketAttemptsPerAddress: env.LIMIT_SOCKET_ATTEMPTS_PER_ADDRESS,
+      subscriptionsPerSocket: env.LIMIT_SUBSCRIPTIONS_PER_SOCKET,
+      operationsPerSocket: env.LIMIT_OPERATIONS_PER_SOCKET,
+      messagesPerSocket: env.LIMIT_MESSAGES_PER_SOCKET,
+    },
   });
 }
 
@@ -200,6 +242,8 @@ export function describeConfig(config: Config): Record<string, unknown> {
       previousSecrets: config.jwt.previousSecrets.length,
     },
     serviceKeys: config.serviceKeys.map((k) => k.name),
+    trustProxy: config.trustProxy,
+    limits: config.limits,
   };
 }
 

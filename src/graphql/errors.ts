@@ -49,6 +49,23 @@ export const conflict = (message: string, field?: string) =>
 export const badInput = (field: string, message: string) =>
   new HeraldError(ErrorCode.BAD_USER_INPUT, `${field}: ${message}`, { field });
 
+/** A refusal by a limit: when to try again, also as HTTP 429 with Retry-After for a refused request. */
+export class RateLimitedError extends HeraldError {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(ErrorCode.RATE_LIMITED, message, { retryAfterSeconds });
+    // Apollo reads the status and headers of a refused request here (its headers must be a Map).
+    (this.extensions as Record<string, unknown>)["http"] = {
+      status: 429,
+      headers: new Map([["retry-after", String(retryAfterSeconds)]]),
+    };
+  }
+}
+export const rateLimited = (message: string, retryAfterSeconds: number) =>
+  new RateLimitedError(message, Math.max(1, Math.ceil(retryAfterSeconds)));
+
 const MASKED_MESSAGE = "Internal server error";
 
 /**

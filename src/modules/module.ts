@@ -3,6 +3,7 @@ import type { Express } from "express";
 import type { PubSub } from "type-graphql";
 import type { Config } from "../config/config.js";
 import type { Agenda, JobName, JobPayloads, JobScheduler } from "../infra/agenda.js";
+import type { Limits } from "../infra/limits.js";
 import type { Logger } from "../infra/logger.js";
 import type { Mailer } from "../infra/mailer.js";
 import type { EntityManager, MikroORM } from "../infra/orm.js";
@@ -53,6 +54,8 @@ export interface ModuleContext {
   readonly mailer: Mailer | undefined;
   readonly users: UserService;
   readonly tokens: TokenService;
+  /** Rate limits, counted in Redis across api instances. */
+  readonly limits: Limits;
   /** Logins ended anywhere (logout, theft, from another device). */
   readonly logins: LoginEnds;
   readonly unsubscribeTokens: UnsubscribeTokens;

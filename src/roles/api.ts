@@ -24,7 +24,9 @@ import { DocumentGate, MAX_TOKENS, illFormedText } from "../graphql/documents.js
 import { renderPlayground } from "../graphql/playground.js";
 import { bearerToken, type TokenClaims, type TokenService } from "../modules/user/token.service.js";
 import type { LoginEnds } from "../modules/user/login-ends.js";
-import { BODY_LIMIT, requestId, sendError } from "./http.js";
+import { BODY_LIMIT, clientAddress, requestId, sendError, type TrustProxy } from "./http.js";
+import type { Limits, SocketLimits } from "../infra/limits.js";
+import { rateLimited } from "../graphql/errors.js";
 
 export const GRAPHQL_PATH = "/graphql";
 /** Server pings keep idle mobile connections alive through proxies and reveal dead peers. */
@@ -44,6 +46,8 @@ export interface ApiDeps {
   tokens: TokenService;
   /** Logins ended anywhere: their tokens are refused and their sockets closed. */
   logins: LoginEnds;
+  limits: Limits;
+  trustProxy: TrustProxy;
   container: ContainerType;
   app: Express;
   server: Server;
@@ -58,12 +62,22 @@ export async function startApi(deps: ApiDeps): Promise<() => Promise<void>> {
   const wsServer = new WebSocketServer({
     server: deps.server,
     path: GRAPHQL_PATH,
-    // CORS does not cover WebSockets: a browser page from an origin not allowed is refused here.
-    verifyClient: ({ origin }: { origin?: string }) => originAllowed(origin),
+    // CORS does not cover WebSockets: a browser page from an origin not allowed is refused here, and
+    // an address opening sockets too fast is told when to come back.
+    verifyClient: (
+      { origin, req }: { origin?: string; req: IncomingMessage },
+      answer: (ok: boolean, status?: number, message?: string, headers?: Record<string, string>) => void,
+    ) => {
+      if (!originAllowed(origin)) return answer(false, 403, "Origin not allowed");
+      deps.limits.socketAttempt(clientAddress(req, deps.trustProxy)).then(
+        (wait) => (wait > 0 ? answer(false, 429, "Too Many Requests", { "Retry-After": String(wait) }) : answer(true)),
+        () => answer(true),
+      );
+    },
     maxPayload: WS_MAX_MESSAGE_BYTES,
   });
   // Registered before graphql-ws's own listener, so it sees each socket first.
-  wsServer.on("connection", refuseServerMessages);
+  wsServer.on("connection", (socket: Extra["socket"]) => guardMessages(socket, deps.limits.forSocket()));
   // isProd: graphql-ws then closes on internal failures without echoing their messages.
   const ws = useServer({ ...websocketOptions(schema, gate, deps), isProd: true }, wsServer, WS_KEEPALIVE_MS);
 
@@ -86,6 +100,18 @@ export async function startApi(deps: ApiDeps): Promise<() => Promise<void>> {
       formatError(formatted, error, { requestId: requestSlot.getStore() ?? "unknown", logger: deps.logger }),
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer: deps.server }),
+      {
+        // Mutations per user, before any resolver runs (graphql-ws traffic: see onSubscribe).
+        requestDidStart() {
+          return Promise.resolve({
+            async didResolveOperation({ operation, contextValue }) {
+              if (operation?.operation === OperationTypeNode.MUTATION && contextValue.viewer.kind === "user") {
+                await deps.limits.mutation(contextValue.viewer.userId);
+              }
+            },
+          });
+        },
+      },
       ApolloServerPluginLandingPageDisabled(),
       {
         serverWillStart() {
@@ -179,7 +205,12 @@ function serviceKeyName(given: string, keys: readonly { name: string; key: strin
   return found;
 }
 
-type SocketExtra = Extra & { viewer?: Viewer; client?: ClientInfo };
+type SocketExtra = Extra & {
+  viewer?: Viewer;
+  client?: ClientInfo;
+  /** Ids of the subscriptions running on the socket, for its limit. */
+  live?: Set<string>;
+};
 
 /**
  * What Apollo would not refuse, or would answer with an internal error, refused first with the
@@ -218,17 +249,29 @@ function gateHttp(gate: DocumentGate): RequestHandler {
  * The graphql-transport-ws protocol closes a socket with 4400 on a message a client must not send.
  * graphql-ws does so for malformed ones but throws on a well-formed server message (`next`,
  * `error`, `connection_ack`) from a client, which closes the socket with 4500 as if we had failed.
+ * A client sending faster than its message rate is closed with 4429.
  */
-function refuseServerMessages(socket: Extra["socket"]): void {
+function guardMessages(socket: Extra["socket"], limits: SocketLimits): void {
+  socketLimits.set(socket, limits);
   const emit = socket.emit.bind(socket);
   socket.emit = (event: string | symbol, ...args: unknown[]): boolean => {
-    if (event === "message" && isServerMessage(args[0])) {
+    if (event !== "message") return emit(event, ...args);
+    if (isServerMessage(args[0])) {
       socket.close(CloseCode.BadRequest, "Invalid message received");
       return true;
     }
+    limits.message().then(
+      (over) => over && socket.close(TOO_MANY, "Too many messages"),
+      () => undefined,
+    );
     return emit(event, ...args);
   };
 }
+
+/** The close code for a socket over one of its limits (documented with the others in docs/api.md). */
+export const TOO_MANY = 4429;
+
+const socketLimits = new WeakMap<Extra["socket"], SocketLimits>();
 
 const SERVER_MESSAGES = new Set(["next", "error", "connection_ack"]);
 
@@ -261,8 +304,19 @@ function websocketOptions(
       const claims = await authenticate(raw, deps);
       if (!claims) return false;
       const socket = ctx.extra.socket;
+      const client = clientOf(ctx.extra.request, deps.trustProxy);
+      const open = await deps.limits.openSocket(randomUUID(), claims.userId, client.address);
+      if (!open) {
+        socket.close(TOO_MANY, "Too many connections");
+        return false;
+      }
+      const renewing = setInterval(() => open.renew(), deps.limits.socketRenewMs).unref();
+      socket.once("close", () => {
+        clearInterval(renewing);
+        open.release();
+      });
       ctx.extra.viewer = { kind: "user", userId: claims.userId, loginId: claims.loginId };
-      ctx.extra.client = clientOf(ctx.extra.request);
+      ctx.extra.client = client;
       closeWhenExpired(socket, claims.expiresAt);
       // A socket does not outlive its login: logout, logoutEverywhere or endSession, on any instance.
       // The close waits for the turn to end, so that a logout sent over this very socket answers first.
@@ -273,7 +327,9 @@ function websocketOptions(
       return true;
     },
     // Parse and validate here so WebSocket errors carry the same codes as HTTP ones.
-    onSubscribe: (ctx, _id, payload) => {
+    onSubscribe: async (ctx, operationId, payload) => {
+      const wait = (await socketLimits.get(ctx.extra.socket)?.operation()) ?? 0;
+      if (wait > 0) return [rateLimited("Too many operations on this socket", wait)];
       const gated = gate.check(payload.query);
       if ("errors" in gated) return gated.errors;
       const illFormed = illFormedText(payload.variables);
@@ -289,8 +345,23 @@ function websocketOptions(
       const viewer = ctx.extra.viewer ?? { kind: "anonymous" as const };
       const client = ctx.extra.client ?? {};
       const logger = deps.logger.child({ requestId: id });
-      const isSubscription =
-        getOperationAST(document, payload.operationName)?.operation === OperationTypeNode.SUBSCRIPTION;
+      const operation = getOperationAST(document, payload.operationName)?.operation;
+      const isSubscription = operation === OperationTypeNode.SUBSCRIPTION;
+      if (isSubscription) {
+        const live = (ctx.extra.live ??= new Set());
+        if (live.size >= deps.limits.settings.subscriptionsPerSocket) {
+          return [rateLimited("Too many subscriptions on this socket: complete one first", 1)];
+        }
+        live.add(operationId);
+      }
+      if (operation === OperationTypeNode.MUTATION && viewer.kind === "user") {
+        try {
+          await deps.limits.mutation(viewer.userId);
+        } catch (err) {
+          if (err instanceof GraphQLError) return [err];
+          throw err;
+        }
+      }
       // A subscription lives for hours: each event resolves in a unit of work of its own, so
       // entities never pile up in one identity map. A query or mutation keeps one, as over HTTP.
       const contextValue: GraphQLContext = isSubscription
@@ -317,8 +388,13 @@ function websocketOptions(
       const scope = scopeOf(args.contextValue, deps.logger);
       return { ...result, errors: result.errors.map((e) => formatError(e.toJSON(), e, scope)) };
     },
-    onError: (_ctx, _id, _payload, errors) =>
-      errors.map((e) => formatError(e.toJSON(), e, { requestId: "ws", logger: deps.logger })),
+    onComplete: (ctx, operationId) => {
+      ctx.extra.live?.delete(operationId);
+    },
+    onError: (ctx, operationId, _payload, errors) => {
+      ctx.extra.live?.delete(operationId);
+      return errors.map((e) => formatError(e.toJSON(), e, { requestId: "ws", logger: deps.logger }));
+    },
   };
 }
 
@@ -327,11 +403,9 @@ function scopeOf(contextValue: unknown, logger: Logger): { requestId: string; lo
   return { requestId: ctx?.requestId ?? "ws", logger };
 }
 
-/** The address a WebSocket comes from (the first proxy's word for it, as Express's trust proxy takes) and its agent. */
-function clientOf(request: IncomingMessage): ClientInfo {
-  const forwarded = request.headers["x-forwarded-for"];
-  const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(",")[0]?.trim();
-  return { address: first || request.socket.remoteAddress, userAgent: request.headers["user-agent"] };
+/** Where a WebSocket comes from: its address behind the trusted proxies, as req.ip over HTTP, and its agent. */
+function clientOf(request: IncomingMessage, trust: TrustProxy): ClientInfo {
+  return { address: clientAddress(request, trust), userAgent: request.headers["user-agent"] };
 }
 
 /** Requests without an Origin header come from servers and native apps, not from a browser page. */

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import proxyAddr from "proxy-addr";
 import express, { type ErrorRequestHandler, type Express, type Request, type Response } from "express";
 import type { Logger } from "../infra/logger.js";
 
@@ -14,10 +15,14 @@ const PROBE_TIMEOUT_MS = 2000;
  * The HTTP server every process runs, worker included: `/healthz` says the process is alive,
  * `/readyz` that its dependencies answer. The api role mounts GraphQL on the same app.
  */
-export function createHttp(options: { probes: Probe[]; logger: Logger }): { app: Express; server: Server } {
+export function createHttp(options: { probes: Probe[]; logger: Logger; trustProxy: TrustProxy }): {
+  app: Express;
+  server: Server;
+} {
   const app = express();
   app.disable("x-powered-by");
-  app.set("trust proxy", true);
+  // req.ip is then the client's address as the trusted proxies report it, never one a client wrote.
+  app.set("trust proxy", options.trustProxy);
   app.use((req, res, next) => {
     res.setHeader("x-request-id", requestId(req));
     next();
@@ -88,6 +93,20 @@ function bodyError(err: unknown): { status: number; message: string } | undefine
 
 /** The largest request body read, written as the body parser takes it. */
 export const BODY_LIMIT = "1mb";
+
+/** Which hops may name the client's address: proxy-addr's test, for HTTP and WebSocket alike. */
+export type TrustProxy = (address: string, hop: number) => boolean;
+
+/** TRUST_PROXY as Express reads "trust proxy": a hop count, or addresses, names and subnets. */
+export function trustProxy(value: string | number): TrustProxy {
+  if (typeof value === "number") return (_address, hop) => hop < value;
+  return proxyAddr.compile(value.split(",").map((item) => item.trim()));
+}
+
+/** The client's address behind the trusted proxies (req.ip for a request Express did not see). */
+export function clientAddress(req: IncomingMessage, trust: TrustProxy): string {
+  return proxyAddr(req, trust);
+}
 
 /** A client-supplied id is kept when it looks like one, so logs line up across services. */
 export function requestId(req: Request): string {

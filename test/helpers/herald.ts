@@ -30,6 +30,20 @@ export function uniqueDatabase(prefix: string): string {
   return `${prefix}_${randomBytes(4).toString("hex")}`;
 }
 
+const GENEROUS_LIMITS = {
+  LIMIT_LOGINS_PER_ADDRESS: "1000000",
+  LIMIT_SIGNUPS_PER_ADDRESS: "1000000",
+  LIMIT_REFRESHES_PER_LOGIN: "1000000",
+  LIMIT_RECIPIENTS_PER_KEY: "100000000",
+  LIMIT_MUTATIONS_PER_USER: "1000000",
+  LIMIT_SOCKETS_PER_USER: "1000",
+  LIMIT_SOCKETS_PER_ADDRESS: "1000000",
+  LIMIT_SOCKET_ATTEMPTS_PER_ADDRESS: "1000000",
+  LIMIT_SUBSCRIPTIONS_PER_SOCKET: "1000",
+  LIMIT_OPERATIONS_PER_SOCKET: "1000000",
+  LIMIT_MESSAGES_PER_SOCKET: "1000000",
+};
+
 export function baseEnv(database: string): Record<string, string> {
   return {
     MONGO_URL: testMongoUrl(database),
@@ -37,6 +51,9 @@ export function baseEnv(database: string): Record<string, string> {
     JWT_SECRET: TEST_JWT_SECRET,
     SERVICE_API_KEY: TEST_SERVICE_KEY,
     LOG_LEVEL: process.env["TEST_LOG_LEVEL"] ?? "warn",
+    // Every test signs up, signs in and connects from this one address: the limits are exercised,
+    // out of reach (test/e2e/limits.test.ts sets low ones).
+    ...GENEROUS_LIMITS,
     // As deployed: libraries such as Apollo Server behave differently under NODE_ENV=test.
     NODE_ENV: "production",
   };

@@ -1,13 +1,14 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { pino } from "pino";
-import { createHttp, listen } from "../../src/roles/http.js";
+import { createHttp, listen, trustProxy } from "../../src/roles/http.js";
 
 describe("health endpoints", () => {
   it("/healthz answers while /readyz reports a failing dependency with 503", async () => {
     let redisUp = true;
     const { server } = createHttp({
       logger: pino({ level: "silent" }),
+      trustProxy: trustProxy("loopback"),
       probes: [
         { name: "mongodb", check: () => Promise.resolve() },
         { name: "redis", check: () => (redisUp ? Promise.resolve() : Promise.reject(new Error("ECONNREFUSED"))) },

@@ -19,10 +19,11 @@ export const notificationModule: HeraldModule = {
   name: "notification",
   entities: [Notification, Delivery, NotificationRequest, PendingAnnouncement],
   resolvers: [NotificationResolver],
-  api: ({ notifications, users, orm, pubsub }) => ({
+  api: ({ notifications, users, orm, pubsub, limits }) => ({
     resolvers: [
       new NotificationResolver({
         inbox: new InboxService(notifications),
+        limits,
         requests: new NotificationRequestService(),
         users,
       }),

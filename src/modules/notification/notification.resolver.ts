@@ -1,6 +1,7 @@
 import { Kind, type GraphQLResolveInfo } from "graphql";
 import { Arg, Ctx, FieldResolver, ID, Info, Int, Mutation, Query, Resolver, Root, Subscription } from "type-graphql";
 import { badInput } from "../../graphql/errors.js";
+import type { Limits } from "../../infra/limits.js";
 import type { GraphQLContext } from "../../graphql/context.js";
 import { requireService, requireUser } from "../../graphql/context.js";
 import { userOrFail } from "../user/user.lookup.js";
@@ -54,6 +55,7 @@ function selects(info: GraphQLResolveInfo, field: string): boolean {
 
 export interface NotificationResolverDeps {
   inbox: InboxService;
+  limits: Limits;
   requests: NotificationRequestService;
   users: UserService;
 }
@@ -122,6 +124,7 @@ export class NotificationResolver {
     @Ctx() ctx: GraphQLContext,
   ): Promise<SendNotificationResult> {
     const keyName = requireService(ctx);
+    await this.deps.limits.recipientsFor(keyName, input.recipientIds.length);
     return this.deps.requests.send(ctx.em, input, keyName);
   }
 

@@ -11,8 +11,8 @@ export const userModule: HeraldModule = {
   name: "user",
   entities: [User, Login, SpentRefreshToken],
   resolvers: [UserResolver],
-  api: ({ users, tokens, logins, config }) => ({
-    resolvers: [new UserResolver(users, new SessionService(tokens, logins, config.jwt.refreshTtlSeconds))],
+  api: ({ users, tokens, logins, limits, config }) => ({
+    resolvers: [new UserResolver(users, new SessionService(tokens, logins, config.jwt.refreshTtlSeconds), limits)],
   }),
   signals: ({ scheduler, logger }) => userSubscribers(scheduler, logger),
   recovery: [

@@ -4,13 +4,17 @@ import { requireLogin, viewerId } from "../../graphql/context.js";
 import type { Credentials, SessionService } from "./session.service.js";
 import { LoginInput, RegisterInput } from "./user.inputs.js";
 import { AuthPayload, SessionView, UserView, toUserView } from "./user.types.js";
-import type { UserService } from "./user.service.js";
+import { normalizeEmail, type UserService } from "./user.service.js";
+import type { User } from "./user.entity.js";
+import type { Limits } from "../../infra/limits.js";
+import { ErrorCode, HeraldError } from "../../graphql/errors.js";
 
 @Resolver(() => UserView)
 export class UserResolver {
   constructor(
     private readonly users: UserService,
     private readonly logins: SessionService,
+    private readonly limits: Limits,
   ) {}
 
   @Query(() => UserView, { nullable: true, description: "The signed-in user, or null without a token." })
@@ -22,13 +26,25 @@ export class UserResolver {
 
   @Mutation(() => AuthPayload, { description: "Creates an account and signs it in (a new login)." })
   async register(@Arg("input") input: RegisterInput, @Ctx() ctx: GraphQLContext): Promise<AuthPayload> {
+    await this.limits.signup(ctx.client.address);
     const user = await this.users.register(ctx.em, input);
     return toPayload(await this.logins.start(ctx.em, user, ctx.client));
   }
 
   @Mutation(() => AuthPayload, { description: "Signs in: a new login, with its own tokens." })
   async login(@Arg("input") input: LoginInput, @Ctx() ctx: GraphQLContext): Promise<AuthPayload> {
-    const user = await this.users.login(ctx.em, input);
+    const account = normalizeEmail(input.email);
+    await this.limits.beforeLogin(account, ctx.client.address);
+    let user: User;
+    try {
+      user = await this.users.login(ctx.em, input);
+    } catch (err) {
+      if (err instanceof HeraldError && err.extensions["code"] === ErrorCode.UNAUTHENTICATED) {
+        await this.limits.loginFailed(account, ctx.client.address);
+      }
+      throw err;
+    }
+    await this.limits.loginSucceeded(account, ctx.client.address);
     return toPayload(await this.logins.start(ctx.em, user, ctx.client));
   }
 
@@ -37,6 +53,9 @@ export class UserResolver {
       "Spends a refresh token for a new access token and the next refresh token. A refresh token used twice ends its whole login.",
   })
   async refresh(@Arg("refreshToken") refreshToken: string, @Ctx() ctx: GraphQLContext): Promise<AuthPayload> {
+    // Counted per login (the token names it), or per address for what names none.
+    const loginId = /^[0-9a-f]{24}\./.exec(refreshToken) ? refreshToken.slice(0, 24) : `address:${ctx.client.address}`;
+    await this.limits.refresh(loginId);
     return toPayload(await this.logins.refresh(ctx.em, refreshToken));
   }
 
