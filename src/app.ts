@@ -20,6 +20,7 @@ import { PreferencesService } from "./modules/preferences/preferences.service.js
 import { PasswordHasher } from "./modules/user/password.js";
 import { Keyring, TokenService, UnsubscribeTokens } from "./modules/user/token.service.js";
 import { LoginEnds } from "./modules/user/login-ends.js";
+import { Authenticator } from "./modules/user/authenticator.js";
 import { Limits } from "./infra/limits.js";
 import { UserService } from "./modules/user/user.service.js";
 import { startApi } from "./roles/api.js";
@@ -87,7 +88,17 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
     else logger.warn("SMTP_URL is not set: notifications are in-app only, no email is sent");
     const passwords = new PasswordHasher();
     onStop("password hashing", () => passwords.close());
-    const ctx = createContext({ config, logger, orm, redis, pubsub, scheduler, mailer, passwords });
+    const ctx = createContext({
+      config,
+      logger,
+      orm,
+      redis,
+      pubsub,
+      scheduler,
+      mailer,
+      passwords,
+      namespace: db.databaseName,
+    });
 
     const events = orm.em.getEventManager();
     for (const subscriber of MODULES.flatMap((m) => m.signals?.(ctx) ?? [])) events.registerSubscriber(subscriber);
@@ -131,7 +142,7 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
         logger,
         orm,
         pubsub: parts.reduce((inner, part) => part.pubSub?.(inner) ?? inner, pubsub.graphql),
-        tokens: ctx.tokens,
+        auth: new Authenticator(ctx.tokens, ctx.logins, orm),
         logins: ctx.logins,
         limits: ctx.limits,
         trustProxy: trust,
@@ -165,6 +176,8 @@ export function createContext(infra: {
   scheduler: JobScheduler;
   mailer: Mailer | undefined;
   passwords: PasswordHasher;
+  /** The MongoDB database name: keeps Redis keys of deployments sharing one Redis apart. */
+  namespace: string;
   modules?: readonly HeraldModule[];
 }): ModuleContext {
   const { config, redis, pubsub, scheduler, mailer } = infra;
@@ -180,7 +193,7 @@ export function createContext(infra: {
     mailer,
     tokens: new TokenService(keys, config.jwt.ttlSeconds),
     logins: new LoginEnds(redis, pubsub, config.jwt.ttlSeconds * 1000),
-    limits: new Limits(redis, config.limits, infra.logger),
+    limits: new Limits(redis, config.limits, infra.logger, infra.namespace),
     users: new UserService(infra.passwords),
     unsubscribeTokens: new UnsubscribeTokens(keys),
     preferences,

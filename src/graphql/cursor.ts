@@ -16,10 +16,11 @@ export function decodeCursor(value: string): Cursor | null {
     const parsed: unknown = JSON.parse(Buffer.from(value, "base64url").toString("utf8"));
     if (!Array.isArray(parsed) || parsed.length !== 2) return null;
     const [ms, id] = parsed as unknown[];
-    if (typeof ms !== "number" || !Number.isFinite(ms) || typeof id !== "string" || !ObjectId.isValid(id)) {
-      return null;
-    }
-    return { createdAt: new Date(ms), id: new ObjectId(id) };
+    if (typeof ms !== "number" || typeof id !== "string" || !ObjectId.isValid(id)) return null;
+    const createdAt = new Date(ms);
+    // Outside the ±100,000,000 days a Date holds, it is no time at all, and no driver stores it.
+    if (Number.isNaN(createdAt.getTime())) return null;
+    return { createdAt, id: new ObjectId(id) };
   } catch {
     return null;
   }

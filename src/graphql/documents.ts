@@ -1,6 +1,9 @@
 import {
   GraphQLError,
   Kind,
+  Lexer,
+  Source,
+  TokenKind,
   parse,
   specifiedRules,
   validate,
@@ -21,6 +24,11 @@ export const MAX_TOKENS = 2000;
  * validation, 2,000 cost 450 ms. Clients select a field once, twice when a fragment repeats it.
  */
 export const MAX_SAME_FIELD = 5;
+/**
+ * How deep brackets, braces and parentheses may nest. graphql-js parses by recursion: about 2,000
+ * levels of `[` exhaust the stack before MAX_TOKENS is reached.
+ */
+export const MAX_NESTING = 64;
 
 /** What the gate answers: a document ready to execute, or the errors to send instead. */
 export type GatedDocument = { document: DocumentNode } | { errors: GraphQLError[] };
@@ -64,6 +72,7 @@ export class DocumentGate {
 export function boundedDocument(query: string): GatedDocument {
   let document: DocumentNode;
   try {
+    checkNesting(query);
     document = parse(query, { maxTokens: MAX_TOKENS });
   } catch (err) {
     return { errors: [withCode(err, "GRAPHQL_PARSE_FAILED")] };
@@ -103,23 +112,50 @@ export function boundedDocument(query: string): GatedDocument {
   return errors.length > 0 ? { errors } : { document };
 }
 
-/**
- * The path of the first string in `value` (a request's variables) that is not well-formed Unicode:
- * a lone surrogate cannot be stored as UTF-8, and would come back as U+FFFD.
- */
-export function illFormedText(value: unknown, path = "variables"): string | undefined {
-  if (typeof value === "string") return value.isWellFormed() ? undefined : path;
-  if (Array.isArray(value)) {
-    for (const [i, item] of value.entries()) {
-      const found = illFormedText(item, `${path}[${i}]`);
-      if (found) return found;
-    }
-    return undefined;
+/** Walks the tokens (the lexer loops, it does not recurse) and refuses nesting past MAX_NESTING. */
+function checkNesting(query: string): void {
+  const lexer = new Lexer(new Source(query));
+  let depth = 0;
+  for (let count = 0; count <= MAX_TOKENS; count += 1) {
+    const token = lexer.advance();
+    if (token.kind === TokenKind.EOF) return;
+    if (OPENING.has(token.kind)) {
+      depth += 1;
+      if (depth > MAX_NESTING) {
+        throw new GraphQLError(`Syntax Error: nested more than ${MAX_NESTING} levels deep`, {
+          source: lexer.source,
+          positions: [token.start],
+        });
+      }
+    } else if (CLOSING.has(token.kind)) depth -= 1;
   }
-  if (value && typeof value === "object") {
-    for (const [key, item] of Object.entries(value)) {
-      const found = illFormedText(key, path) ?? illFormedText(item, `${path}.${key}`);
-      if (found) return found;
+  // Past MAX_TOKENS: parse() says so.
+}
+
+const OPENING = new Set<TokenKind>([TokenKind.BRACE_L, TokenKind.BRACKET_L, TokenKind.PAREN_L]);
+const CLOSING = new Set<TokenKind>([TokenKind.BRACE_R, TokenKind.BRACKET_R, TokenKind.PAREN_R]);
+
+/**
+ * What is wrong with a request's variables, if anything: nesting deeper than MAX_NESTING (graphql-js
+ * coerces them by recursion), or a string that is not well-formed Unicode (a lone surrogate cannot
+ * be stored as UTF-8, and would come back as U+FFFD). Walked with a stack of its own, not recursion.
+ */
+export function badVariables(value: unknown): string | undefined {
+  const pending: [unknown, string, number][] = [[value, "variables", 0]];
+  for (let next = pending.pop(); next; next = pending.pop()) {
+    const [item, path, depth] = next;
+    if (typeof item === "string") {
+      if (!item.isWellFormed()) return `${path}: text must be well-formed Unicode`;
+      continue;
+    }
+    if (!item || typeof item !== "object") continue;
+    if (depth >= MAX_NESTING) return `${path}: nested more than ${MAX_NESTING} levels deep`;
+    const entries = Array.isArray(item)
+      ? item.map((v, i): [string, unknown] => [`[${i}]`, v])
+      : Object.entries(item).map(([k, v]): [string, unknown] => [`.${k}`, v]);
+    for (const [key, child] of entries.reverse()) {
+      if (!key.isWellFormed()) return `${path}: text must be well-formed Unicode`;
+      pending.push([child, `${path}${key}`, depth + 1]);
     }
   }
   return undefined;

@@ -73,15 +73,20 @@ export class Limits {
   private readonly mutations: RateLimiterAbstract;
   private readonly socketAttempts: RateLimiterAbstract;
 
+  private readonly prefix: string;
+
   constructor(
     private readonly redis: Redis,
     readonly settings: LimitSettings,
     private readonly logger: Logger,
+    /** Keeps the counts of deployments that share a Redis apart: the MongoDB database name. */
+    readonly namespace: string,
   ) {
+    this.prefix = `herald:limit:${namespace}:`;
     const counter = (keyPrefix: string, points: number, duration: number) =>
       new RateLimiterRedis({
         storeClient: redis,
-        keyPrefix: `herald:limit:${keyPrefix}`,
+        keyPrefix: `${this.prefix}${keyPrefix}`,
         points,
         duration,
       });
@@ -170,7 +175,7 @@ export class Limits {
    * full, else the function that stops counting it; while it counts, renew() keeps its lease.
    */
   async openSocket(socketId: string, userId: string, address: string | undefined): Promise<OpenSocket | null> {
-    const keys = [`herald:limit:sockets:u:${userId}`, `herald:limit:sockets:a:${address ?? "unknown"}`];
+    const keys = [`${this.prefix}sockets:u:${userId}`, `${this.prefix}sockets:a:${address ?? "unknown"}`];
     const release = () => {
       for (const key of keys) this.redis.zrem(key, socketId).catch(() => undefined);
     };

@@ -20,9 +20,10 @@ import { unauthenticated, formatError } from "../graphql/errors.js";
 import type { ClientInfo, GraphQLContext, Viewer } from "../graphql/context.js";
 import { buildHeraldSchema } from "../graphql/schema.js";
 import { LIMIT_RULES } from "../graphql/limits.js";
-import { DocumentGate, MAX_TOKENS, illFormedText } from "../graphql/documents.js";
+import { DocumentGate, MAX_TOKENS, badVariables } from "../graphql/documents.js";
 import { renderPlayground } from "../graphql/playground.js";
-import { bearerToken, type TokenClaims, type TokenService } from "../modules/user/token.service.js";
+import type { TokenClaims } from "../modules/user/token.service.js";
+import type { Authenticator } from "../modules/user/authenticator.js";
 import type { LoginEnds } from "../modules/user/login-ends.js";
 import { BODY_LIMIT, clientAddress, requestId, sendError, type TrustProxy } from "./http.js";
 import type { Limits, SocketLimits } from "../infra/limits.js";
@@ -43,8 +44,8 @@ export interface ApiDeps {
   orm: MikroORM;
   /** What subscriptions listen through (see withInboxFeeds). */
   pubsub: PubSub;
-  tokens: TokenService;
-  /** Logins ended anywhere: their tokens are refused and their sockets closed. */
+  auth: Authenticator;
+  /** Logins ended anywhere: their sockets are closed. */
   logins: LoginEnds;
   limits: Limits;
   trustProxy: TrustProxy;
@@ -185,11 +186,8 @@ async function httpViewer(headers: Record<string, string | string[] | undefined>
   return { kind: "user", userId: claims.userId, loginId: claims.loginId };
 }
 
-/** The claims of a valid bearer token whose login has not ended. */
-async function authenticate(header: unknown, deps: ApiDeps): Promise<TokenClaims | null> {
-  const token = bearerToken(header);
-  const claims = token ? await deps.tokens.verify(token) : null;
-  return claims && !deps.logins.isEnded(claims.loginId) ? claims : null;
+function authenticate(header: unknown, deps: ApiDeps): Promise<TokenClaims | null> {
+  return deps.auth.authenticate(header);
 }
 
 /**
@@ -237,10 +235,8 @@ function gateHttp(gate: DocumentGate): RequestHandler {
       const message = `Subscriptions run over WebSocket: connect to ${GRAPHQL_PATH} with graphql-ws`;
       return sendError(req, res, 400, "BAD_REQUEST", message);
     }
-    const illFormed = illFormedText(variables);
-    if (illFormed) {
-      return sendError(req, res, 400, "BAD_USER_INPUT", `${illFormed}: text must be well-formed Unicode`);
-    }
+    const problem = badVariables(variables);
+    if (problem) return sendError(req, res, 400, "BAD_USER_INPUT", problem);
     next();
   };
 }
@@ -332,14 +328,8 @@ function websocketOptions(
       if (wait > 0) return [rateLimited("Too many operations on this socket", wait)];
       const gated = gate.check(payload.query);
       if ("errors" in gated) return gated.errors;
-      const illFormed = illFormedText(payload.variables);
-      if (illFormed) {
-        return [
-          new GraphQLError(`${illFormed}: text must be well-formed Unicode`, {
-            extensions: { code: "BAD_USER_INPUT" },
-          }),
-        ];
-      }
+      const problem = badVariables(payload.variables);
+      if (problem) return [new GraphQLError(problem, { extensions: { code: "BAD_USER_INPUT" } })];
       const document = gated.document;
       const id = randomUUID();
       const viewer = ctx.extra.viewer ?? { kind: "anonymous" as const };

@@ -7,7 +7,7 @@ import { Redis } from "ioredis";
 import { BenchCreatePostDocument, NotificationAddedDocument } from "../generated/graphql.js";
 import { bearer, connectWs, eventually, gqlOk, type WsConnection } from "../helpers/graphql-client.js";
 import { testRedisUrl } from "../helpers/env.js";
-import { issueTestToken, type HeraldProcess } from "../helpers/herald.js";
+import { seedLogins, type HeraldProcess } from "../helpers/herald.js";
 import { summarize, type Summary } from "./stats.js";
 
 export interface FanoutResult {
@@ -49,8 +49,9 @@ export async function measureFanout(options: {
   // first thousand alone would all be served by its first page.
   const step = followerIds.length / options.connected;
   const connected = Array.from({ length: options.connected }, (_, i) => followerIds[Math.floor(i * step)] ?? "");
-  for (const followerId of connected) {
-    const ws = connectWs(options.api.url, { authorization: `Bearer ${await issueTestToken(followerId)}` });
+  const [authorToken = "", ...followerTokens] = await seedLogins(db, [authorId, ...connected]);
+  for (const [i, followerId] of connected.entries()) {
+    const ws = connectWs(options.api.url, { authorization: `Bearer ${followerTokens[i] ?? ""}` });
     sockets.push(ws);
     ws.client.subscribe(
       { query: print(NotificationAddedDocument) },
@@ -75,7 +76,7 @@ export async function measureFanout(options: {
     options.api.url,
     BenchCreatePostDocument,
     { input: { title: "Fan-out benchmark", body: "One post, many followers." } },
-    bearer(await issueTestToken(authorId)),
+    bearer(authorToken),
   );
   const completedAt = await eventually(
     async () => {

@@ -14,7 +14,7 @@ import WebSocket from "ws";
 import { BenchInboxPageDocument, BenchInboxStartDocument, SendNotificationDocument } from "../generated/graphql.js";
 import { testMongoUrl, testRedisUrl } from "../helpers/env.js";
 import { bearer, eventually, gqlOk, queryText } from "../helpers/graphql-client.js";
-import { baseEnv, issueTestToken, TEST_SERVICE_KEY, type HeraldProcess } from "../helpers/herald.js";
+import { baseEnv, seedLogins, TEST_SERVICE_KEY, type HeraldProcess } from "../helpers/herald.js";
 import { subscribeInbox } from "../helpers/inbox-stream.js";
 import { CostMeter, type Costs } from "./costs.js";
 import { seededUser } from "./fanout.js";
@@ -204,9 +204,10 @@ export async function measureStorm(
     const userIds = await seed(mongo, users);
     result.seedMs = performance.now() - started;
     const clients: StormClient[] = [];
+    const tokens = await seedLogins(mongo.db(), userIds);
     for (const [i, userId] of userIds.entries()) {
       const apiUrl = apis[i % apis.length]?.url ?? "";
-      clients.push({ userId, token: await issueTestToken(userId), apiUrl, cursor: "" });
+      clients.push({ userId, token: tokens[i] ?? "", apiUrl, cursor: "" });
     }
     log(`storm: ${users} users seeded; taking their positions …`);
 

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
-import { ObjectId } from "@mikro-orm/mongodb";
+import { ObjectId, type Db } from "mongodb";
 import { freePort } from "../../dev/local-stack.js";
 import { Keyring, TokenService } from "../../src/modules/user/token.service.js";
 import { eventually } from "./graphql-client.js";
@@ -142,10 +142,22 @@ export async function startCluster(prefix: string, apis = 2, extraEnv: Record<st
 }
 
 /**
- * An access token for a user seeded straight into the database (benchmarks), as the Herald started
- * with TEST_JWT_SECRET would issue it at sign-in: for a login of its own.
+ * Access tokens for users seeded straight into the database (benchmarks), as the Herald started
+ * with TEST_JWT_SECRET would issue them at sign-in: each for a login stored like a sign-in's.
  */
-export async function issueTestToken(userId: string, ttlSeconds = 6 * 3600): Promise<string> {
+export async function seedLogins(db: Db, userIds: readonly string[], ttlSeconds = 6 * 3600): Promise<string[]> {
   const tokens = new TokenService(new Keyring(TEST_JWT_SECRET), ttlSeconds);
-  return (await tokens.issue(userId, new ObjectId().toHexString())).token;
+  const now = new Date();
+  const logins = userIds.map((userId) => ({
+    _id: new ObjectId(),
+    userId: new ObjectId(userId),
+    device: "benchmark",
+    createdAt: now,
+    lastUsedAt: now,
+    refreshHash: "",
+    refreshExpiresAt: new Date(now.getTime() + ttlSeconds * 1000),
+    endedAt: null,
+  }));
+  for (let i = 0; i < logins.length; i += 1000) await db.collection("logins").insertMany(logins.slice(i, i + 1000));
+  return Promise.all(logins.map(async (l) => (await tokens.issue(l.userId.toHexString(), l._id.toHexString())).token));
 }

@@ -61,7 +61,17 @@ export async function startWorkerStack(prefix: string, options: { smtpUrl?: stri
   const scheduler = agendaScheduler(agenda);
   const mailer = config.smtpUrl ? createMailer(config.smtpUrl, config.email.from) : undefined;
   const passwords = new PasswordHasher();
-  const ctx = createContext({ config, logger, orm, redis, pubsub, scheduler, mailer, passwords });
+  const ctx = createContext({
+    config,
+    logger,
+    orm,
+    redis,
+    pubsub,
+    scheduler,
+    mailer,
+    passwords,
+    namespace: db.databaseName,
+  });
   await defineWorkerJobs({ ...ctx, agenda });
   await agenda.start();
   return {

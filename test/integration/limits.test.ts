@@ -6,6 +6,7 @@ import { freePort } from "../../dev/local-stack.js";
 import { Limits, type LimitSettings } from "../../src/infra/limits.js";
 import { createLogger } from "../../src/infra/logger.js";
 import { testRedisUrl } from "../helpers/env.js";
+import { uniqueDatabase } from "../helpers/herald.js";
 
 const SETTINGS: LimitSettings = {
   enabled: true,
@@ -44,7 +45,7 @@ describe("limits, counted in Redis", () => {
 
   before(() => {
     redis = new Redis(testRedisUrl());
-    limits = new Limits(redis, SETTINGS, logger);
+    limits = new Limits(redis, SETTINGS, logger, uniqueDatabase("it_limits"));
   });
 
   after(async () => {
@@ -76,7 +77,7 @@ describe("limits, counted in Redis", () => {
 
   it("counts a user's open sockets until they are released, in any process", async () => {
     const user = randomBytes(12).toString("hex");
-    const elsewhere = new Limits(redis, SETTINGS, logger);
+    const elsewhere = new Limits(redis, SETTINGS, logger, limits.namespace);
     const first = await limits.openSocket("s1", user, "198.51.100.7");
     const second = await elsewhere.openSocket("s2", user, "198.51.100.8");
     assert.ok(first && second);
@@ -95,7 +96,7 @@ describe("limits, counted in Redis", () => {
       maxRetriesPerRequest: 0,
     });
     down.on("error", () => undefined);
-    const blind = new Limits(down, SETTINGS, logger);
+    const blind = new Limits(down, SETTINGS, logger, "down");
     await blind.beforeLogin(account(), "198.51.100.3");
     await blind.signup("198.51.100.3");
     await blind.signup("198.51.100.3");

@@ -4,10 +4,11 @@ import { buildSchema } from "graphql";
 import { readFileSync } from "node:fs";
 import {
   DocumentGate,
+  MAX_NESTING,
   MAX_SAME_FIELD,
   MAX_TOKENS,
+  badVariables,
   boundedDocument,
-  illFormedText,
 } from "../../src/graphql/documents.js";
 
 const schema = buildSchema(readFileSync(new URL("../../../schema/schema.graphql", import.meta.url), "utf8"));
@@ -51,14 +52,35 @@ describe("the document gate", () => {
   });
 });
 
-describe("text that is not Unicode", () => {
-  it("names the first variable holding a lone surrogate, in keys too", () => {
+describe("variables that would hurt", () => {
+  it("names the first string holding a lone surrogate, in keys too", () => {
     assert.equal(
-      illFormedText({ input: { email: "ok@example.com", tags: ["fine", "bad\uD800"] } }),
-      "variables.input.tags[1]",
+      badVariables({ input: { email: "ok@example.com", tags: ["fine", "bad\uD800"] } }),
+      "variables.input.tags[1]: text must be well-formed Unicode",
     );
-    assert.equal(illFormedText({ ["k\uDC00"]: 1 }), "variables");
-    assert.equal(illFormedText({ text: "emoji 😀, RTL שלום, NUL \u0000" }), undefined);
-    assert.equal(illFormedText(undefined), undefined);
+    assert.equal(badVariables({ ["k\uDC00"]: 1 }), "variables: text must be well-formed Unicode");
+    assert.equal(badVariables({ text: "emoji 😀, RTL שלום, NUL \u0000" }), undefined);
+    assert.equal(badVariables(undefined), undefined);
+  });
+
+  it(`refuses nesting past ${MAX_NESTING} levels, however deep, without recursion`, () => {
+    const nested = (depth: number) => {
+      let value: unknown = "leaf";
+      for (let i = 0; i < depth; i += 1) value = [value];
+      return { deep: value };
+    };
+    assert.equal(badVariables(nested(MAX_NESTING - 1)), undefined);
+    assert.match(badVariables(nested(MAX_NESTING)) ?? "", /nested more than/);
+    assert.match(badVariables(nested(100_000)) ?? "", /nested more than/);
+  });
+});
+
+describe("documents nested deep", () => {
+  it("are refused before the parser recurses, with a parse error that names no stack", () => {
+    const query = `{ me(x: ${"[".repeat(20_000)}1${"]".repeat(20_000)}) { id } }`;
+    const gated = boundedDocument(query);
+    assert.ok("errors" in gated);
+    assert.equal(gated.errors[0]?.extensions["code"], "GRAPHQL_PARSE_FAILED");
+    assert.doesNotMatch(gated.errors[0]?.message ?? "", /stack|RangeError/i);
   });
 });
