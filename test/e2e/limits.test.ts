@@ -180,6 +180,14 @@ describe("limits hold, and say when to come back", () => {
     assert.equal(refused.status, 429);
     assert.equal(refusalOf(refused).code, "RATE_LIMITED");
     assert.equal((await signUp(4, newAddress())).errors, undefined, "another address is another count");
+    // Over a socket from that address: the same count.
+    const someone = await newUser("host");
+    const ws = await openSocket(address, someone.token);
+    const overWs = await wsRequest(ws.client, RegisterDocument, {
+      input: { email: `flood.ws.${Date.now()}@example.com`, password: PASSWORD, displayName: "Flood" },
+    });
+    assert.equal(refusalOf(overWs).code, "RATE_LIMITED", JSON.stringify(overWs));
+    await ws.dispose();
   });
 
   it("counts refreshes per login", async () => {
@@ -191,6 +199,9 @@ describe("limits hold, and say when to come back", () => {
     }
     const refused = await gql(herald.url, RefreshDocument, { refreshToken }, from(newAddress()));
     assert.equal(refusalOf(refused).code, "RATE_LIMITED", "whatever the address");
+    const ws = await openSocket(newAddress(), user.token);
+    assert.equal(refusalOf(await wsRequest(ws.client, RefreshDocument, { refreshToken })).code, "RATE_LIMITED");
+    await ws.dispose();
     // Refused before it was spent: the login lives on once the hour is over, and now still answers.
     assert.equal((await gqlOk(herald.url, MeDocument, {}, bearer(user.token))).me?.id, user.user.id);
   });

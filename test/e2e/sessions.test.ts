@@ -203,7 +203,11 @@ describe("sessions: logins that can be ended, on every api instance", () => {
     assert.equal(viaWs.data?.sessions.length, 3);
     await ws.dispose();
 
-    assert.equal((await gqlOk(a, EndSessionDocument, { id: scriptLogin.id }, bearer(phone.token))).endSession, true);
+    // Ended over WebSocket, from the phone's socket.
+    const phoneSocket = connectWs(a, bearer(phone.token));
+    const ended = await wsRequest(phoneSocket.client, EndSessionDocument, { id: scriptLogin.id });
+    assert.equal(ended.data?.endSession, true, JSON.stringify(ended));
+    await phoneSocket.dispose();
     assert.equal((await gql(b, MeDocument, {}, bearer(script.token))).status, 401);
     assert.equal((await gqlOk(a, SessionsDocument, {}, bearer(phone.token))).sessions.length, 2);
     assert.equal(codeOf(await gql(a, EndSessionDocument, { id: scriptLogin.id }, bearer(phone.token))), "NOT_FOUND");
@@ -215,6 +219,19 @@ describe("sessions: logins that can be ended, on every api instance", () => {
     assert.equal(codeOf(await gql(a, EndSessionDocument, { id: theirs.id }, bearer(phone.token))), "NOT_FOUND");
     assert.equal(codeOf(await gql(a, EndSessionDocument, { id: "nope" }, bearer(phone.token))), "NOT_FOUND");
     assert.equal((await gqlOk(a, MeDocument, {}, bearer(other.first.token))).me?.id, other.first.user.id);
+  });
+
+  it("logs out everywhere over WebSocket too: the answer comes, then every socket closes", async () => {
+    const { email, first } = await newAccount(b, "wseverywhere");
+    const phone = await signIn(a, email, IPHONE);
+    const phoneSocket = await liveSocket(a, phone.token);
+    const ws = connectWs(b, bearer(first.token));
+    const result = await wsRequest(ws.client, LogoutEverywhereDocument);
+    assert.equal(result.data?.logoutEverywhere, 2, JSON.stringify(result));
+    assert.equal(await ws.closed, 4403);
+    assert.equal(await phoneSocket.closed, 4403);
+    assert.equal((await gql(a, MeDocument, {}, bearer(phone.token))).status, 401);
+    await Promise.all([ws.dispose(), phoneSocket.dispose()]);
   });
 
   it("logs out everywhere: every login of the caller ends, on every instance, and the count says how many", async (t) => {
