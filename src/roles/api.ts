@@ -208,6 +208,8 @@ type SocketExtra = Extra & {
   client?: ClientInfo;
   /** Ids of the subscriptions running on the socket, for its limit. */
   live?: Set<string>;
+  /** The request id of each operation in flight, by its graphql-ws id, for the log. */
+  requestIds?: Map<string, string>;
 };
 
 /**
@@ -324,6 +326,9 @@ function websocketOptions(
     },
     // Parse and validate here so WebSocket errors carry the same codes as HTTP ones.
     onSubscribe: async (ctx, operationId, payload) => {
+      // Named before anything can fail, so that an error answered by onError names it too.
+      const id = randomUUID();
+      (ctx.extra.requestIds ??= new Map()).set(operationId, id);
       const wait = (await socketLimits.get(ctx.extra.socket)?.operation()) ?? 0;
       if (wait > 0) return [rateLimited("Too many operations on this socket", wait)];
       const gated = gate.check(payload.query);
@@ -331,7 +336,6 @@ function websocketOptions(
       const problem = badVariables(payload.variables);
       if (problem) return [new GraphQLError(problem, { extensions: { code: "BAD_USER_INPUT" } })];
       const document = gated.document;
-      const id = randomUUID();
       const viewer = ctx.extra.viewer ?? { kind: "anonymous" as const };
       const client = ctx.extra.client ?? {};
       const logger = deps.logger.child({ requestId: id });
@@ -380,10 +384,13 @@ function websocketOptions(
     },
     onComplete: (ctx, operationId) => {
       ctx.extra.live?.delete(operationId);
+      ctx.extra.requestIds?.delete(operationId);
     },
     onError: (ctx, operationId, _payload, errors) => {
       ctx.extra.live?.delete(operationId);
-      return errors.map((e) => formatError(e.toJSON(), e, { requestId: "ws", logger: deps.logger }));
+      const requestId = ctx.extra.requestIds?.get(operationId) ?? "ws";
+      ctx.extra.requestIds?.delete(operationId);
+      return errors.map((e) => formatError(e.toJSON(), e, { requestId, logger: deps.logger }));
     },
   };
 }
