@@ -85,7 +85,36 @@ export function createAgenda(options: {
   // The default handler swallows lock and connection errors; surface them.
   agenda.on("error", (err: Error) => options.logger.error({ err }, "agenda error"));
   if (channel) announceWhatARunLeavesDue(agenda, channel, options.logger);
+  timeEveryJobPutBack(agenda);
   return agenda;
+}
+
+/**
+ * Agenda's processor holds a job due a little later in its queue and sets one timer for it, once
+ * per job (`gotTimerToExecute`). A timer may fire up to a millisecond before the due time as Date
+ * counts it; the processor then puts the job back, sees its timer already set, and sets none: the
+ * job waits for the next poll, seconds away (a retry due in 50 ms ran 5 s late in the tests). The
+ * queue forgets the flag of each job put back into it, so every put-back sets its timer again.
+ */
+function timeEveryJobPutBack(agenda: Agenda): void {
+  const start = agenda.start.bind(agenda);
+  agenda.start = async () => {
+    await start();
+    const queue = (agenda as unknown as { jobProcessor?: { jobQueue?: JobQueue } }).jobProcessor?.jobQueue;
+    if (!queue || (queue as { retimed?: boolean }).retimed) return;
+    const insert = queue.insert.bind(queue);
+    Object.assign(queue, {
+      retimed: true,
+      insert: (job: Job) => {
+        (job as Job & { gotTimerToExecute?: boolean }).gotTimerToExecute = false;
+        insert(job);
+      },
+    });
+  };
+}
+
+interface JobQueue {
+  insert(job: Job): void;
 }
 
 /**
