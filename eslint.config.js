@@ -16,6 +16,7 @@ const MODULE_ORDER = [
   "follow",
   "post",
   "reminder",
+  "security",
   "recovery",
 ];
 const moduleFolders = readdirSync(`${import.meta.dirname}/src/modules`, { withFileTypes: true })

@@ -72,10 +72,15 @@ export async function pingMongo(db: Db): Promise<void> {
   await db.command({ ping: 1 });
 }
 
-/** Duplicate-key errors, from the driver (code 11000) or MikroORM's translation of them. */
+/**
+ * Duplicate-key errors, from the driver (code 11000) or MikroORM's translation of them. FerretDB v1
+ * answers an insert that breaks a unique index with 11000, but an update that does with SQLite's
+ * own error ("UNIQUE constraint failed", under another code): it is the same refusal.
+ */
 export function isDuplicateKeyError(err: unknown): boolean {
   if (err === null || typeof err !== "object") return false;
   if ("code" in err && (err.code === 11000 || err.code === 11001)) return true;
+  if (err instanceof Error && err.message.includes("UNIQUE constraint failed")) return true;
   if (err.constructor.name === "UniqueConstraintViolationException") return true;
   return "cause" in err && isDuplicateKeyError(err.cause);
 }

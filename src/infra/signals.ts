@@ -54,6 +54,38 @@ export function scheduleOnCreateTogether<T extends object, Name extends JobName>
   };
 }
 
+/**
+ * The Django "pre_save" signal for chosen fields: when a flush updates `entity` and one of `fields`
+ * really changes (a save that changes nothing has no change set, and is silent), `record` turns
+ * the values before and after into a record written by the same flush, an outbox entry. The
+ * record's own post_save signal (scheduleOnCreate) then schedules its job once the flush has
+ * committed, and the recovery sweep finds the records whose job never finished. The values before
+ * the change exist only now: the job could not read them later.
+ */
+export function recordOnChange<T extends object>(options: {
+  entity: new (...args: never[]) => T;
+  fields: readonly (keyof T & string)[];
+  record: (change: { entity: T; before: Partial<T>; changed: (keyof T & string)[] }) => object | null;
+}): EventSubscriber {
+  return {
+    onFlush: ({ em, uow }: FlushEventArgs) => {
+      for (const cs of uow.getChangeSets()) {
+        if (cs.type !== ChangeSetType.UPDATE || !(cs.entity instanceof options.entity)) continue;
+        const changed = options.fields.filter((field) => field in cs.payload);
+        if (changed.length === 0) continue;
+        const record = options.record({
+          entity: cs.entity,
+          before: (cs.originalEntity ?? {}) as Partial<T>,
+          changed,
+        });
+        if (!record) continue;
+        em.persist(record);
+        uow.computeChangeSet(record);
+      }
+    },
+  };
+}
+
 /** The records of `entity` that a flush inserted. */
 function createdBy<T extends object>(uow: FlushEventArgs["uow"], entity: new (...args: never[]) => T): T[] {
   return uow

@@ -7,6 +7,7 @@ import { postModule } from "./post/post.module.js";
 import { preferencesModule } from "./preferences/preferences.module.js";
 import { recoveryModule } from "./recovery/recovery.module.js";
 import { reminderModule } from "./reminder/reminder.module.js";
+import { securityModule } from "./security/security.module.js";
 import { userModule } from "./user/user.module.js";
 
 /**
@@ -22,6 +23,7 @@ export const MODULES: readonly HeraldModule[] = [
   preferencesModule,
   reminderModule,
   emailModule,
+  securityModule,
   recoveryModule,
 ];
 

@@ -8,7 +8,7 @@ import type { Logger } from "../../infra/logger.js";
 import { MAILER_CONNECTIONS, type Mailer } from "../../infra/mailer.js";
 import { findById, isDuplicateKeyError, type EntityManager, type MikroORM } from "../../infra/orm.js";
 import { Notification } from "../notification/notification.entity.js";
-import { DeliveryStatus, NotificationChannel } from "../notification/notification.enums.js";
+import { DeliveryStatus, NotificationChannel, SECURITY_KINDS } from "../notification/notification.enums.js";
 import { toDeliveryView, toNotificationView, type DeliveryView } from "../notification/notification.types.js";
 import type { UnsubscribeTokens } from "../user/token.service.js";
 import { User } from "../user/user.entity.js";
@@ -188,18 +188,21 @@ async function sendOne(deps: EmailJobDeps, notificationId: string, lane: EmailLa
     await record(DeliveryStatus.SKIPPED, recipient ? "email is not configured (SMTP_URL)" : "recipient not found");
     return "skipped";
   }
-  const token = await deps.unsubscribe.issue(recipient.id, notification.kind);
-  const unsubscribe = `${deps.publicUrl}/unsubscribe?token=${encodeURIComponent(token)}`;
+  // A security notice cannot be turned off: it carries no unsubscribe link.
+  const unsubscribe = SECURITY_KINDS.has(notification.kind)
+    ? undefined
+    : `${deps.publicUrl}/unsubscribe?token=${encodeURIComponent(await deps.unsubscribe.issue(recipient.id, notification.kind))}`;
   const rendered = renderNotificationEmail(toNotificationView(notification), {
     open: `${deps.publicUrl}/notifications/${notification.id}`,
-    unsubscribe,
+    ...(unsubscribe ? { unsubscribe } : {}),
   });
   try {
     await deps.mailer.send({
-      to: recipient.email,
+      // An address of its own when the notice is for another one (an email changed: the old address).
+      to: notification.emailTo ?? recipient.email,
       ...rendered,
       messageId: `<${notification.id}.${notification.kind.toLowerCase()}@herald>`,
-      headers: unsubscribeHeaders(unsubscribe),
+      headers: unsubscribe ? unsubscribeHeaders(unsubscribe) : {},
     });
   } catch (err) {
     // A send that outlived its claim may have been made again by another run, and recorded SENT:

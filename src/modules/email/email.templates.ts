@@ -5,8 +5,8 @@ import type { NotificationView } from "../notification/notification.types.js";
 export interface EmailLinks {
   /** The notification in the client app. */
   open: string;
-  /** Turns these emails off for this kind, no sign-in needed. */
-  unsubscribe: string;
+  /** Turns these emails off for this kind, no sign-in needed; security notices have none. */
+  unsubscribe?: string;
 }
 
 export interface RenderedEmail {
@@ -24,6 +24,8 @@ const REASON: Record<NotificationKind, string> = {
   [NotificationKind.REMINDER]: "you scheduled this reminder",
   [NotificationKind.DIGEST]: "you chose a digest",
   [NotificationKind.SYSTEM]: "of a message from the service",
+  [NotificationKind.PASSWORD_CHANGED]: "the password of your account was changed",
+  [NotificationKind.EMAIL_CHANGED]: "the email address of your account was changed from this one",
 };
 
 /**
@@ -71,7 +73,7 @@ function withFrame(
     "",
     "--",
     reason,
-    `Stop these emails: ${links.unsubscribe}`,
+    ...(links.unsubscribe ? [`Stop these emails: ${links.unsubscribe}`] : []),
     "",
   ].join("\n");
   const html = `<!doctype html>
@@ -79,8 +81,9 @@ function withFrame(
 ${content.html}
 <p><a href="${escapeHtml(links.open)}">Open in Herald</a></p>
 <hr>
-<p style="color: #666; font-size: 0.85em">${escapeHtml(reason)}
-<a href="${escapeHtml(links.unsubscribe)}">Stop these emails</a></p>
+<p style="color: #666; font-size: 0.85em">${escapeHtml(reason)}${
+    links.unsubscribe ? `\n<a href="${escapeHtml(links.unsubscribe)}">Stop these emails</a>` : ""
+  }</p>
 </body></html>
 `;
   return { text, html };

@@ -81,6 +81,10 @@ export class Notification {
   @Property({ nullable: true })
   commentId?: ObjectId | null;
 
+  /** Where its email goes instead of the recipient's address: an email change tells the old one. */
+  @Property({ nullable: true })
+  emailTo?: string | null;
+
   @Property()
   createdAt: Date = new Date();
 

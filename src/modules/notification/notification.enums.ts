@@ -8,7 +8,18 @@ export enum NotificationKind {
   REMINDER = "REMINDER",
   DIGEST = "DIGEST",
   SYSTEM = "SYSTEM",
+  PASSWORD_CHANGED = "PASSWORD_CHANGED",
+  EMAIL_CHANGED = "EMAIL_CHANGED",
 }
+
+/**
+ * Security notices: a user cannot turn them off, in-app or by email, and their emails carry no
+ * unsubscribe link. They tell the owner of an account what was done with it.
+ */
+export const SECURITY_KINDS: ReadonlySet<NotificationKind> = new Set([
+  NotificationKind.PASSWORD_CHANGED,
+  NotificationKind.EMAIL_CHANGED,
+]);
 
 export enum NotificationChannel {
   IN_APP = "IN_APP",

@@ -21,6 +21,8 @@ export interface NotificationDraft {
   actorId?: ObjectId | null;
   postId?: ObjectId | null;
   commentId?: ObjectId | null;
+  /** Where its email goes instead of the recipient's address (see Notification.emailTo). */
+  emailTo?: string;
 }
 
 export interface DeliverySummary {
@@ -385,6 +387,7 @@ export function toDocuments(
       actorId: d.actorId ?? null,
       postId: d.postId ?? null,
       commentId: d.commentId ?? null,
+      ...(d.emailTo ? { emailTo: d.emailTo } : {}),
       createdAt: now,
       // Kept out of the inbox: stored read, so that no unread count ever includes it.
       readAt: inApp ? null : now,

@@ -1,7 +1,7 @@
 import { ObjectId } from "@mikro-orm/mongodb";
 import { badInput } from "../../graphql/errors.js";
 import type { EntityManager } from "../../infra/orm.js";
-import { NotificationKind } from "../notification/notification.enums.js";
+import { NotificationKind, SECURITY_KINDS } from "../notification/notification.enums.js";
 import type { DeliveryPlan } from "../notification/notification.service.js";
 import { UserPreferences } from "./preferences.entity.js";
 import { DigestFrequency } from "./preferences.enums.js";
@@ -18,12 +18,14 @@ const EMAIL_BY_DEFAULT: Record<NotificationKind, boolean> = {
   [NotificationKind.REMINDER]: true,
   [NotificationKind.DIGEST]: true,
   [NotificationKind.SYSTEM]: true,
+  [NotificationKind.PASSWORD_CHANGED]: true,
+  [NotificationKind.EMAIL_CHANGED]: true,
 };
 
 const KINDS = Object.values(NotificationKind);
 
-/** What a service tells its users cannot be muted in the inbox. */
-const ALWAYS_IN_APP: ReadonlySet<NotificationKind> = new Set([NotificationKind.SYSTEM]);
+/** What a service tells its users, and security notices, cannot be muted in the inbox. */
+const ALWAYS_IN_APP: ReadonlySet<NotificationKind> = new Set([NotificationKind.SYSTEM, ...SECURITY_KINDS]);
 
 /** How often a digest goes out; OFF has none. */
 export const DIGEST_PERIOD_MS: Record<DigestFrequency, number | null> = {
@@ -42,6 +44,10 @@ export class PreferencesService {
     (input.kinds ?? []).forEach((change, i) => {
       if (change.inApp === false && ALWAYS_IN_APP.has(change.kind)) {
         throw badInput(`kinds.${i}.inApp`, `${change.kind} notifications cannot be turned off in-app`);
+      }
+      if (SECURITY_KINDS.has(change.kind) && (change.email === false || change.digest === true)) {
+        const field = change.email === false ? "email" : "digest";
+        throw badInput(`kinds.${i}.${field}`, `${change.kind} is a security notice: it is always emailed at once`);
       }
     });
     const _id = new ObjectId(userId);
@@ -90,6 +96,7 @@ function inAppFor(prefs: UserPreferences | null, kind: NotificationKind): boolea
 }
 
 function emailPlanFor(prefs: UserPreferences | null, kind: NotificationKind): EmailPlan {
+  if (SECURITY_KINDS.has(kind)) return "now";
   const email = prefs?.email[kind] ?? EMAIL_BY_DEFAULT[kind];
   if (!email) return "none";
   const inDigest = prefs !== null && prefs.digest !== DigestFrequency.OFF && prefs.digestKinds.includes(kind);
@@ -104,8 +111,8 @@ export function present(prefs: UserPreferences | null): Preferences {
     kinds: KINDS.map((kind) => ({
       kind,
       inApp: inAppFor(prefs, kind),
-      email: prefs?.email[kind] ?? EMAIL_BY_DEFAULT[kind],
-      digest: prefs?.digestKinds.includes(kind) ?? false,
+      email: SECURITY_KINDS.has(kind) || (prefs?.email[kind] ?? EMAIL_BY_DEFAULT[kind]),
+      digest: !SECURITY_KINDS.has(kind) && (prefs?.digestKinds.includes(kind) ?? false),
     })),
   };
 }

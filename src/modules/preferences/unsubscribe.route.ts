@@ -2,7 +2,7 @@ import type { RequestHandler } from "express";
 import type { MikroORM } from "../../infra/orm.js";
 import type { Logger } from "../../infra/logger.js";
 import { escapeHtml } from "../../common/html.js";
-import { NotificationKind } from "../notification/notification.enums.js";
+import { NotificationKind, SECURITY_KINDS } from "../notification/notification.enums.js";
 import type { UnsubscribeTokens } from "../user/token.service.js";
 import type { PreferencesService } from "./preferences.service.js";
 
@@ -20,7 +20,8 @@ export function unsubscribeRoutes(deps: {
 }): { confirm: RequestHandler; unsubscribe: RequestHandler } {
   const claimsOf = async (token: unknown) => {
     const claims = typeof token === "string" && token ? await deps.tokens.verify(token) : null;
-    const kind = Object.values(NotificationKind).find((k) => k === claims?.kind);
+    // Security notices cannot be turned off, whatever a link says.
+    const kind = Object.values(NotificationKind).find((k) => k === claims?.kind && !SECURITY_KINDS.has(k));
     return claims && kind && typeof token === "string" ? { userId: claims.userId, kind, token } : null;
   };
   const invalid = page("This unsubscribe link is not valid (or has expired).");

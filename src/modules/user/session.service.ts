@@ -98,6 +98,15 @@ export class SessionService {
     await this.ends.end([loginId]);
   }
 
+  /** Ends every login of the user but `keep` (a password changed on it); answers how many ended. */
+  async endOthers(em: EntityManager, userId: string, keep: string): Promise<number> {
+    const others = (await this.list(em, userId)).filter((l) => l.id !== keep);
+    if (others.length === 0) return 0;
+    await em.nativeUpdate(Login, { _id: { $in: others.map((l) => l._id) }, endedAt: null }, { endedAt: new Date() });
+    await this.ends.end(others.map((l) => l.id));
+    return others.length;
+  }
+
   /** Ends every login of the user; answers how many were live. */
   async endAll(em: EntityManager, userId: string): Promise<number> {
     const live = await this.list(em, userId);

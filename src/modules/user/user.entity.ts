@@ -25,6 +25,13 @@ export class User {
   @Property()
   createdAt: Date = new Date();
 
+  /** When the password or the email address last changed (their security notices say when). */
+  @Property({ nullable: true })
+  passwordChangedAt?: Date | null;
+
+  @Property({ nullable: true })
+  emailChangedAt?: Date | null;
+
   /** Set by the welcome job; the recovery sweep reschedules sign-ups that still lack it. */
   @Property({ nullable: true })
   welcomedAt?: Date | null;

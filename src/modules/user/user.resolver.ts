@@ -90,6 +90,52 @@ export class UserResolver {
     }));
   }
 
+  @Mutation(() => Boolean, {
+    description:
+      "Sets a new password; every other login of the caller ends. The account gets a PASSWORD_CHANGED notice, in-app and by email.",
+  })
+  async changePassword(
+    @Arg("currentPassword") currentPassword: string,
+    @Arg("newPassword") newPassword: string,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<boolean> {
+    const { userId, loginId } = requireLogin(ctx);
+    await this.checked(ctx, userId, () => this.users.changePassword(ctx.em, userId, currentPassword, newPassword));
+    await this.logins.endOthers(ctx.em, userId, loginId);
+    return true;
+  }
+
+  @Mutation(() => UserView, {
+    description:
+      "Moves the account to another email address. The old address is told by email (EMAIL_CHANGED), with the new one partly hidden.",
+  })
+  async changeEmail(
+    @Arg("password") password: string,
+    @Arg("newEmail") newEmail: string,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<UserView> {
+    const { userId } = requireLogin(ctx);
+    return toUserView(
+      await this.checked(ctx, userId, () => this.users.changeEmail(ctx.em, userId, password, newEmail)),
+    );
+  }
+
+  /** A password check of a signed-in user, counted like a sign-in's: guessing is slowed the same way. */
+  private async checked(ctx: GraphQLContext, userId: string, change: () => Promise<User>): Promise<User> {
+    const account = `user:${userId}`;
+    await this.limits.beforeLogin(account, ctx.client.address);
+    try {
+      const user = await change();
+      await this.limits.loginSucceeded(account, ctx.client.address);
+      return user;
+    } catch (err) {
+      const field = err instanceof HeraldError ? err.extensions["field"] : undefined;
+      if (field === "currentPassword" || field === "password")
+        await this.limits.loginFailed(account, ctx.client.address);
+      throw err;
+    }
+  }
+
   @FieldResolver(() => String, { nullable: true, description: "Visible to its owner only." })
   email(@Root() user: UserView, @Ctx() ctx: GraphQLContext): string | null {
     return user.viewerIsOwner || viewerId(ctx) === user.id ? user.email : null;

@@ -1,5 +1,8 @@
 import { findBatched, findById, isDuplicateKeyError, type EntityManager } from "../../infra/orm.js";
-import { conflict, unauthenticated } from "../../graphql/errors.js";
+import { ObjectId } from "@mikro-orm/mongodb";
+import { isEmail } from "class-validator";
+import { badInput, conflict, unauthenticated } from "../../graphql/errors.js";
+import { PASSWORD_MAX, PASSWORD_MIN } from "./user.inputs.js";
 import { User } from "./user.entity.js";
 import type { PasswordHasher } from "./password.js";
 import type { LoginInput, RegisterInput } from "./user.inputs.js";
@@ -28,6 +31,49 @@ export class UserService {
     // Checked against a real hash when the email is unknown: the timing does not tell.
     const ok = await this.passwords.verify(input.password, user?.passwordHash ?? (await this.passwords.decoyHash()));
     if (!user || !ok) throw unauthenticated("Email or password is incorrect");
+    return user;
+  }
+
+  /**
+   * Sets a new password once the current one is given. The change is a field change of the user:
+   * its security notice and the end of the user's other logins follow from it (see the security
+   * module and UserResolver).
+   */
+  async changePassword(em: EntityManager, userId: string, current: string, next: string): Promise<User> {
+    const user = await this.withPassword(em, userId, current, "currentPassword");
+    if (next.length < PASSWORD_MIN || next.length > PASSWORD_MAX) {
+      throw badInput("newPassword", `must be between ${PASSWORD_MIN} and ${PASSWORD_MAX} characters`);
+    }
+    user.passwordHash = await this.passwords.hash(next);
+    user.passwordChangedAt = new Date();
+    await em.flush();
+    return user;
+  }
+
+  /**
+   * Moves the account to another address once the password is given. The same address, whatever
+   * its case, changes nothing and tells nobody.
+   */
+  async changeEmail(em: EntityManager, userId: string, password: string, newEmail: string): Promise<User> {
+    const email = normalizeEmail(newEmail);
+    if (email.length > 254 || !isEmail(email)) throw badInput("newEmail", "must be a valid email address");
+    const user = await this.withPassword(em, userId, password, "password");
+    if (user.email === email) return user;
+    user.email = email;
+    user.emailChangedAt = new Date();
+    try {
+      await em.flush();
+    } catch (err) {
+      if (isDuplicateKeyError(err)) throw conflict("An account with this email already exists", "newEmail");
+      throw err;
+    }
+    return user;
+  }
+
+  private async withPassword(em: EntityManager, userId: string, password: string, field: string): Promise<User> {
+    const user = await em.findOne(User, { _id: new ObjectId(userId) });
+    if (!user) throw unauthenticated();
+    if (!(await this.passwords.verify(password, user.passwordHash))) throw badInput(field, "is not the password");
     return user;
   }
 
