@@ -360,8 +360,20 @@ describe("posts, comments and activity as clients see them", () => {
       verb: "post.created",
       targetType: "Post",
       targetId: targetId.toHexString(),
+      fields: null,
       createdAt,
     });
+    const edit = em.map(ActivityEntry, {
+      _id: new ObjectId(),
+      dedupeKey: "post.edited:1",
+      verb: "post.edited",
+      actorId,
+      targetType: "post",
+      targetId,
+      fields: ["title", "body"],
+      createdAt,
+    });
+    assert.deepEqual(toActivityView(edit).fields, ["title", "body"]);
     const nulls = em.map(ActivityEntry, {
       _id: new ObjectId(),
       dedupeKey: "a",
@@ -374,7 +386,7 @@ describe("posts, comments and activity as clients see them", () => {
     const missing = em.map(ActivityEntry, { _id: new ObjectId(), dedupeKey: "b", verb: "user.registered", createdAt });
     for (const entry of [nulls, missing]) {
       const view = toActivityView(entry);
-      assert.deepEqual([view.actorId, view.targetType, view.targetId], [null, null, null]);
+      assert.deepEqual([view.actorId, view.targetType, view.targetId, view.fields], [null, null, null, null]);
       assert.equal(view.id, entry._id.toHexString());
     }
   });

@@ -27,6 +27,10 @@ export class ActivityEntry {
   @Property({ nullable: true })
   targetId?: ObjectId | null;
 
+  /** What an edit changed (post.edited: title, body). */
+  @Property({ nullable: true })
+  fields?: string[] | null;
+
   @Property()
   createdAt: Date = new Date();
 
@@ -36,11 +40,13 @@ export class ActivityEntry {
     actorId?: ObjectId | null;
     targetType?: string | null;
     targetId?: ObjectId | null;
+    fields?: string[] | null;
   }) {
     this.dedupeKey = init.dedupeKey;
     this.verb = init.verb;
     this.actorId = init.actorId ?? null;
     this.targetType = init.targetType ?? null;
     this.targetId = init.targetId ?? null;
+    this.fields = init.fields ?? null;
   }
 }

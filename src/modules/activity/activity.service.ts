@@ -14,6 +14,7 @@ export interface ActivityDraft {
   actorId?: ObjectId | null;
   targetType?: string | null;
   targetId?: ObjectId | null;
+  fields?: string[] | null;
 }
 
 export class ActivityService {
@@ -31,8 +32,8 @@ export class ActivityService {
       if (!first) return [];
       const docs = items.map(({ draft }) => {
         const entry = new ActivityEntry(draft);
-        const { _id, dedupeKey, verb, actorId, targetType, targetId, createdAt } = entry;
-        return { _id, dedupeKey, verb, actorId, targetType, targetId, createdAt };
+        const { _id, dedupeKey, verb, actorId, targetType, targetId, createdAt, fields } = entry;
+        return { _id, dedupeKey, verb, actorId, targetType, targetId, createdAt, ...(fields ? { fields } : {}) };
       });
       const collection = first.em.getCollection(ActivityEntry) as unknown as Collection<Document>;
       const inserted = new Set(await insertNew(collection, docs));

@@ -9,7 +9,9 @@ export class ActivityView {
   /** Resolved to `actor` by ActivityResolver. */
   actorId!: string | null;
 
-  @Field({ description: "What happened: user.registered, post.created, comment.added, user.followed." })
+  @Field({
+    description: "What happened: user.registered, post.created, post.edited, comment.added, user.followed.",
+  })
   verb!: string;
 
   @Field(() => String, { nullable: true })
@@ -17,6 +19,9 @@ export class ActivityView {
 
   @Field(() => ID, { nullable: true })
   targetId!: string | null;
+
+  @Field(() => [String], { nullable: true, description: "What an edit changed (post.edited: title, body)." })
+  fields!: string[] | null;
 
   @Field()
   createdAt!: Date;
@@ -29,6 +34,7 @@ export function toActivityView(entry: ActivityEntry): ActivityView {
     verb: entry.verb,
     targetType: entry.targetType ?? null,
     targetId: entry.targetId?.toHexString() ?? null,
+    fields: entry.fields ?? null,
     createdAt: entry.createdAt,
   };
 }

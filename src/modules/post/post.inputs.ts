@@ -1,5 +1,5 @@
 import { Field, ID, InputType } from "type-graphql";
-import { IsMongoId } from "class-validator";
+import { IsMongoId, IsOptional } from "class-validator";
 import { Text } from "../../graphql/validation.js";
 
 @InputType()
@@ -11,6 +11,19 @@ export class CreatePostInput {
   @Field()
   @Text(20000)
   body!: string;
+}
+
+@InputType({ description: "What to change in a post: the fields given; the others stay." })
+export class UpdatePostInput {
+  @Field({ nullable: true })
+  @IsOptional()
+  @Text(200)
+  title?: string;
+
+  @Field({ nullable: true })
+  @IsOptional()
+  @Text(20000)
+  body?: string;
 }
 
 @InputType()

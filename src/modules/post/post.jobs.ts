@@ -13,11 +13,15 @@ import { User } from "../user/user.entity.js";
 import { Comment, Post, commentExcerpt, type CommentNotice } from "./post.entity.js";
 import {
   COMMENT_JOB,
+  EDIT_JOB,
   FANOUT_JOB,
   type CommentJobData,
   type CommentRef,
+  type EditJobData,
   type FanoutJobData,
 } from "./post.subscriber.js";
+import { PostEdit } from "./post-edit.entity.js";
+import { notificationCollection } from "../notification/notification.service.js";
 
 export interface PostJobDeps {
   orm: MikroORM;
@@ -216,7 +220,66 @@ async function readNotice(deps: PostJobDeps, commentId: string): Promise<Comment
   };
 }
 
+/** Notifications about a post retitled per write, at most. */
+const RETITLE_BATCH = 500;
+
+/**
+ * After an edit: the activity entry `post.edited` naming the fields that changed, and, when the
+ * title changed, every notification quoting it (the NEW_POST in each follower's inbox, the
+ * NEW_COMMENTs in the author's) shows the post's title as it is now. Safe to run again: the entry
+ * has a dedupe key, and a notification already showing the current title is left as it is.
+ */
+export async function recordEdit(deps: PostJobDeps, data: EditJobData): Promise<JobOutcome> {
+  const em = deps.orm.em.fork();
+  const edit = await findById(em, PostEdit, data.editId);
+  if (!edit || edit.doneAt) return "skipped";
+  const post = await em.findOne(Post, { _id: edit.postId });
+  if (post) {
+    await deps.activity.record(em, {
+      dedupeKey: `post.edited:${edit.id}`,
+      verb: "post.edited",
+      actorId: edit.authorId,
+      targetType: "post",
+      targetId: post._id,
+      fields: edit.fields,
+    });
+    if (edit.fields.includes("title") && edit.oldTitle !== post.title) await retitle(em, post, edit.oldTitle);
+  }
+  await em.nativeUpdate(PostEdit, { _id: edit._id }, { doneAt: new Date() });
+  return "done";
+}
+
+async function retitle(em: EntityManager, post: Post, oldTitle: string): Promise<void> {
+  const notifications = notificationCollection(em);
+  // A NEW_POST shows the title as its body; every one gets the current title in one statement.
+  await notifications.updateMany({ postId: post._id, kind: NotificationKind.NEW_POST }, { $set: { body: post.title } });
+  // A NEW_COMMENT quotes it in its title, after the commenter's name: each is rewritten.
+  const quoted = `"${oldTitle}"`;
+  let after: ObjectId | null = null;
+  for (;;) {
+    const page: { _id: ObjectId; title: string }[] = (await notifications
+      .find(
+        { postId: post._id, kind: NotificationKind.NEW_COMMENT, ...(after ? { _id: { $gt: after } } : {}) },
+        { projection: { title: 1 }, sort: { _id: 1 }, limit: RETITLE_BATCH },
+      )
+      .toArray()) as never;
+    const changes = page
+      .filter((n) => n.title.endsWith(quoted))
+      .map((n) => ({
+        updateOne: {
+          filter: { _id: n._id },
+          update: { $set: { title: `${n.title.slice(0, -quoted.length)}"${post.title}"` } },
+        },
+      }));
+    if (changes.length > 0) await notifications.bulkWrite(changes, { ordered: false });
+    const last = page.at(-1);
+    if (!last || page.length < RETITLE_BATCH) return;
+    after = last._id;
+  }
+}
+
 export function definePostJobs(agenda: Agenda, deps: PostJobDeps): void {
   defineJob(agenda, deps.logger, FANOUT_JOB, (data: FanoutJobData) => fanout(deps, data));
   defineJob(agenda, deps.logger, COMMENT_JOB, (data: CommentJobData) => notifyComments(deps, data));
+  defineJob(agenda, deps.logger, EDIT_JOB, (data: EditJobData) => recordEdit(deps, data));
 }

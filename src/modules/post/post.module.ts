@@ -5,7 +5,8 @@ import { Comment, Post } from "./post.entity.js";
 import { definePostJobs } from "./post.jobs.js";
 import { CommentResolver, NotificationPostResolver, PostResolver } from "./post.resolver.js";
 import { PostService } from "./post.service.js";
-import { COMMENTS_PER_JOB, COMMENT_JOB, FANOUT_JOB, postSubscribers } from "./post.subscriber.js";
+import { COMMENTS_PER_JOB, COMMENT_JOB, EDIT_JOB, FANOUT_JOB, postSubscribers } from "./post.subscriber.js";
+import { PostEdit } from "./post-edit.entity.js";
 
 /**
  * Posts and comments: a committed post fans out NEW_POST to its author's followers, committed
@@ -13,7 +14,7 @@ import { COMMENTS_PER_JOB, COMMENT_JOB, FANOUT_JOB, postSubscribers } from "./po
  */
 export const postModule: HeraldModule = {
   name: "post",
-  entities: [Post, Comment],
+  entities: [Post, Comment, PostEdit],
   resolvers: [PostResolver, CommentResolver, NotificationPostResolver],
   api: ({ users }) => {
     const posts = new PostService();
@@ -34,6 +35,13 @@ export const postModule: HeraldModule = {
       where: (cutoff) => ({ fanoutCompletedAt: null, createdAt: { $lt: cutoff } }),
       job: FANOUT_JOB,
       data: (ids) => ids.map((postId) => ({ postId })),
+    }),
+    unfinished({
+      name: "postEdits",
+      entity: PostEdit,
+      where: (cutoff) => ({ doneAt: null, createdAt: { $lt: cutoff } }),
+      job: EDIT_JOB,
+      data: (ids) => ids.map((editId) => ({ editId })),
     }),
     unfinished({
       name: "comments",

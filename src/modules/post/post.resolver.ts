@@ -6,7 +6,7 @@ import { requireUser } from "../../graphql/context.js";
 import { notFound } from "../../graphql/errors.js";
 import { UserView } from "../user/user.types.js";
 import type { UserService } from "../user/user.service.js";
-import { AddCommentInput, CreatePostInput } from "./post.inputs.js";
+import { AddCommentInput, CreatePostInput, UpdatePostInput } from "./post.inputs.js";
 import type { PostService } from "./post.service.js";
 import { CommentView, PostView, toCommentView, toPostView } from "./post.types.js";
 
@@ -27,6 +27,18 @@ export class PostResolver {
   @Mutation(() => PostView, { description: "Every follower of the author gets a NEW_POST notification." })
   async createPost(@Arg("input") input: CreatePostInput, @Ctx() ctx: GraphQLContext): Promise<PostView> {
     return toPostView(await this.posts.create(ctx.em, requireUser(ctx), input));
+  }
+
+  @Mutation(() => PostView, {
+    description:
+      "Changes the caller's post (another's is NOT_FOUND). Notifies nobody; the activity log records post.edited, and every notification about the post shows its new title.",
+  })
+  async updatePost(
+    @Arg("id", () => ID) id: string,
+    @Arg("input") input: UpdatePostInput,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<PostView> {
+    return toPostView(await this.posts.update(ctx.em, requireUser(ctx), id, input));
   }
 
   @Mutation(() => CommentView, {

@@ -3,7 +3,7 @@ import { createBatched, findBatched, type EntityManager } from "../../infra/orm.
 import { notFound } from "../../graphql/errors.js";
 import { User } from "../user/user.entity.js";
 import { Comment, Post, commentExcerpt } from "./post.entity.js";
-import type { AddCommentInput, CreatePostInput } from "./post.inputs.js";
+import type { AddCommentInput, CreatePostInput, UpdatePostInput } from "./post.inputs.js";
 
 /** Posts and comments: the writes whose subscribers fan notifications out. */
 export class PostService {
@@ -30,6 +30,20 @@ export class PostService {
     // comment.notify for each, once they are committed.
     await createBatched(em, comment);
     return comment;
+  }
+
+  /**
+   * Changes its author's post; anyone else's is NOT_FOUND. A field given its current value changes
+   * nothing: no change set, no signal, no activity.
+   */
+  async update(em: EntityManager, authorId: string, id: string, input: UpdatePostInput): Promise<Post> {
+    const post = ObjectId.isValid(id) ? await em.findOne(Post, { _id: new ObjectId(id) }) : null;
+    if (!post || post.authorId.toHexString() !== authorId) throw notFound("Post");
+    if (input.title !== undefined && input.title !== null) post.title = input.title.trim();
+    if (input.body !== undefined && input.body !== null) post.body = input.body;
+    // The post's edit signal records what changed, and schedules post.edited once committed.
+    await em.flush();
+    return post;
   }
 
   /** Posts are public to signed-in users; an unknown or malformed id is simply not found. */

@@ -1,11 +1,17 @@
 import type { EventSubscriber } from "@mikro-orm/core";
 import type { JobScheduler } from "../../infra/agenda.js";
 import type { Logger } from "../../infra/logger.js";
-import { scheduleOnCreate, scheduleOnCreateTogether } from "../../infra/signals.js";
+import { recordOnChange, scheduleOnCreate, scheduleOnCreateTogether } from "../../infra/signals.js";
+import { PostEdit } from "./post-edit.entity.js";
 import { Comment, Post, type CommentNotice } from "./post.entity.js";
 
 export const FANOUT_JOB = "post.fanout";
 export const COMMENT_JOB = "comment.notify";
+export const EDIT_JOB = "post.edited";
+
+export interface EditJobData {
+  editId: string;
+}
 
 export interface FanoutJobData {
   postId: string;
@@ -31,15 +37,38 @@ declare module "../../infra/agenda.js" {
   interface JobPayloads {
     [FANOUT_JOB]: FanoutJobData;
     [COMMENT_JOB]: CommentJobData;
+    [EDIT_JOB]: EditJobData;
   }
 }
 
 /** Comments per `comment.notify` job at most. */
 export const COMMENTS_PER_JOB = 50;
 
-/** A committed post fans out to its author's followers; committed comments notify their posts' authors. */
+/**
+ * A committed post fans out to its author's followers; committed comments notify their posts'
+ * authors; a post whose title or body really changed is recorded, with its title before, and the
+ * committed record schedules the edit's follow-up.
+ */
 export function postSubscribers(scheduler: JobScheduler, logger: Logger): EventSubscriber[] {
   return [
+    recordOnChange({
+      entity: Post,
+      fields: ["title", "body"],
+      record: ({ entity, before, changed }) =>
+        new PostEdit({
+          postId: entity._id,
+          authorId: entity.authorId,
+          fields: changed,
+          oldTitle: before.title ?? entity.title,
+        }),
+    }),
+    scheduleOnCreate({
+      entity: PostEdit,
+      job: EDIT_JOB,
+      data: (edit): EditJobData => ({ editId: edit.id }),
+      scheduler,
+      logger,
+    }),
     scheduleOnCreate({
       entity: Post,
       job: FANOUT_JOB,
