@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { randomBytes, randomInt } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
+import { projectRoot } from "../../dev/local-stack.js";
 import {
   buildSchema,
   getNamedType,
@@ -189,16 +189,6 @@ interface Failure {
   problem: string;
 }
 
-function repoRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(dir, "package.json"))) {
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error("no package.json above this test");
-    dir = parent;
-  }
-  return dir;
-}
-
 /**
  * Every Query, Mutation and Subscription field of the checked-in schema, called by every kind of
  * caller over every transport with boundary and hostile arguments, plus malformed HTTP bodies,
@@ -234,7 +224,7 @@ describe(`schema-driven fuzzing (FUZZ_SEED=${SEED})`, () => {
         .map((op) => `${op.target} [${op.caller}, ${op.transport}, ${op.mode}] ${op.input}`)
         .join("; ")}`;
     });
-    schema = buildSchema(readFileSync(path.join(repoRoot(), "schema/schema.graphql"), "utf8"));
+    schema = buildSchema(readFileSync(path.join(projectRoot(), "schema/schema.graphql"), "utf8"));
     world = await buildWorld(herald.url, schema);
     canaryBefore = await stableSnapshot(herald.url, world, schema);
   });

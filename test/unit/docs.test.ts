@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { existsSync, globSync, readFileSync, readdirSync, statSync } from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
+import { projectRoot } from "../../dev/local-stack.js";
 import {
   Kind,
   astFromValue,
@@ -14,21 +14,7 @@ import {
   type GraphQLSchema,
 } from "graphql";
 
-/**
- * The directory holding package.json. Found by walking up rather than imported from the dev stack,
- * so this test depends on nothing but the files it checks, wherever it is compiled to.
- */
-function repoRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(dir, "package.json"))) {
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error("no package.json above this test");
-    dir = parent;
-  }
-  return dir;
-}
-
-const ROOT = repoRoot();
+const ROOT = projectRoot();
 const API_DOC = "docs/api.md";
 const ROOT_TYPES = ["Query", "Mutation", "Subscription"] as const;
 type RootType = (typeof ROOT_TYPES)[number];
