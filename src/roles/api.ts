@@ -259,15 +259,20 @@ function guardMessages(socket: Extra["socket"], limits: SocketLimits): void {
       return true;
     }
     limits.message().then(
-      (over) => over && socket.close(TOO_MANY, "Too many messages"),
+      (over) => over && socket.close(TOO_MANY_MESSAGES, "Too many messages"),
       () => undefined,
     );
     return emit(event, ...args);
   };
 }
 
-/** The close code for a socket over one of its limits (documented with the others in docs/api.md). */
-export const TOO_MANY = 4429;
+/**
+ * Close codes of the limits (documented with the others in docs/api.md). A client flooding its
+ * socket is told 4429, on which graphql-ws gives up; one over the open sockets of its user or
+ * address is told 1013 (try again later), on which graphql-ws retries with its backoff.
+ */
+export const TOO_MANY_MESSAGES = 4429;
+export const TRY_AGAIN_LATER = 1013;
 
 const socketLimits = new WeakMap<Extra["socket"], SocketLimits>();
 
@@ -305,7 +310,7 @@ function websocketOptions(
       const client = clientOf(ctx.extra.request, deps.trustProxy);
       const open = await deps.limits.openSocket(randomUUID(), claims.userId, client.address);
       if (!open) {
-        socket.close(TOO_MANY, "Too many connections");
+        socket.close(TRY_AGAIN_LATER, "Too many connections: try again later");
         return false;
       }
       const renewing = setInterval(() => open.renew(), deps.limits.socketRenewMs).unref();

@@ -245,7 +245,7 @@ describe("limits hold, and say when to come back", () => {
       const first = await openSocket(newAddress(), user.token);
       const second = await openSocket(newAddress(), user.token);
       const third = socketFrom(newAddress(), user.token);
-      assert.equal(await third.closed, 4429);
+      assert.equal(await third.closed, 1013);
       await first.dispose();
       // The server releases the closed one as it hears the close: a new socket gets in once it has.
       const fourth = await eventuallyOpen(user.token);
@@ -258,7 +258,7 @@ describe("limits hold, and say when to come back", () => {
       const open = [];
       for (const user of users.slice(0, 3)) open.push(await openSocket(address, user.token));
       const refused = socketFrom(address, users[3]?.token ?? "");
-      assert.equal(await refused.closed, 4429);
+      assert.equal(await refused.closed, 1013);
       await Promise.all([...open, refused].map((ws) => ws.dispose()));
     });
 
