@@ -174,7 +174,7 @@ export interface StreamLatencyResult extends Omit<LatencyResult, "stream"> {
 }
 
 /** The samples of one run of sequential comments, each timed from its POST to its event at the author's socket. */
-interface Timed {
+export interface Timed {
   e2e: number[];
   http: number[];
   sent: number;
@@ -184,18 +184,18 @@ interface Timed {
 }
 
 /** Where a timed comment goes: the post, and the socket on which its author's event arrives. */
-interface Target {
+export interface Target {
   postId: string;
   socket: EventSource;
   timed: Timed;
 }
 
-function newTimed(): Timed {
+export function newTimed(): Timed {
   return { e2e: [], http: [], sent: 0, lost: 0, httpErrors: 0, stopped: undefined };
 }
 
 /** One comment by A on the target's post, timed from its POST to its author's event. */
-async function timeOne(
+export async function timeOne(
   cast: Cast,
   target: Target,
   body: string,
@@ -236,7 +236,7 @@ function outOfTime(sent: number, options: LoadOptions): string {
   return `out of time after ${sent} comments (budget ${options.budgetMs / 1000} s)`;
 }
 
-async function warmUp(cast: Cast, options: LoadOptions, deadline: Deadline, label: string): Promise<void> {
+export async function warmUp(cast: Cast, options: LoadOptions, deadline: Deadline, label: string): Promise<void> {
   for (let i = 0; i < options.warmup && !deadline.passed(); i += 1) {
     await cast.api.comment(cast.a, cast.postId, `${label} ${i}`).catch(() => undefined);
     await cast.socketB.next("NEW_COMMENT", deadline.clip(options.eventTimeoutMs), `${label} ${i}`);
@@ -244,7 +244,7 @@ async function warmUp(cast: Cast, options: LoadOptions, deadline: Deadline, labe
   cast.socketB.drain();
 }
 
-function summarizeTimed(timed: Timed): Pick<LatencyResult, "e2e" | "http" | "trend"> {
+export function summarizeTimed(timed: Timed): Pick<LatencyResult, "e2e" | "http" | "trend"> {
   if (timed.e2e.length === 0) return { e2e: undefined, http: undefined, trend: undefined };
   const tenth = Math.max(1, Math.floor(timed.e2e.length / 10));
   return {

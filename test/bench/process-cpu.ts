@@ -7,6 +7,8 @@ import { readFile } from "node:fs/promises";
 export interface ProcessRef {
   name: string;
   pid: number | undefined;
+  /** One thread of it only (its main thread has the pid for id). */
+  tid?: number | undefined;
 }
 
 /** CPU time used so far by each process, in clock ticks; undefined where /proc has nothing. */
@@ -27,8 +29,20 @@ export function clockTicksPerSecond(): number {
 }
 
 /** utime + stime of the whole process (every thread), in clock ticks. */
-export async function cpuTicks(pid: number): Promise<number | undefined> {
-  const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => undefined);
+export function cpuTicks(pid: number): Promise<number | undefined> {
+  return ticksIn(`/proc/${pid}/stat`);
+}
+
+/**
+ * The same for one thread of it; the main thread's id is the pid. Threads that have ended are
+ * counted in the process's figure only, so "the rest" is the process's less its main thread's.
+ */
+export function threadTicks(pid: number, tid: number): Promise<number | undefined> {
+  return ticksIn(`/proc/${pid}/task/${tid}/stat`);
+}
+
+async function ticksIn(file: string): Promise<number | undefined> {
+  const stat = await readFile(file, "utf8").catch(() => undefined);
   if (stat === undefined) return undefined;
   // The command name, in parentheses, may itself hold spaces and parentheses: count from the last one.
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
@@ -48,7 +62,13 @@ export async function residentKiB(pid: number | undefined): Promise<number | und
 
 export async function cpuSnapshot(processes: readonly ProcessRef[]): Promise<CpuSnapshot> {
   const ticks = await Promise.all(
-    processes.map((p) => (p.pid === undefined ? Promise.resolve(undefined) : cpuTicks(p.pid))),
+    processes.map((p) =>
+      p.pid === undefined
+        ? Promise.resolve(undefined)
+        : p.tid === undefined
+          ? cpuTicks(p.pid)
+          : threadTicks(p.pid, p.tid),
+    ),
   );
   return new Map(processes.map((p, i) => [p.name, ticks[i]]));
 }

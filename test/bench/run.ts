@@ -6,13 +6,16 @@
 // reference implementation's benchmark: latency, throughput and fan-out of comments and posts
 // (test/bench/load.ts), with MongoDB and Redis commands and CPU time per event, and on request a
 // soak at a steady rate (test/bench/soak.ts); then a reconnect storm: many clients come back at
-// once and resume their inbox stream, against refetching their first page (test/bench/storm.ts).
+// once and resume their inbox stream, against refetching their first page (test/bench/storm.ts);
+// then what the rate limits cost on the latency figure, and how many failed sign-ins one api
+// process absorbs while a legitimate client keeps its p99 (test/bench/limits.ts).
 //
-//   node dist/test/bench/run.js [--only=channel,polling,fanout10k,email,latency,throughput,fanout,storm]
+//   node dist/test/bench/run.js [--only=channel,polling,fanout10k,email,latency,throughput,fanout,storm,limits]
 //                               [--count=N] [--polling-count=N] [--fanout-followers=N] [--fanout-connected=N]
 //                               [--emails=N] [--latency-n=N] [--throughput-n=N] [--concurrency=N]
 //                               [--fanout-n=N] [--fanout-rounds=N] [--soak-minutes=N] [--soak-rate=R]
-//                               [--storm-clients=N] [--storm-apis=N]
+//                               [--storm-clients=N] [--storm-apis=N] [--limits-n=N] [--flood-levels=N,N,…]
+//                               [--flood-seconds=N] [--flood-accounts=N] [--flood-addresses=N] [--flood-rate=N]
 //
 // Starts a throwaway FerretDB and Redis unless MONGO_URL / REDIS_URL name servers to use (each
 // scenario then gets a fresh database, dropped afterwards). Figures go to stdout, progress to stderr.
@@ -45,6 +48,15 @@ import { measureLatency, measureThroughput, message, type LoadOptions } from "./
 import { measureLoadFanout } from "./load-fanout.js";
 import { reportSoak, runSoak } from "./soak.js";
 import { measureStorm, reportStorm, type StormOptions, type StormResult } from "./storm.js";
+import {
+  FLOOD_ADDRESS_SPACE,
+  measureLimiterLatency,
+  measureLoginFlood,
+  reportLimiterLatency,
+  reportLoginFlood,
+  type FloodOptions,
+  type LimitsDeps,
+} from "./limits.js";
 
 const DEFAULT_COUNT = 300;
 const DEFAULT_FANOUT_FOLLOWERS = 10_000;
@@ -62,7 +74,17 @@ const PROCESS_EVERY_MS = 5000;
 const EVENT_TIMEOUT_MS = 30_000;
 const TARGET_P99_MS = 50;
 const SIGNALS: readonly NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
-const SCENARIOS = ["channel", "polling", "fanout10k", "email", "latency", "throughput", "fanout", "storm"] as const;
+const SCENARIOS = [
+  "channel",
+  "polling",
+  "fanout10k",
+  "email",
+  "latency",
+  "throughput",
+  "fanout",
+  "storm",
+  "limits",
+] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 // The Django-workload defaults are the reference benchmark's own.
 const DEFAULT_LATENCY_N = 500;
@@ -89,6 +111,19 @@ const FANOUT_SETUP_BUDGET_MS = 180_000;
 /** The issue asks for at least 2,000 clients coming back at once. */
 const DEFAULT_STORM_CLIENTS = 2000;
 const DEFAULT_STORM_APIS = 2;
+// The limits scenario's defaults keep it under about three minutes on a 2-core machine.
+const DEFAULT_LIMITS_N = 500;
+const LIMITS_LATENCY_BUDGET_MS = 90_000;
+// From a trickle to more than one api process's main thread answers: where the p99 gives way lies between.
+const DEFAULT_FLOOD_LEVELS = [2, 8, 64];
+const DEFAULT_FLOOD_SECONDS = 8;
+/** "A few accounts": each takes about 50 hashed wrong passwords before the limiter refuses it. */
+const DEFAULT_FLOOD_ACCOUNTS = 3;
+/** Per level: at the rates reached here, none reaches its 100 sign-ins per 15 minutes. */
+const DEFAULT_FLOOD_ADDRESSES = 1000;
+const DEFAULT_FLOOD_RATE = 50;
+const FLOOD_HASHING_BUDGET_MS = 30_000;
+const FLOOD_DRAINING_BUDGET_MS = 15_000;
 
 interface Scenario {
   kind: "channel" | "polling";
@@ -207,6 +242,7 @@ async function main(): Promise<number> {
       process.stdout.write(`\n${lines.join("\n")}\n`);
     });
   }
+  await runLimitsScenario(options, attempt);
   return failures > 0 ? 1 : 0;
 }
 
@@ -215,22 +251,7 @@ async function runLoadScenarios(
   options: Options,
   attempt: (name: string, run: () => Promise<void>) => Promise<void>,
 ): Promise<void> {
-  const load: LoadOptions = {
-    latencyN: options.latencyN,
-    warmup: CHANNEL_WARMUP,
-    throughputN: options.throughputN,
-    concurrency: options.concurrency,
-    fanoutN: options.fanoutN,
-    fanoutRounds: options.fanoutRounds,
-    setupConcurrency: 32,
-    connectConcurrency: 50,
-    eventTimeoutMs: EVENT_TIMEOUT_MS,
-    fanoutTimeoutMs: 120_000,
-    barrierTimeoutMs: 120_000,
-    httpTimeoutMs: 60_000,
-    budgetMs: 0,
-    setupBudgetMs: FANOUT_SETUP_BUDGET_MS,
-  };
+  const load = loadOptions(options);
   const wanted = {
     latency: options.only.has("latency") && options.latencyN > 0,
     throughput:
@@ -286,6 +307,79 @@ async function runLoadScenarios(
       );
       print(reportSoak(r, reportCosts(r.costs)));
     });
+  }
+}
+
+function loadOptions(options: Options): LoadOptions {
+  return {
+    latencyN: options.latencyN,
+    warmup: CHANNEL_WARMUP,
+    throughputN: options.throughputN,
+    concurrency: options.concurrency,
+    fanoutN: options.fanoutN,
+    fanoutRounds: options.fanoutRounds,
+    setupConcurrency: 32,
+    connectConcurrency: 50,
+    eventTimeoutMs: EVENT_TIMEOUT_MS,
+    fanoutTimeoutMs: 120_000,
+    barrierTimeoutMs: 120_000,
+    httpTimeoutMs: 60_000,
+    budgetMs: 0,
+    setupBudgetMs: FANOUT_SETUP_BUDGET_MS,
+  };
+}
+
+/** The limiter's cost on the latency figure, then the login flood, each on a stack of its own. */
+async function runLimitsScenario(
+  options: Options,
+  attempt: (name: string, run: () => Promise<void>) => Promise<void>,
+): Promise<void> {
+  const latency = options.limitsN > 0;
+  const flood = options.floodSeconds > 0 && options.floodLevels.length > 0;
+  if (!options.only.has("limits") || (!latency && !flood)) return;
+  const print = (lines: readonly string[]): void => void process.stdout.write(`\n${lines.join("\n")}\n`);
+  const cpu = cpus();
+  print([
+    "Herald's rate limits: what counting them costs, and what they hold off",
+    `machine: ${cpu.length} cores (${cpu[0]?.model.trim() ?? "unknown CPU"}), Node ${process.version}; date: ${new Date().toISOString()}`,
+    `setup: per part a fresh database and fresh Herald processes, ${process.env["MONGO_URL"] ? "MongoDB from MONGO_URL" : "throwaway FerretDB (SQLite)"}, ` +
+      `${process.env["REDIS_URL"] ? "Redis from REDIS_URL" : "throwaway Redis"}; percentiles are nearest-rank`,
+  ]);
+  if (latency) {
+    const load = { ...loadOptions(options), latencyN: options.limitsN, budgetMs: LIMITS_LATENCY_BUDGET_MS };
+    await attempt("limiter latency", async () =>
+      print(reportLimiterLatency(await onLimitsStack("limits", (deps, tag) => measureLimiterLatency(load, deps, tag)))),
+    );
+  }
+  if (flood) {
+    const floodOptions: FloodOptions = {
+      levels: options.floodLevels,
+      seconds: options.floodSeconds,
+      accounts: options.floodAccounts,
+      addresses: options.floodAddresses,
+      legitRate: options.floodRate,
+      hashingBudgetMs: FLOOD_HASHING_BUDGET_MS,
+      drainingBudgetMs: FLOOD_DRAINING_BUDGET_MS,
+      httpTimeoutMs: 30_000,
+    };
+    await attempt("login flood", async () =>
+      print(reportLoginFlood(await onLimitsStack("flood", (deps, tag) => measureLoginFlood(floodOptions, deps, tag)))),
+    );
+  }
+}
+
+/** `run` on a fresh database; whatever it starts is stopped afterwards. */
+async function onLimitsStack<T>(name: string, run: (deps: LimitsDeps, tag: string) => Promise<T>): Promise<T> {
+  const keep = cleanup.size;
+  try {
+    const database = uniqueDatabase(`bench_${name}`);
+    if (process.env["MONGO_URL"]) cleanup.add(`database ${database}`, () => dropDatabase(testMongoUrl(database)));
+    return await run(
+      { database, servers, startHerald: startOwned, onCleanup: (what, stop) => cleanup.add(what, stop), log },
+      database,
+    );
+  } finally {
+    await cleanup.unwind(keep);
   }
 }
 
@@ -447,16 +541,27 @@ interface Options {
   soakRate: number | undefined;
   stormClients: number;
   stormApis: number;
+  /** Comments per api in the limiter's latency comparison. */
+  limitsN: number;
+  /** Wrong-password sign-ins in flight, one level after the other. */
+  floodLevels: number[];
+  floodSeconds: number;
+  floodAccounts: number;
+  floodAddresses: number;
+  /** The legitimate client's requests per second. */
+  floodRate: number;
 }
 
-type CountOption = Exclude<keyof Options, "only" | "soakRate">;
+type CountOption = Exclude<keyof Options, "only" | "soakRate" | "floodLevels">;
 
 const USAGE =
   `run.js [--only=${SCENARIOS.join(",")}] [--count=N] [--polling-count=N] [--fanout-followers=N] ` +
   "[--fanout-connected=N] [--emails=N] [--latency-n=N] [--throughput-n=N] [--concurrency=N] [--fanout-n=N] " +
   "[--fanout-rounds=N] [--soak-minutes=N] [--soak-rate=R] [--storm-clients=N] [--storm-apis=N] " +
-  "(every scenario runs by default; --count, --polling-count, --fanout-followers, --emails, --latency-n, " +
-  "--throughput-n, --fanout-n or --storm-clients of 0 skips that scenario; the soak runs only with --soak-minutes)";
+  "[--limits-n=N] [--flood-levels=N,N,…] [--flood-seconds=N] [--flood-accounts=N] [--flood-addresses=N] " +
+  "[--flood-rate=N] (every scenario runs by default; --count, --polling-count, --fanout-followers, --emails, " +
+  "--latency-n, --throughput-n, --fanout-n or --storm-clients of 0 skips that scenario, --limits-n=0 and " +
+  "--flood-seconds=0 the two parts of limits; the soak runs only with --soak-minutes)";
 
 function parseArgs(args: readonly string[]): Options {
   const options: Options = {
@@ -475,6 +580,12 @@ function parseArgs(args: readonly string[]): Options {
     soakRate: undefined,
     stormClients: DEFAULT_STORM_CLIENTS,
     stormApis: DEFAULT_STORM_APIS,
+    limitsN: DEFAULT_LIMITS_N,
+    floodLevels: DEFAULT_FLOOD_LEVELS,
+    floodSeconds: DEFAULT_FLOOD_SECONDS,
+    floodAccounts: DEFAULT_FLOOD_ACCOUNTS,
+    floodAddresses: DEFAULT_FLOOD_ADDRESSES,
+    floodRate: DEFAULT_FLOOD_RATE,
   };
   const keys: Record<string, CountOption> = {
     count: "count",
@@ -490,10 +601,16 @@ function parseArgs(args: readonly string[]): Options {
     "soak-minutes": "soakMinutes",
     "storm-clients": "stormClients",
     "storm-apis": "stormApis",
+    "limits-n": "limitsN",
+    "flood-seconds": "floodSeconds",
+    "flood-accounts": "floodAccounts",
+    "flood-addresses": "floodAddresses",
+    "flood-rate": "floodRate",
   };
   for (const arg of args) {
     const only = /^--only=([a-z0-9,]+)$/.exec(arg)?.[1];
     const rate = /^--soak-rate=(\d+(?:\.\d+)?)$/.exec(arg)?.[1];
+    const levels = /^--flood-levels=(\d+(?:,\d+)*)$/.exec(arg)?.[1];
     const match = /^--([a-z-]+)=(\d+)$/.exec(arg);
     const key = match?.[1] ? keys[match[1]] : undefined;
     if (only !== undefined) {
@@ -503,6 +620,8 @@ function parseArgs(args: readonly string[]): Options {
       options.only = new Set(names as ScenarioName[]);
     } else if (rate !== undefined) {
       options.soakRate = Number(rate);
+    } else if (levels !== undefined) {
+      options.floodLevels = levels.split(",").map(Number);
     } else if (match && key) {
       options[key] = Number(match[2]);
     } else {
@@ -515,6 +634,15 @@ function parseArgs(args: readonly string[]): Options {
   if (options.concurrency < 1) throw new Error("--concurrency must be at least 1");
   if (options.stormApis < 1) throw new Error("--storm-apis must be at least 1");
   if (options.soakRate !== undefined && options.soakRate <= 0) throw new Error("--soak-rate must be above 0");
+  if (options.floodLevels.some((level) => level < 1)) throw new Error("--flood-levels must each be at least 1");
+  if (options.floodAccounts < 1 || options.floodAddresses < 1 || options.floodRate < 1) {
+    throw new Error("--flood-accounts, --flood-addresses and --flood-rate must be at least 1");
+  }
+  if (options.floodLevels.length * options.floodAddresses > FLOOD_ADDRESS_SPACE) {
+    throw new Error(
+      `--flood-addresses times the levels must be at most ${FLOOD_ADDRESS_SPACE}: each level has its own`,
+    );
+  }
   return options;
 }
 
