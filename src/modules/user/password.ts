@@ -29,6 +29,9 @@ export class PasswordHasher {
       filename: new URL("./password.worker.js", import.meta.url).href,
       minThreads: 1,
       maxThreads: Math.max(1, threads),
+      // Piscina stops a thread above minThreads as soon as the queue empties (idleTimeout 0): under a
+      // steady trickle of sign-ins the second thread was started again for almost every hash.
+      idleTimeout: 30_000,
       niceIncrement: NICENESS,
     });
   }
