@@ -135,6 +135,28 @@ export class Limits {
     }
   }
 
+  /**
+   * Runs a password check under the sign-in limits: refused while a wait is on, a wrong password
+   * (as `wrong` tells it from the check's error) counted, a right one forgiving the address's.
+   */
+  async passwordCheck<T>(
+    account: string,
+    address: string | undefined,
+    check: () => Promise<T>,
+    wrong: (err: unknown) => boolean,
+  ): Promise<T> {
+    await this.beforeLogin(account, address);
+    let result: T;
+    try {
+      result = await check();
+    } catch (err) {
+      if (wrong(err)) await this.loginFailed(account, address);
+      throw err;
+    }
+    await this.loginSucceeded(account, address);
+    return result;
+  }
+
   /** A right password forgives this address's wrong ones for the account. */
   async loginSucceeded(account: string, address: string | undefined): Promise<void> {
     if (!this.settings.enabled) return;

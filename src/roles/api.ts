@@ -22,7 +22,6 @@ import { buildHeraldSchema } from "../graphql/schema.js";
 import { LIMIT_RULES } from "../graphql/limits.js";
 import { DocumentGate, MAX_TOKENS, badVariables } from "../graphql/documents.js";
 import { renderPlayground } from "../graphql/playground.js";
-import type { TokenClaims } from "../modules/user/token.service.js";
 import type { Authenticator } from "../modules/user/authenticator.js";
 import type { LoginEnds } from "../modules/user/login-ends.js";
 import { BODY_LIMIT, clientAddress, requestId, sendError, type TrustProxy } from "./http.js";
@@ -181,13 +180,9 @@ async function httpViewer(headers: Record<string, string | string[] | undefined>
     throw unauthenticated("The x-api-key header does not hold a valid service key");
   }
   if (headers.authorization === undefined) return { kind: "anonymous" };
-  const claims = await authenticate(headers.authorization, deps);
+  const claims = await deps.auth.authenticate(headers.authorization);
   if (!claims) throw unauthenticated("The bearer token is invalid or expired");
   return { kind: "user", userId: claims.userId, loginId: claims.loginId };
-}
-
-function authenticate(header: unknown, deps: ApiDeps): Promise<TokenClaims | null> {
-  return deps.auth.authenticate(header);
 }
 
 /**
@@ -210,6 +205,8 @@ type SocketExtra = Extra & {
   live?: Set<string>;
   /** The request id of each operation in flight, by its graphql-ws id, for the log. */
   requestIds?: Map<string, string>;
+  /** Its login has ended: it closes once its queries and mutations in flight are answered. */
+  ending?: boolean;
 };
 
 /**
@@ -304,7 +301,7 @@ function websocketOptions(
         ctx.extra.socket.close(CloseCode.Unauthorized, "Unauthorized: send connectionParams.authorization");
         return false;
       }
-      const claims = await authenticate(raw, deps);
+      const claims = await deps.auth.authenticate(raw);
       if (!claims) return false;
       const socket = ctx.extra.socket;
       const client = clientOf(ctx.extra.request, deps.trustProxy);
@@ -322,10 +319,11 @@ function websocketOptions(
       ctx.extra.client = client;
       closeWhenExpired(socket, claims.expiresAt);
       // A socket does not outlive its login: logout, logoutEverywhere or endSession, on any instance.
-      // The close waits for the turn to end, so that a logout sent over this very socket answers first.
-      const unwatch = deps.logins.watch(claims.loginId, () =>
-        setImmediate(() => socket.close(CloseCode.Forbidden, "Login ended")),
-      );
+      const extra = ctx.extra;
+      const unwatch = deps.logins.watch(claims.loginId, () => {
+        extra.ending = true;
+        closeIfEnding(extra);
+      });
       socket.once("close", unwatch);
       return true;
     },
@@ -390,14 +388,27 @@ function websocketOptions(
     onComplete: (ctx, operationId) => {
       ctx.extra.live?.delete(operationId);
       ctx.extra.requestIds?.delete(operationId);
+      closeIfEnding(ctx.extra);
     },
     onError: (ctx, operationId, _payload, errors) => {
       ctx.extra.live?.delete(operationId);
       const requestId = ctx.extra.requestIds?.get(operationId) ?? "ws";
       ctx.extra.requestIds?.delete(operationId);
+      closeIfEnding(ctx.extra);
       return errors.map((e) => formatError(e.toJSON(), e, { requestId, logger: deps.logger }));
     },
   };
+}
+
+/**
+ * Closes the socket of an ended login once no query or mutation of it is in flight (its
+ * subscriptions do not wait), so that a logout sent over this very socket gets its answer, and its
+ * `complete`, first. Called again as each operation completes; the close follows the turn in which
+ * graphql-ws sends that `complete`.
+ */
+function closeIfEnding(extra: SocketExtra): void {
+  const inFlight = (extra.requestIds?.size ?? 0) - (extra.live?.size ?? 0);
+  if (extra.ending && inFlight <= 0) setImmediate(() => extra.socket.close(CloseCode.Forbidden, "Login ended"));
 }
 
 function scopeOf(contextValue: unknown, logger: Logger): { requestId: string; logger: Logger } {

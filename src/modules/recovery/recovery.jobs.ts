@@ -11,11 +11,6 @@ declare module "../../infra/agenda.js" {
   }
 }
 
-/**
- * Work younger than this may still be queued normally; older and unfinished means it was lost.
- * Longer than any job's lock lifetime, so that a job still running is not taken for lost.
- */
-export const DEFAULT_GRACE_MS = 60_000;
 /** Records each task takes per sweep: a backlog is worked off a minute at a time. */
 const BATCH = 500;
 
@@ -29,7 +24,8 @@ export type RecoverySummary = Record<string, number>;
  * one no-op run.
  */
 export async function sweep(ctx: ModuleContext, now = new Date()): Promise<RecoverySummary> {
-  const cutoff = new Date(now.getTime() - (ctx.config.agenda.recoveryGraceMs ?? DEFAULT_GRACE_MS));
+  // Work younger than RECOVERY_GRACE_MS may still be queued normally; older and unfinished, it was lost.
+  const cutoff = new Date(now.getTime() - ctx.config.agenda.recoveryGraceMs);
   const recovered: RecoverySummary = {};
   for (const task of ctx.modules.flatMap((m) => m.recovery ?? [])) {
     recovered[task.name] = await task.run(ctx, { cutoff, now, limit: BATCH });

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
+import type { FilterQuery } from "@mikro-orm/core";
 import { ObjectId } from "@mikro-orm/mongodb";
 import Bowser from "bowser";
 import type { ClientInfo } from "../../graphql/context.js";
@@ -76,11 +77,7 @@ export class SessionService {
   /** Ends one of the user's logins; another user's, or one already over, is NOT_FOUND. */
   async end(em: EntityManager, userId: string, loginId: string): Promise<void> {
     if (!ObjectId.isValid(loginId)) throw notFound("Session");
-    const changed = await em.nativeUpdate(
-      Login,
-      { _id: new ObjectId(loginId), userId: new ObjectId(userId), endedAt: null },
-      { endedAt: new Date() },
-    );
+    const changed = await this.markEnded(em, { _id: new ObjectId(loginId), userId: new ObjectId(userId) });
     if (changed === 0) throw notFound("Session");
     await this.ends.end([loginId]);
   }
@@ -90,29 +87,18 @@ export class SessionService {
    * retried after a failed announcement still reaches every instance.
    */
   async logout(em: EntityManager, userId: string, loginId: string): Promise<void> {
-    await em.nativeUpdate(
-      Login,
-      { _id: new ObjectId(loginId), userId: new ObjectId(userId), endedAt: null },
-      { endedAt: new Date() },
-    );
+    await this.markEnded(em, { _id: new ObjectId(loginId), userId: new ObjectId(userId) });
     await this.ends.end([loginId]);
   }
 
-  /** Ends every login of the user but `keep` (a password changed on it); answers how many ended. */
-  async endOthers(em: EntityManager, userId: string, keep: string): Promise<number> {
-    const others = (await this.list(em, userId)).filter((l) => l.id !== keep);
-    if (others.length === 0) return 0;
-    await em.nativeUpdate(Login, { _id: { $in: others.map((l) => l._id) }, endedAt: null }, { endedAt: new Date() });
-    await this.ends.end(others.map((l) => l.id));
-    return others.length;
-  }
-
-  /** Ends every login of the user; answers how many were live. */
-  async endAll(em: EntityManager, userId: string): Promise<number> {
-    const live = await this.list(em, userId);
+  /**
+   * Ends every login of the user, or every one but `keep` (a password changed on it); answers how
+   * many were live and ended.
+   */
+  async endAll(em: EntityManager, userId: string, keep?: string): Promise<number> {
+    const live = (await this.list(em, userId)).filter((l) => l.id !== keep);
     if (live.length === 0) return 0;
-    const ids = live.map((l) => l._id);
-    await em.nativeUpdate(Login, { _id: { $in: ids }, endedAt: null }, { endedAt: new Date() });
+    await this.markEnded(em, { _id: { $in: live.map((l) => l._id) } });
     await this.ends.end(live.map((l) => l.id));
     return live.length;
   }
@@ -127,8 +113,13 @@ export class SessionService {
   }
 
   private async theft(em: EntityManager, login: Login): Promise<void> {
-    await em.nativeUpdate(Login, { _id: login._id }, { endedAt: new Date() });
+    await this.markEnded(em, { _id: login._id });
     await this.ends.end([login.id]);
+  }
+
+  /** Marks the live logins `filter` finds ended; answers how many it marked. */
+  private markEnded(em: EntityManager, filter: { _id: unknown; userId?: ObjectId }): Promise<number> {
+    return em.nativeUpdate(Login, { ...filter, endedAt: null } as FilterQuery<Login>, { endedAt: new Date() });
   }
 
   private async credentials(user: User, login: Login, secret: string): Promise<Credentials> {
@@ -148,6 +139,11 @@ function newSecret(): string {
 
 function hashOf(secret: string): string {
   return createHash("sha256").update(secret).digest("hex");
+}
+
+/** The login a refresh token names, if it is one of ours in form (what its limit is counted by). */
+export function refreshLoginId(token: string): string | null {
+  return parseRefreshToken(token)?.loginId.toHexString() ?? null;
 }
 
 function parseRefreshToken(token: string): { loginId: ObjectId; secret: string } | null {

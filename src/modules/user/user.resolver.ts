@@ -1,7 +1,7 @@
 import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from "type-graphql";
 import type { GraphQLContext } from "../../graphql/context.js";
 import { requireLogin, viewerId } from "../../graphql/context.js";
-import type { Credentials, SessionService } from "./session.service.js";
+import { refreshLoginId, type Credentials, type SessionService } from "./session.service.js";
 import { LoginInput, RegisterInput } from "./user.inputs.js";
 import { AuthPayload, SessionView, UserView, toUserView } from "./user.types.js";
 import { normalizeEmail, type UserService } from "./user.service.js";
@@ -33,18 +33,12 @@ export class UserResolver {
 
   @Mutation(() => AuthPayload, { description: "Signs in: a new login, with its own tokens." })
   async login(@Arg("input") input: LoginInput, @Ctx() ctx: GraphQLContext): Promise<AuthPayload> {
-    const account = normalizeEmail(input.email);
-    await this.limits.beforeLogin(account, ctx.client.address);
-    let user: User;
-    try {
-      user = await this.users.login(ctx.em, input);
-    } catch (err) {
-      if (err instanceof HeraldError && err.extensions["code"] === ErrorCode.UNAUTHENTICATED) {
-        await this.limits.loginFailed(account, ctx.client.address);
-      }
-      throw err;
-    }
-    await this.limits.loginSucceeded(account, ctx.client.address);
+    const user = await this.limits.passwordCheck(
+      normalizeEmail(input.email),
+      ctx.client.address,
+      () => this.users.login(ctx.em, input),
+      (err) => err instanceof HeraldError && err.extensions["code"] === ErrorCode.UNAUTHENTICATED,
+    );
     return toPayload(await this.logins.start(ctx.em, user, ctx.client));
   }
 
@@ -54,8 +48,7 @@ export class UserResolver {
   })
   async refresh(@Arg("refreshToken") refreshToken: string, @Ctx() ctx: GraphQLContext): Promise<AuthPayload> {
     // Counted per login (the token names it), or per address for what names none.
-    const loginId = /^[0-9a-f]{24}\./.exec(refreshToken) ? refreshToken.slice(0, 24) : `address:${ctx.client.address}`;
-    await this.limits.refresh(loginId);
+    await this.limits.refresh(refreshLoginId(refreshToken) ?? `address:${ctx.client.address}`);
     return toPayload(await this.logins.refresh(ctx.em, refreshToken));
   }
 
@@ -101,7 +94,7 @@ export class UserResolver {
   ): Promise<boolean> {
     const { userId, loginId } = requireLogin(ctx);
     await this.checked(ctx, userId, () => this.users.changePassword(ctx.em, userId, currentPassword, newPassword));
-    await this.logins.endOthers(ctx.em, userId, loginId);
+    await this.logins.endAll(ctx.em, userId, loginId);
     return true;
   }
 
@@ -121,19 +114,11 @@ export class UserResolver {
   }
 
   /** A password check of a signed-in user, counted like a sign-in's: guessing is slowed the same way. */
-  private async checked(ctx: GraphQLContext, userId: string, change: () => Promise<User>): Promise<User> {
-    const account = `user:${userId}`;
-    await this.limits.beforeLogin(account, ctx.client.address);
-    try {
-      const user = await change();
-      await this.limits.loginSucceeded(account, ctx.client.address);
-      return user;
-    } catch (err) {
+  private checked(ctx: GraphQLContext, userId: string, change: () => Promise<User>): Promise<User> {
+    return this.limits.passwordCheck(`user:${userId}`, ctx.client.address, change, (err) => {
       const field = err instanceof HeraldError ? err.extensions["field"] : undefined;
-      if (field === "currentPassword" || field === "password")
-        await this.limits.loginFailed(account, ctx.client.address);
-      throw err;
-    }
+      return field === "currentPassword" || field === "password";
+    });
   }
 
   @FieldResolver(() => String, { nullable: true, description: "Visible to its owner only." })
