@@ -723,7 +723,8 @@ interface Slot {
 }
 
 /** Operations that end the caller's login, or may: the fuzzer's token must outlive the run. */
-const ENDS_LOGIN = new Set(["logout", "logoutEverywhere", "endSession", "refresh"]);
+// changePassword ends the caller's other logins, and both it and changeEmail change how the caller signs in.
+const ENDS_LOGIN = new Set(["logout", "logoutEverywhere", "endSession", "refresh", "changePassword", "changeEmail"]);
 
 /** Operations whose success legitimately changes another user: the canary must never be their target. */
 const REACHES_OTHERS = new Set(["follow", "unfollow", "addComment", "sendNotification"]);
@@ -982,7 +983,10 @@ function graphqlOp(
   forcedTransport?: Transport,
 ): Planned {
   const { rnd, world } = ctx;
-  if (ENDS_LOGIN.has(field.name) && caller.kind === "user") caller = ctx.disposable;
+  // Over graphql-ws the service key is not read: "service key + bearer" acts there as the fuzzer.
+  if (ENDS_LOGIN.has(field.name) && (caller.kind === "user" || caller.name === "service key + bearer")) {
+    caller = ctx.disposable;
+  }
   let args: Record<string, FuzzValue> = {};
   for (const arg of field.args) args[arg.name] = baseline(ctx, field.name, arg.name, arg.type);
   // The canary's password is no secret to this test, but a caller that knows it is the canary.
