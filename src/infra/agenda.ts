@@ -233,7 +233,7 @@ export function defineJob<Name extends JobName>(
         }),
       );
       const ms = Math.round(performance.now() - started);
-      logger.debug({ job: name, id, outcome, ms }, "job finished");
+      logger.debug({ job: name, id, ...idsOf(job.attrs.data), outcome, ms }, "job finished");
     },
     {
       backoff: options.backoff ?? retryBackoff,
@@ -243,6 +243,14 @@ export function defineJob<Name extends JobName>(
         ? { concurrency: options.concurrency, lockLimit: options.concurrency * LOCKED_AHEAD }
         : {}),
     },
+  );
+}
+
+/** The ids a job's data names at its top level (postId, userId, …), for its log line. */
+function idsOf(data: unknown): Record<string, string> {
+  if (typeof data !== "object" || data === null) return {};
+  return Object.fromEntries(
+    Object.entries(data).filter((e): e is [string, string] => e[0].endsWith("Id") && typeof e[1] === "string"),
   );
 }
 

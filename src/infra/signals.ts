@@ -55,6 +55,38 @@ export function scheduleOnCreateTogether<T extends object, Name extends JobName>
 }
 
 /**
+ * The Django "post_save" signal for one field: once a flush has committed an update of `entity`
+ * that really changed `field` (a save that changes nothing has no change set) and `when` holds,
+ * schedule `job`. The field itself is what the recovery sweep finds unfinished work by, so it
+ * needs no record of its own.
+ */
+export function scheduleOnChange<T extends object, Name extends JobName>(options: {
+  entity: new (...args: never[]) => T;
+  field: keyof T & string;
+  when: (changed: T) => boolean;
+  job: Name;
+  data: (changed: T) => JobPayloads[Name];
+  scheduler: JobScheduler;
+  logger: Logger;
+}): EventSubscriber {
+  return {
+    afterFlush: async ({ uow }: FlushEventArgs) => {
+      const changed = uow
+        .getChangeSets()
+        .filter(
+          (cs) =>
+            cs.type === ChangeSetType.UPDATE &&
+            cs.entity instanceof options.entity &&
+            options.field in cs.payload &&
+            options.when(cs.entity),
+        )
+        .map((cs) => cs.entity as T);
+      await scheduleEach(changed, (entity) => options.scheduler.now(options.job, options.data(entity)), options.logger);
+    },
+  };
+}
+
+/**
  * The Django "pre_save" signal for chosen fields: when a flush updates `entity` and one of `fields`
  * really changes (a save that changes nothing has no change set, and is silent), `record` turns
  * the values before and after into a record written by the same flush, an outbox entry. The

@@ -47,6 +47,8 @@ export class Delivery {
 // Ascending keys serve the newest-first listing too: MongoDB walks an index in either direction.
 @Index({ properties: ["recipientId", "createdAt", "_id"] })
 @Index({ properties: ["recipientId", "readAt", "archivedAt"] })
+// What deleting or retitling a post finds its notifications by.
+@Index({ properties: ["postId"] })
 // The recovery sweep's search for emails that were planned but never tried.
 @Index({ options: [{ "deliveries.status": 1, createdAt: 1 }, { name: "deliveries_status_createdAt" }] })
 export class Notification {

@@ -31,6 +31,8 @@ export interface DeliverySummary {
   published: number;
 }
 
+/** Notifications deleted per write by `withdraw`. */
+const WITHDRAW_BATCH = 500;
 /** Single notifications written in one batch at most (see NotificationService.deliver). */
 const SINGLES_PER_WRITE = 100;
 /** Batches of singles in flight at once. */
@@ -291,6 +293,66 @@ export class NotificationService {
     }
     await this.log.commit([{ userId, lock, changes: done.changes }], this.recount(em));
     return done.result;
+  }
+
+  /**
+   * Takes the notifications `where` finds out of their recipients' inboxes, `batch` at a time until
+   * none is left; answers how many went. Each batch locks its recipients' inboxes (see changeInbox),
+   * reads the notifications' state under the locks, deletes them and logs a DELETED event for each
+   * one that was in an inbox, with the unread count corrected, before the next batch starts: a
+   * count is never wrong for longer than a batch. Safe to run again, and beside the recipients'
+   * own changes. `between` runs after each batch (a long job renews its lock there).
+   */
+  async withdraw(
+    em: EntityManager,
+    where: Document,
+    options: { batch?: number; between?: () => Promise<void> } = {},
+  ): Promise<number> {
+    const notifications = notificationCollection(em);
+    const batch = options.batch ?? WITHDRAW_BATCH;
+    let removed = 0;
+    for (;;) {
+      const found = await notifications
+        .find(where, { projection: { _id: 1, recipientId: 1 }, limit: batch, batchSize: batch })
+        .toArray();
+      if (found.length === 0) return removed;
+      const recipients = new Set(found.map((d) => String(d["recipientId"])));
+      const locks = await this.log.lockAll(recipients);
+      const changes = new Map<string, InboxCommit["changes"]>([...recipients].map((id) => [id, []]));
+      try {
+        // Read again under the locks: the state they were deleted in is the one the counts moved by.
+        const ids = found.map((d) => d["_id"]);
+        const docs = await notifications
+          .find({ _id: { $in: ids } }, { projection: { recipientId: 1, readAt: 1, archivedAt: 1, inApp: 1 } })
+          .toArray();
+        await notifications.deleteMany({ _id: { $in: docs.map((d) => d["_id"]) } });
+        for (const doc of docs) {
+          // One kept out of the inbox was never in a client's view: its going is no event.
+          if (doc["inApp"] === false) continue;
+          const counted = doc["readAt"] == null && doc["archivedAt"] == null;
+          changes.get(String(doc["recipientId"]))?.push({
+            delta: counted ? -1 : 0,
+            change: { type: InboxEventType.DELETED, notificationId: String(doc["_id"]) },
+          });
+        }
+        removed += docs.length;
+      } catch (err) {
+        // What was deleted is unknown: the counters are counted anew.
+        await this.log
+          .commit(
+            [...locks].map(([userId, lock]) => ({ userId, lock, changes: [], forget: true })),
+            this.recount(em),
+          )
+          .catch(() => undefined);
+        throw err;
+      }
+      await this.log.commit(
+        [...locks].map(([userId, lock]) => ({ userId, lock, changes: changes.get(userId) ?? [] })),
+        this.recount(em),
+      );
+      await options.between?.();
+      if (found.length < batch) return removed;
+    }
   }
 
   /** What the log counts a user's unread notifications with when its counter is missing. */

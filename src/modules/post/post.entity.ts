@@ -4,6 +4,7 @@ import { Entity, Index, PrimaryKey, Property, SerializedPrimaryKey } from "@mikr
 @Entity({ collection: "posts" })
 @Index({ properties: ["authorId", "createdAt", "_id"] })
 @Index({ properties: ["fanoutCompletedAt", "createdAt"] })
+@Index({ properties: ["deletedAt"] })
 export class Post {
   @PrimaryKey()
   _id: ObjectId = new ObjectId();
@@ -34,6 +35,14 @@ export class Post {
   @Property({ nullable: true })
   fanoutCompletedAt?: Date | null;
 
+  /**
+   * Set by deletePost: from then on the post is gone for every reader, and its fan-out stops. The
+   * `post.deleted` job takes its notifications out of the inboxes, removes its comments and then the
+   * post itself; the recovery sweep reschedules posts still here with it set.
+   */
+  @Property({ nullable: true })
+  deletedAt?: Date | null;
+
   constructor(authorId: ObjectId, title: string, body: string) {
     this.authorId = authorId;
     this.title = title;
@@ -44,6 +53,8 @@ export class Post {
 @Entity({ collection: "comments" })
 @Index({ properties: ["postId", "createdAt", "_id"] })
 @Index({ properties: ["notifiedAt", "createdAt"] })
+@Index({ properties: ["deletedAt"] })
+@Index({ properties: ["authorId"] })
 export class Comment {
   @PrimaryKey()
   _id: ObjectId = new ObjectId();
@@ -66,6 +77,10 @@ export class Comment {
   /** Set by `comment.notify`; the recovery sweep reschedules comments without it. */
   @Property({ nullable: true })
   notifiedAt?: Date | null;
+
+  /** Set by deleteComment; the `comment.deleted` job removes its notification and then the comment. */
+  @Property({ nullable: true })
+  deletedAt?: Date | null;
 
   /**
    * Not stored: what the request that wrote the comment knew of its post and author, handed to

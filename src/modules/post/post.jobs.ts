@@ -2,7 +2,7 @@ import { chunks } from "../../common/chunks.js";
 import { ObjectId } from "@mikro-orm/mongodb";
 import type { Collection } from "mongodb";
 import type { Agenda } from "agenda";
-import { defineJob, type JobOutcome } from "../../infra/agenda.js";
+import { defineJob, type JobOutcome, type JobRun, type JobScheduler } from "../../infra/agenda.js";
 import type { Logger } from "../../infra/logger.js";
 import { findBatched, findById, markBatched, type EntityManager, type MikroORM } from "../../infra/orm.js";
 import type { ActivityService } from "../activity/activity.service.js";
@@ -12,10 +12,14 @@ import type { NotificationService } from "../notification/notification.service.j
 import { User } from "../user/user.entity.js";
 import { Comment, Post, commentExcerpt, type CommentNotice } from "./post.entity.js";
 import {
+  COMMENT_DELETE_JOB,
   COMMENT_JOB,
+  DELETE_JOB,
   EDIT_JOB,
   FANOUT_JOB,
+  type CommentDeleteJobData,
   type CommentJobData,
+  type DeleteJobData,
   type CommentRef,
   type EditJobData,
   type FanoutJobData,
@@ -27,6 +31,7 @@ export interface PostJobDeps {
   orm: MikroORM;
   notifications: NotificationService;
   activity: ActivityService;
+  scheduler: JobScheduler;
   logger: Logger;
 }
 
@@ -58,7 +63,7 @@ export const FANOUT_BATCHES_IN_FLIGHT = 2;
 export async function fanout(deps: PostJobDeps, data: FanoutJobData): Promise<JobOutcome> {
   const em = deps.orm.em.fork();
   const post = await findById(em, Post, data.postId);
-  if (!post || post.fanoutCompletedAt) return "skipped";
+  if (!post || post.fanoutCompletedAt || post.deletedAt) return "skipped";
   const author = await em.findOne(User, { _id: post.authorId });
   const draft = (followerId: string) => ({
     recipientId: new ObjectId(followerId),
@@ -78,9 +83,13 @@ export async function fanout(deps: PostJobDeps, data: FanoutJobData): Promise<Jo
     const live = new Set(await deps.notifications.listeningForNew(followerIds));
     const batches = fanoutBatches(followerIds, live);
     // A few at once, in order of start: while one batch is written, the one before it is announced.
-    await inOrderAtMost(FANOUT_BATCHES_IN_FLIGHT, batches, (followers) =>
-      deps.notifications.deliver(em.fork(), followers.map(draft)),
-    );
+    // Each starts only while the post is there: a deletion stops the fan-out within a batch.
+    let deleted = false;
+    await inOrderAtMost(FANOUT_BATCHES_IN_FLIGHT, batches, async (followers) => {
+      if (deleted || (deleted = await isDeleted(em, post._id))) return;
+      await deps.notifications.deliver(em.fork(), followers.map(draft));
+    });
+    if (deleted || (await isDeleted(em, post._id))) return stopForDeletion(deps, post.id);
     cursor = last._id;
     await em.nativeUpdate(Post, { _id: post._id }, { fanoutCursor: cursor });
     deps.logger.debug({ post: post.id, followers: page.length, live: live.size }, "fan-out page done");
@@ -95,6 +104,22 @@ export async function fanout(deps: PostJobDeps, data: FanoutJobData): Promise<Jo
   });
   await em.nativeUpdate(Post, { _id: post._id }, { fanoutCompletedAt: new Date() });
   return "done";
+}
+
+/** Whether the post was deleted (or is gone): read from the database, not the identity map. */
+async function isDeleted(em: EntityManager, postId: ObjectId): Promise<boolean> {
+  const found = await em.getCollection(Post).findOne({ _id: postId }, { projection: { deletedAt: 1 } });
+  return !found || found["deletedAt"] != null;
+}
+
+/**
+ * A fan-out or comment that finds its post deleted after it wrote: the deletion's job may have
+ * taken the post's notifications out before these were written, so it runs again, after them.
+ * (A write that saw the post still there came before the deletion, and its job finds it.)
+ */
+async function stopForDeletion(deps: PostJobDeps, postId: string): Promise<JobOutcome> {
+  await deps.scheduler.now(DELETE_JOB, { postId });
+  return "skipped";
 }
 
 /**
@@ -190,6 +215,16 @@ async function notifyComment(deps: PostJobDeps, ref: CommentRef): Promise<JobOut
       },
     ]);
   }
+  // After the write: a deletion since the notice was taken may have swept before it.
+  const [comment, post] = await Promise.all([
+    findBatched(deps.orm.em, Comment, ref.commentId),
+    findBatched(deps.orm.em, Post, notice.postId),
+  ]);
+  if (!post || post.deletedAt) return stopForDeletion(deps, notice.postId);
+  if (!comment || comment.deletedAt) {
+    await deps.scheduler.now(COMMENT_DELETE_JOB, { commentId: ref.commentId });
+    return "skipped";
+  }
   await deps.activity.record(em, {
     dedupeKey: `comment.added:${ref.commentId}`,
     verb: "comment.added",
@@ -201,15 +236,22 @@ async function notifyComment(deps: PostJobDeps, ref: CommentRef): Promise<JobOut
   return "done";
 }
 
-/** The notice of a comment not yet notified, from the comment, its post and its author; null when there is none. */
+/**
+ * The notice of a comment not yet notified, from the comment, its post and its author; null when
+ * there is none. A comment left behind by its deleted post has its post's deletion run again,
+ * which removes it.
+ */
 async function readNotice(deps: PostJobDeps, commentId: string): Promise<CommentNotice | null> {
   const comment = await findBatched(deps.orm.em, Comment, commentId);
-  if (!comment || comment.notifiedAt) return null;
+  if (!comment || comment.notifiedAt || comment.deletedAt) return null;
   const [post, commenter] = await Promise.all([
     findBatched(deps.orm.em, Post, comment.postId.toHexString()),
     findBatched(deps.orm.em, User, comment.authorId.toHexString()),
   ]);
-  if (!post) return null;
+  if (!post || post.deletedAt) {
+    await stopForDeletion(deps, comment.postId.toHexString());
+    return null;
+  }
   return {
     postId: post.id,
     commenterId: comment.authorId.toHexString(),
@@ -239,7 +281,7 @@ export async function recordEdit(deps: PostJobDeps, data: EditJobData): Promise<
       dedupeKey: `post.edited:${edit.id}`,
       verb: "post.edited",
       actorId: edit.authorId,
-      targetType: "post",
+      targetType: "Post",
       targetId: post._id,
       fields: edit.fields,
     });
@@ -278,7 +320,67 @@ async function retitle(em: EntityManager, post: Post, oldTitle: string): Promise
   }
 }
 
+/**
+ * After deletePost: the post's notifications (NEW_POST in its author's followers' inboxes,
+ * NEW_COMMENT in the author's) leave the inboxes a batch at a time, with DELETED events and the
+ * counts corrected; its comments go; the activity log records post.deleted; the post goes last.
+ * Every step is safe to repeat and starts where a run that stopped left off (what it removed is
+ * gone), so the recovery sweep, which finds the post still here, simply runs it again. It runs for
+ * a post already gone too: a fan-out or a comment that wrote after the first run asks for another.
+ */
+export async function deletePost(deps: PostJobDeps, data: DeleteJobData, run: JobRun): Promise<JobOutcome> {
+  const em = deps.orm.em.fork();
+  if (!ObjectId.isValid(data.postId)) return "skipped";
+  const postId = new ObjectId(data.postId);
+  const post = await em.findOne(Post, { _id: postId });
+  if (post && !post.deletedAt) return "skipped";
+  await deps.notifications.withdraw(em, { postId }, { between: () => keepGoing(run) });
+  await em.nativeDelete(Comment, { postId });
+  if (!post) return "done";
+  await deps.activity.record(em, {
+    dedupeKey: `post.deleted:${post.id}`,
+    verb: "post.deleted",
+    actorId: post.authorId,
+    targetType: "Post",
+    targetId: post._id,
+  });
+  await em.nativeDelete(Post, { _id: postId });
+  return "done";
+}
+
+/** After deleteComment: its NEW_COMMENT leaves the inbox, comment.deleted is recorded, the comment goes. */
+export async function deleteComment(deps: PostJobDeps, data: CommentDeleteJobData): Promise<JobOutcome> {
+  const em = deps.orm.em.fork();
+  if (!ObjectId.isValid(data.commentId)) return "skipped";
+  const commentId = new ObjectId(data.commentId);
+  const comment = await em.findOne(Comment, { _id: commentId });
+  if (comment && !comment.deletedAt) return "skipped";
+  // Found by its dedupe key, which is indexed (unique), rather than by commentId, which is not.
+  await deps.notifications.withdraw(em, { dedupeKey: `comment:${data.commentId}` });
+  if (!comment) return "done";
+  await deps.activity.record(em, {
+    dedupeKey: `comment.deleted:${comment.id}`,
+    verb: "comment.deleted",
+    actorId: comment.authorId,
+    targetType: "Comment",
+    targetId: comment._id,
+  });
+  await em.nativeDelete(Comment, { _id: commentId });
+  return "done";
+}
+
+/**
+ * Between the batches of a long job: renews its lock, and when the worker is stopping, fails the
+ * run so that its retry (on this worker or another) goes on from where it stopped.
+ */
+export async function keepGoing(run: JobRun): Promise<void> {
+  if (run.stopping) throw new Error("the worker is stopping; the rest is left for a retry");
+  await run.touch();
+}
+
 export function definePostJobs(agenda: Agenda, deps: PostJobDeps): void {
+  defineJob(agenda, deps.logger, DELETE_JOB, (data: DeleteJobData, run) => deletePost(deps, data, run));
+  defineJob(agenda, deps.logger, COMMENT_DELETE_JOB, (data: CommentDeleteJobData) => deleteComment(deps, data));
   defineJob(agenda, deps.logger, FANOUT_JOB, (data: FanoutJobData) => fanout(deps, data));
   defineJob(agenda, deps.logger, COMMENT_JOB, (data: CommentJobData) => notifyComments(deps, data));
   defineJob(agenda, deps.logger, EDIT_JOB, (data: EditJobData) => recordEdit(deps, data));

@@ -5,12 +5,21 @@ import { Comment, Post } from "./post.entity.js";
 import { definePostJobs } from "./post.jobs.js";
 import { CommentResolver, NotificationPostResolver, PostResolver } from "./post.resolver.js";
 import { PostService } from "./post.service.js";
-import { COMMENTS_PER_JOB, COMMENT_JOB, EDIT_JOB, FANOUT_JOB, postSubscribers } from "./post.subscriber.js";
+import {
+  COMMENTS_PER_JOB,
+  COMMENT_DELETE_JOB,
+  COMMENT_JOB,
+  DELETE_JOB,
+  EDIT_JOB,
+  FANOUT_JOB,
+  postSubscribers,
+} from "./post.subscriber.js";
 import { PostEdit } from "./post-edit.entity.js";
 
 /**
  * Posts and comments: a committed post fans out NEW_POST to its author's followers, committed
- * comments tell their posts' authors (NEW_COMMENT).
+ * comments tell their posts' authors (NEW_COMMENT); an edit is recorded, and a deletion takes the
+ * notifications it caused out of the inboxes.
  */
 export const postModule: HeraldModule = {
   name: "post",
@@ -35,6 +44,21 @@ export const postModule: HeraldModule = {
       where: (cutoff) => ({ fanoutCompletedAt: null, createdAt: { $lt: cutoff } }),
       job: FANOUT_JOB,
       data: (ids) => ids.map((postId) => ({ postId })),
+    }),
+    // A deleted post or comment is still here until its deletion's job is done.
+    unfinished({
+      name: "deletedPosts",
+      entity: Post,
+      where: (cutoff) => ({ deletedAt: { $lt: cutoff } }),
+      job: DELETE_JOB,
+      data: (ids) => ids.map((postId) => ({ postId })),
+    }),
+    unfinished({
+      name: "deletedComments",
+      entity: Comment,
+      where: (cutoff) => ({ deletedAt: { $lt: cutoff } }),
+      job: COMMENT_DELETE_JOB,
+      data: (ids) => ids.map((commentId) => ({ commentId })),
     }),
     unfinished({
       name: "postEdits",

@@ -41,6 +41,24 @@ export class PostResolver {
     return toPostView(await this.posts.update(ctx.em, requireUser(ctx), id, input));
   }
 
+  @Mutation(() => Boolean, {
+    description:
+      "Deletes the caller's post (another's is NOT_FOUND) at once for every reader; its fan-out stops, and in the background its notifications leave every inbox (DELETED events, unread counts corrected) and its comments go. The activity log records post.deleted.",
+  })
+  async deletePost(@Arg("id", () => ID) id: string, @Ctx() ctx: GraphQLContext): Promise<boolean> {
+    await this.posts.delete(ctx.em, requireUser(ctx), id);
+    return true;
+  }
+
+  @Mutation(() => Boolean, {
+    description:
+      "Deletes the caller's comment (another's is NOT_FOUND); its NEW_COMMENT notification leaves the post author's inbox. The activity log records comment.deleted.",
+  })
+  async deleteComment(@Arg("id", () => ID) id: string, @Ctx() ctx: GraphQLContext): Promise<boolean> {
+    await this.posts.deleteComment(ctx.em, requireUser(ctx), id);
+    return true;
+  }
+
   @Mutation(() => CommentView, {
     description: "The post's author gets a NEW_COMMENT notification, unless it is theirs.",
   })

@@ -37,8 +37,7 @@ export class PostService {
    * nothing: no change set, no signal, no activity.
    */
   async update(em: EntityManager, authorId: string, id: string, input: UpdatePostInput): Promise<Post> {
-    const post = ObjectId.isValid(id) ? await em.findOne(Post, { _id: new ObjectId(id) }) : null;
-    if (!post || post.authorId.toHexString() !== authorId) throw notFound("Post");
+    const post = await this.ownPost(em, authorId, id);
     if (input.title !== undefined && input.title !== null) post.title = input.title.trim();
     if (input.body !== undefined && input.body !== null) post.body = input.body;
     // The post's edit signal records what changed, and schedules post.edited once committed.
@@ -46,12 +45,40 @@ export class PostService {
     return post;
   }
 
-  /** Posts are public to signed-in users; an unknown or malformed id is simply not found. */
+  /**
+   * Deletes its author's post; anyone else's is NOT_FOUND. Marked here, so that it is gone for
+   * every reader at once and its fan-out stops; the post's deletion signal schedules the job that
+   * takes its notifications out of the inboxes and removes its comments and the post itself.
+   */
+  async delete(em: EntityManager, authorId: string, id: string): Promise<void> {
+    const post = await this.ownPost(em, authorId, id);
+    post.deletedAt = new Date();
+    await em.flush();
+  }
+
+  /** Deletes its author's comment, as `delete` does a post: its NEW_COMMENT leaves the inbox. */
+  async deleteComment(em: EntityManager, authorId: string, id: string): Promise<void> {
+    const comment = ObjectId.isValid(id) ? await em.findOne(Comment, { _id: new ObjectId(id) }) : null;
+    if (!comment || comment.deletedAt || comment.authorId.toHexString() !== authorId) throw notFound("Comment");
+    comment.deletedAt = new Date();
+    await em.flush();
+  }
+
+  /** Posts are public to signed-in users; an unknown, malformed or deleted one is simply not found. */
   async find(em: EntityManager, id: string): Promise<Post | null> {
-    return findBatched(em, Post, id);
+    const post = await findBatched(em, Post, id);
+    return post && !post.deletedAt ? post : null;
   }
 
   async findComment(em: EntityManager, id: string): Promise<Comment | null> {
-    return findBatched(em, Comment, id);
+    const comment = await findBatched(em, Comment, id);
+    return comment && !comment.deletedAt ? comment : null;
+  }
+
+  /** The caller's own post, not deleted: anything else is NOT_FOUND, alike. */
+  private async ownPost(em: EntityManager, authorId: string, id: string): Promise<Post> {
+    const post = ObjectId.isValid(id) ? await em.findOne(Post, { _id: new ObjectId(id) }) : null;
+    if (!post || post.deletedAt || post.authorId.toHexString() !== authorId) throw notFound("Post");
+    return post;
   }
 }

@@ -1,13 +1,23 @@
 import type { EventSubscriber } from "@mikro-orm/core";
 import type { JobScheduler } from "../../infra/agenda.js";
 import type { Logger } from "../../infra/logger.js";
-import { recordOnChange, scheduleOnCreate, scheduleOnCreateTogether } from "../../infra/signals.js";
+import { recordOnChange, scheduleOnChange, scheduleOnCreate, scheduleOnCreateTogether } from "../../infra/signals.js";
 import { PostEdit } from "./post-edit.entity.js";
 import { Comment, Post, type CommentNotice } from "./post.entity.js";
 
 export const FANOUT_JOB = "post.fanout";
 export const COMMENT_JOB = "comment.notify";
 export const EDIT_JOB = "post.edited";
+export const DELETE_JOB = "post.deleted";
+export const COMMENT_DELETE_JOB = "comment.deleted";
+
+export interface DeleteJobData {
+  postId: string;
+}
+
+export interface CommentDeleteJobData {
+  commentId: string;
+}
 
 export interface EditJobData {
   editId: string;
@@ -38,6 +48,8 @@ declare module "../../infra/agenda.js" {
     [FANOUT_JOB]: FanoutJobData;
     [COMMENT_JOB]: CommentJobData;
     [EDIT_JOB]: EditJobData;
+    [DELETE_JOB]: DeleteJobData;
+    [COMMENT_DELETE_JOB]: CommentDeleteJobData;
   }
 }
 
@@ -47,7 +59,8 @@ export const COMMENTS_PER_JOB = 50;
 /**
  * A committed post fans out to its author's followers; committed comments notify their posts'
  * authors; a post whose title or body really changed is recorded, with its title before, and the
- * committed record schedules the edit's follow-up.
+ * committed record schedules the edit's follow-up; a post or comment marked deleted schedules its
+ * removal.
  */
 export function postSubscribers(scheduler: JobScheduler, logger: Logger): EventSubscriber[] {
   return [
@@ -66,6 +79,24 @@ export function postSubscribers(scheduler: JobScheduler, logger: Logger): EventS
       entity: PostEdit,
       job: EDIT_JOB,
       data: (edit): EditJobData => ({ editId: edit.id }),
+      scheduler,
+      logger,
+    }),
+    scheduleOnChange({
+      entity: Post,
+      field: "deletedAt",
+      when: (p) => p.deletedAt != null,
+      job: DELETE_JOB,
+      data: (p): DeleteJobData => ({ postId: p.id }),
+      scheduler,
+      logger,
+    }),
+    scheduleOnChange({
+      entity: Comment,
+      field: "deletedAt",
+      when: (c) => c.deletedAt != null,
+      job: COMMENT_DELETE_JOB,
+      data: (c): CommentDeleteJobData => ({ commentId: c.id }),
       scheduler,
       logger,
     }),
