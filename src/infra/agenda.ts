@@ -189,6 +189,15 @@ export interface JobRun {
   readonly stopping: boolean;
 }
 
+/**
+ * Between the batches of a long job: renews its lock, and when the worker is stopping, fails the
+ * run so that its retry (on this worker or another) goes on from where it stopped.
+ */
+export async function keepGoing(run: JobRun): Promise<void> {
+  if (run.stopping) throw new Error("the worker is stopping; the rest is left for a retry");
+  await run.touch();
+}
+
 /** "skipped" means there was nothing to do (the record is gone or the work is done): not a failure. */
 export type JobOutcome = "done" | "skipped";
 

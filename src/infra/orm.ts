@@ -113,6 +113,34 @@ export async function insertNew(collection: Collection<Document>, docs: Document
 }
 
 /**
+ * Deletes the documents of `entity` that `where` finds, `batch` a write, calling `between` after
+ * each: a large deletion never runs as one long write, and one that stops part-way resumes where it
+ * stopped when run again (what it deleted is gone). Answers how many went.
+ */
+export async function deleteInBatches(
+  em: EntityManager,
+  entity: EntityName<object>,
+  where: Document,
+  between?: () => Promise<void>,
+  batch = DELETE_BATCH,
+): Promise<number> {
+  const collection = em.getCollection(entity) as unknown as Collection<Document>;
+  let deleted = 0;
+  for (;;) {
+    const ids = (
+      await collection.find(where, { projection: { _id: 1 }, limit: batch, batchSize: batch }).toArray()
+    ).map((d) => d["_id"]);
+    if (ids.length === 0) return deleted;
+    deleted += (await collection.deleteMany({ _id: { $in: ids } })).deletedCount;
+    await between?.();
+    if (ids.length < batch) return deleted;
+  }
+}
+
+/** Documents per write of deleteInBatches. */
+const DELETE_BATCH = 5000;
+
+/**
  * The document whose `_id` is the given hex string: null when there is none, and for a malformed id,
  * which comes from a client or from stored job data and names nothing.
  */

@@ -2,7 +2,8 @@ import type { EntityClass, EventSubscriber, FilterQuery } from "@mikro-orm/core"
 import type { Express } from "express";
 import type { PubSub } from "type-graphql";
 import type { Config } from "../config/config.js";
-import type { Agenda, JobName, JobPayloads, JobScheduler } from "../infra/agenda.js";
+import type { ObjectId } from "@mikro-orm/mongodb";
+import type { Agenda, JobName, JobPayloads, JobRun, JobScheduler } from "../infra/agenda.js";
 import type { Limits } from "../infra/limits.js";
 import type { Logger } from "../infra/logger.js";
 import type { Mailer } from "../infra/mailer.js";
@@ -40,6 +41,12 @@ export interface HeraldModule {
   readonly recovery?: readonly RecoveryTask[];
   /** Bookkeeping that only guards work in progress: the hourly clean-up deletes what is old. */
   readonly cleanup?: readonly CleanupTask[];
+  /**
+   * Removes what this feature keeps of a deleted account, for the user module's `account.deleted`
+   * job, which calls each module's in the reverse of MODULES' order (later features first). Must
+   * be safe to run again, and work in batches, calling `keepGoing(run)` between them.
+   */
+  erase?(ctx: WorkerContext, userId: ObjectId, run: JobRun): Promise<void>;
 }
 
 /** What every module may use: the infrastructure and the services several features share. */

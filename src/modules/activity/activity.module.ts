@@ -1,3 +1,5 @@
+import { keepGoing } from "../../infra/agenda.js";
+import { deleteInBatches } from "../../infra/orm.js";
 import type { HeraldModule } from "../module.js";
 import { ActivityEntry } from "./activity.entity.js";
 import { ActivityResolver } from "./activity.resolver.js";
@@ -8,4 +10,6 @@ export const activityModule: HeraldModule = {
   entities: [ActivityEntry],
   resolvers: [ActivityResolver],
   api: ({ activity, users }) => ({ resolvers: [new ActivityResolver(activity, users)] }),
+  erase: (ctx, userId, run) =>
+    deleteInBatches(ctx.orm.em.fork(), ActivityEntry, { actorId: userId }, () => keepGoing(run)).then(() => undefined),
 };

@@ -111,7 +111,8 @@ async function send(deps: EmailJobDeps, em: EntityManager, digest: Digest): Prom
     em.findOne(User, { _id: digest.userId }),
     em.find(Notification, { _id: { $in: digest.notificationIds } }, { orderBy: { createdAt: "asc", _id: "asc" } }),
   ]);
-  if (user && notifications.length > 0 && deps.mailer) {
+  // An account deleted meanwhile gets nothing more, though its data is not all gone yet.
+  if (user && !user.deletedAt && notifications.length > 0 && deps.mailer) {
     const token = await deps.unsubscribe.issue(user.id, NotificationKind.DIGEST);
     const unsubscribe = `${deps.publicUrl}/unsubscribe?token=${encodeURIComponent(token)}`;
     try {

@@ -183,7 +183,9 @@ async function sendOne(deps: EmailJobDeps, notificationId: string, lane: EmailLa
     return "failed";
   }
 
-  const recipient = await em.findOne(User, { _id: notification.recipientId });
+  const found = await em.findOne(User, { _id: notification.recipientId });
+  // An account deleted meanwhile gets nothing more, though its data is not all gone yet.
+  const recipient = found?.deletedAt ? null : found;
   if (!recipient || !deps.mailer) {
     await record(DeliveryStatus.SKIPPED, recipient ? "email is not configured (SMTP_URL)" : "recipient not found");
     return "skipped";

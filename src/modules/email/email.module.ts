@@ -1,4 +1,6 @@
 import type { FilterQuery } from "@mikro-orm/core";
+import { keepGoing } from "../../infra/agenda.js";
+import { deleteInBatches } from "../../infra/orm.js";
 import type { HeraldModule, ModuleContext, RecoveryTask } from "../module.js";
 import { Notification } from "../notification/notification.entity.js";
 import { DeliveryStatus, NotificationChannel } from "../notification/notification.enums.js";
@@ -37,6 +39,12 @@ export const emailModule: HeraldModule = {
     return defineDigestJobs(ctx.agenda, deps);
   },
   recovery: [lostEmails()],
+  // What waits for a deleted account's next digest, and the digests it was sent.
+  erase: async (ctx, userId, run) => {
+    const em = ctx.orm.em.fork();
+    await deleteInBatches(em, DigestItem, { userId }, () => keepGoing(run));
+    await deleteInBatches(em, Digest, { userId }, () => keepGoing(run));
+  },
   cleanup: [
     {
       name: "emailAttempts",

@@ -1,3 +1,5 @@
+import { keepGoing } from "../../infra/agenda.js";
+import { deleteInBatches } from "../../infra/orm.js";
 import type { HeraldModule } from "../module.js";
 import { unfinished } from "../module.js";
 import { Follow } from "./follow.entity.js";
@@ -17,6 +19,12 @@ export const followModule: HeraldModule = {
   },
   signals: ({ scheduler, logger }) => followSubscribers(scheduler, logger),
   jobs: (ctx) => defineFollowJobs(ctx.agenda, ctx),
+  // A deleted account's follows, both ways: the follower counts, being counts, follow.
+  erase: async (ctx, userId, run) => {
+    const em = ctx.orm.em.fork();
+    await deleteInBatches(em, Follow, { followerId: userId }, () => keepGoing(run));
+    await deleteInBatches(em, Follow, { followeeId: userId }, () => keepGoing(run));
+  },
   recovery: [
     unfinished({
       name: "follows",

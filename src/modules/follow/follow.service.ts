@@ -34,7 +34,7 @@ export class FollowService {
     if (!ObjectId.isValid(userId)) throw badInput("userId", "is not a user id");
     if (userId === followerId) throw badInput("userId", "you cannot follow yourself");
     const user = await em.findOne(User, { _id: new ObjectId(userId) });
-    if (!user) throw notFound("User");
+    if (!user || user.deletedAt) throw notFound("User");
     return user;
   }
 }

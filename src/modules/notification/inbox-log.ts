@@ -239,6 +239,12 @@ export class InboxLog {
     return known;
   }
 
+  /** Drops everything kept of a user's inbox: its counter, its stream, its lock. */
+  async forget(userId: string): Promise<void> {
+    const parts: KeyPart[] = ["unread-count", "unread-version", "unread-writes", "inbox", "inbox-meta", "lock"];
+    await this.redis.del(...parts.map((part) => key(userId, part)));
+  }
+
   /** Where the user's log ends now (starting it if need be): a cursor from here misses nothing that follows. */
   async position(userId: string): Promise<InboxPosition> {
     const [epoch, seq, id] = (await runScript(

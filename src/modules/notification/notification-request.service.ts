@@ -16,7 +16,7 @@ export class NotificationRequestService {
     const previous = await em.findOne(NotificationRequest, { _id: requestIdFor(input.idempotencyKey) });
     if (previous) return replay(previous, input);
     const recipientIds = input.recipientIds.map((id) => new ObjectId(id));
-    const known = await em.find(User, { _id: { $in: recipientIds } }, { fields: ["_id"] });
+    const known = await em.find(User, { _id: { $in: recipientIds }, deletedAt: null }, { fields: ["_id"] });
     if (known.length !== recipientIds.length) {
       const knownIds = new Set(known.map((u) => u.id));
       const unknown = input.recipientIds.filter((id) => !knownIds.has(id));

@@ -23,7 +23,7 @@ const RECIPIENT_PAGE = 500;
 export async function welcome(deps: NotificationJobDeps, data: WelcomeJobData): Promise<JobOutcome> {
   const em = deps.orm.em.fork();
   const user = await findBatched(deps.orm.em, User, data.userId);
-  if (!user) return "skipped";
+  if (!user || user.deletedAt) return "skipped";
   await deps.notifications.deliver(em, [
     {
       recipientId: user._id,

@@ -1,3 +1,5 @@
+import { keepGoing } from "../../infra/agenda.js";
+import { deleteInBatches } from "../../infra/orm.js";
 import type { HeraldModule } from "../module.js";
 import { unfinished } from "../module.js";
 import { PendingAnnouncement } from "./announcement.entity.js";
@@ -39,6 +41,11 @@ export const notificationModule: HeraldModule = {
   }),
   signals: ({ scheduler, logger }) => notificationRequestSubscribers(scheduler, logger),
   jobs: (ctx) => defineNotificationJobs(ctx.agenda, ctx),
+  // A deleted account's inbox, and its counter and stream in Redis.
+  erase: async (ctx, userId, run) => {
+    await deleteInBatches(ctx.orm.em.fork(), Notification, { recipientId: userId }, () => keepGoing(run));
+    await ctx.notifications.forget(userId.toHexString());
+  },
   recovery: [
     unfinished({
       name: "requests",

@@ -4,8 +4,7 @@ import { badInput } from "../../graphql/errors.js";
 import type { Limits } from "../../infra/limits.js";
 import type { GraphQLContext } from "../../graphql/context.js";
 import { requireService, requireUser } from "../../graphql/context.js";
-import { userOrFail } from "../user/user.lookup.js";
-import { UserView } from "../user/user.types.js";
+import { UserView, toUserView } from "../user/user.types.js";
 import type { UserService } from "../user/user.service.js";
 import type { InboxService } from "./inbox.service.js";
 import type { NotificationRequestService } from "./notification-request.service.js";
@@ -175,8 +174,12 @@ export class NotificationResolver {
     };
   }
 
-  @FieldResolver(() => UserView, { nullable: true, description: "Who caused it, when someone did." })
-  actor(@Root() notification: NotificationView, @Ctx() ctx: GraphQLContext): Promise<UserView> | null {
-    return notification.actorId ? userOrFail(this.deps.users, ctx, notification.actorId) : null;
+  @FieldResolver(() => UserView, {
+    nullable: true,
+    description: "Who caused it, when someone did; null once their account is deleted.",
+  })
+  async actor(@Root() notification: NotificationView, @Ctx() ctx: GraphQLContext): Promise<UserView | null> {
+    const actor = notification.actorId ? await this.deps.users.lookup(ctx.em, notification.actorId) : null;
+    return actor ? toUserView(actor) : null;
   }
 }

@@ -355,6 +355,11 @@ export class NotificationService {
     }
   }
 
+  /** Drops what Redis keeps of a deleted account's inbox (its notifications are gone). */
+  forget(userId: string): Promise<void> {
+    return this.log.forget(userId);
+  }
+
   /** What the log counts a user's unread notifications with when its counter is missing. */
   private recount(em: EntityManager): Recount {
     return (ids) => this.unreadCounts(em.fork(), ids);

@@ -2,7 +2,7 @@ import { chunks } from "../../common/chunks.js";
 import { ObjectId } from "@mikro-orm/mongodb";
 import type { Collection } from "mongodb";
 import type { Agenda } from "agenda";
-import { defineJob, type JobOutcome, type JobRun, type JobScheduler } from "../../infra/agenda.js";
+import { defineJob, keepGoing, type JobOutcome, type JobRun, type JobScheduler } from "../../infra/agenda.js";
 import type { Logger } from "../../infra/logger.js";
 import { findBatched, findById, markBatched, type EntityManager, type MikroORM } from "../../infra/orm.js";
 import type { ActivityService } from "../activity/activity.service.js";
@@ -334,8 +334,7 @@ export async function deletePost(deps: PostJobDeps, data: DeleteJobData, run: Jo
   const postId = new ObjectId(data.postId);
   const post = await em.findOne(Post, { _id: postId });
   if (post && !post.deletedAt) return "skipped";
-  await deps.notifications.withdraw(em, { postId }, { between: () => keepGoing(run) });
-  await em.nativeDelete(Comment, { postId });
+  await removeContent(deps, em, postId, run);
   if (!post) return "done";
   await deps.activity.record(em, {
     dedupeKey: `post.deleted:${post.id}`,
@@ -346,6 +345,43 @@ export async function deletePost(deps: PostJobDeps, data: DeleteJobData, run: Jo
   });
   await em.nativeDelete(Post, { _id: postId });
   return "done";
+}
+
+/** A deleted post's notifications, out of every inbox, and its comments. */
+async function removeContent(deps: PostJobDeps, em: EntityManager, postId: ObjectId, run: JobRun): Promise<void> {
+  await deps.notifications.withdraw(em, { postId }, { between: () => keepGoing(run) });
+  await em.nativeDelete(Comment, { postId });
+}
+
+/** Posts, and comments, removed per step of a deleted account's erasure. */
+const ERASE_BATCH = 100;
+
+/**
+ * A deleted account's posts and comments, removed as their deletions remove them, with their
+ * notifications out of every inbox, but with no activity recorded: the account's goes too.
+ * Each post is marked first, so a fan-out under way stops (see deletePost for what follows).
+ */
+export async function eraseAuthor(deps: PostJobDeps, authorId: ObjectId, run: JobRun): Promise<void> {
+  const em = deps.orm.em.fork();
+  for (;;) {
+    const posts = await em.find(Post, { authorId }, { fields: ["_id"], limit: ERASE_BATCH });
+    if (posts.length === 0) break;
+    const ids = posts.map((p) => p._id);
+    await em.nativeUpdate(Post, { _id: { $in: ids }, deletedAt: null }, { deletedAt: new Date() });
+    for (const id of ids) {
+      await removeContent(deps, em, id, run);
+      await em.nativeDelete(Post, { _id: id });
+      await keepGoing(run);
+    }
+  }
+  for (;;) {
+    const comments = await em.find(Comment, { authorId }, { fields: ["_id"], limit: ERASE_BATCH });
+    if (comments.length === 0) return;
+    const ids = comments.map((c) => c._id);
+    await deps.notifications.withdraw(em, { dedupeKey: { $in: ids.map((id) => `comment:${id.toHexString()}`) } });
+    await em.nativeDelete(Comment, { _id: { $in: ids } });
+    await keepGoing(run);
+  }
 }
 
 /** After deleteComment: its NEW_COMMENT leaves the inbox, comment.deleted is recorded, the comment goes. */
@@ -367,15 +403,6 @@ export async function deleteComment(deps: PostJobDeps, data: CommentDeleteJobDat
   });
   await em.nativeDelete(Comment, { _id: commentId });
   return "done";
-}
-
-/**
- * Between the batches of a long job: renews its lock, and when the worker is stopping, fails the
- * run so that its retry (on this worker or another) goes on from where it stopped.
- */
-export async function keepGoing(run: JobRun): Promise<void> {
-  if (run.stopping) throw new Error("the worker is stopping; the rest is left for a retry");
-  await run.touch();
 }
 
 export function definePostJobs(agenda: Agenda, deps: PostJobDeps): void {

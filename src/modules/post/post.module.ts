@@ -2,7 +2,7 @@ import { chunks } from "../../common/chunks.js";
 import type { HeraldModule } from "../module.js";
 import { unfinished } from "../module.js";
 import { Comment, Post } from "./post.entity.js";
-import { definePostJobs } from "./post.jobs.js";
+import { definePostJobs, eraseAuthor } from "./post.jobs.js";
 import { CommentResolver, NotificationPostResolver, PostResolver } from "./post.resolver.js";
 import { PostService } from "./post.service.js";
 import {
@@ -37,6 +37,7 @@ export const postModule: HeraldModule = {
   },
   signals: ({ scheduler, logger }) => postSubscribers(scheduler, logger),
   jobs: (ctx) => definePostJobs(ctx.agenda, ctx),
+  erase: (ctx, userId, run) => eraseAuthor(ctx, userId, run),
   recovery: [
     unfinished({
       name: "posts",

@@ -16,4 +16,8 @@ export const preferencesModule: HeraldModule = {
       app.post("/unsubscribe", unsubscribe.unsubscribe);
     },
   }),
+  // With them goes the account's place in the digest schedule: no digest job finds it again.
+  erase: async (ctx, userId) => {
+    await ctx.orm.em.fork().nativeDelete(UserPreferences, { _id: userId });
+  },
 };

@@ -1,3 +1,5 @@
+import { keepGoing } from "../../infra/agenda.js";
+import { deleteInBatches } from "../../infra/orm.js";
 import type { HeraldModule } from "../module.js";
 import { unfinished } from "../module.js";
 import { Reminder, ReminderOutcome, ReminderStatus } from "./reminder.entity.js";
@@ -17,6 +19,9 @@ export const reminderModule: HeraldModule = {
   api: () => ({ resolvers: [new ReminderResolver(new ReminderService())] }),
   signals: ({ scheduler, logger }) => reminderSubscribers(scheduler, logger),
   jobs: (ctx) => defineReminderJobs(ctx.agenda, ctx),
+  // A deleted account's reminders: a reminder's job that wakes later finds none, and does nothing.
+  erase: (ctx, userId, run) =>
+    deleteInBatches(ctx.orm.em.fork(), Reminder, { userId }, () => keepGoing(run)).then(() => undefined),
   recovery: [
     // Still pending well after its time: its job was lost (it is scheduled after the commit).
     unfinished({

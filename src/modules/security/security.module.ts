@@ -1,3 +1,5 @@
+import { keepGoing } from "../../infra/agenda.js";
+import { deleteInBatches } from "../../infra/orm.js";
 import type { HeraldModule } from "../module.js";
 import { unfinished } from "../module.js";
 import { AccountChange } from "./account-change.entity.js";
@@ -13,6 +15,8 @@ export const securityModule: HeraldModule = {
   entities: [AccountChange],
   signals: ({ scheduler, logger }) => securitySubscribers(scheduler, logger),
   jobs: (ctx) => defineSecurityJobs(ctx.agenda, ctx),
+  erase: (ctx, userId, run) =>
+    deleteInBatches(ctx.orm.em.fork(), AccountChange, { userId }, () => keepGoing(run)).then(() => undefined),
   recovery: [
     unfinished({
       name: "accountChanges",

@@ -3,6 +3,7 @@ import { Entity, Index, PrimaryKey, Property, SerializedPrimaryKey, Unique } fro
 
 @Entity({ collection: "users" })
 @Index({ properties: ["welcomedAt", "createdAt"] })
+@Index({ properties: ["deletedAt"] })
 export class User {
   @PrimaryKey()
   _id: ObjectId = new ObjectId();
@@ -35,6 +36,14 @@ export class User {
   /** Set by the welcome job; the recovery sweep reschedules sign-ups that still lack it. */
   @Property({ nullable: true })
   welcomedAt?: Date | null;
+
+  /**
+   * Set by deleteAccount: from then on the account is gone for everyone (no sign-in, no lookup),
+   * and the `account.deleted` job removes its data, then the user; the recovery sweep reschedules
+   * accounts still here with it set.
+   */
+  @Property({ nullable: true })
+  deletedAt?: Date | null;
 
   constructor(email: string, displayName: string, passwordHash: string) {
     this.email = email;

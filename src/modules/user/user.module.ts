@@ -4,9 +4,13 @@ import { Login, SpentRefreshToken } from "./login.entity.js";
 import { SessionService } from "./session.service.js";
 import { User } from "./user.entity.js";
 import { UserResolver } from "./user.resolver.js";
-import { WELCOME_JOB, userSubscribers } from "./user.subscriber.js";
+import { ACCOUNT_JOB, WELCOME_JOB, userSubscribers } from "./user.subscriber.js";
+import { defineAccountJobs, eraseLogins } from "./account.jobs.js";
 
-/** Sign-up and sign-in. A committed sign-up schedules the welcome (run by the notification module). */
+/**
+ * Sign-up, sign-in and leaving. A committed sign-up schedules the welcome (run by the notification
+ * module); a deleted account has every module erase what it keeps of it.
+ */
 export const userModule: HeraldModule = {
   name: "user",
   entities: [User, Login, SpentRefreshToken],
@@ -15,7 +19,17 @@ export const userModule: HeraldModule = {
     resolvers: [new UserResolver(users, new SessionService(tokens, logins, config.jwt.refreshTtlSeconds), limits)],
   }),
   signals: ({ scheduler, logger }) => userSubscribers(scheduler, logger),
+  jobs: (ctx) => defineAccountJobs(ctx),
+  erase: eraseLogins,
   recovery: [
+    // A deleted account is still here until its job is done.
+    unfinished({
+      name: "deletedAccounts",
+      entity: User,
+      where: (cutoff) => ({ deletedAt: { $lt: cutoff } }),
+      job: ACCOUNT_JOB,
+      data: (ids) => ids.map((userId) => ({ userId })),
+    }),
     unfinished({
       name: "users",
       entity: User,

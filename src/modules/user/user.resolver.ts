@@ -113,6 +113,17 @@ export class UserResolver {
     );
   }
 
+  @Mutation(() => Boolean, {
+    description:
+      "Deletes the caller's account once the password is given: every login ends and its sockets close at once; its notifications, preferences, reminders, follows, activity, posts and comments are removed in the background. Notifications it caused in other inboxes stay, with actor null.",
+  })
+  async deleteAccount(@Arg("password") password: string, @Ctx() ctx: GraphQLContext): Promise<boolean> {
+    const { userId } = requireLogin(ctx);
+    await this.checked(ctx, userId, () => this.users.deleteAccount(ctx.em, userId, password));
+    await this.logins.endAll(ctx.em, userId);
+    return true;
+  }
+
   /** A password check of a signed-in user, counted like a sign-in's: guessing is slowed the same way. */
   private checked(ctx: GraphQLContext, userId: string, change: () => Promise<User>): Promise<User> {
     return this.limits.passwordCheck(`user:${userId}`, ctx.client.address, change, (err) => {

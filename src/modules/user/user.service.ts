@@ -27,7 +27,8 @@ export class UserService {
 
   /** The user whose email and password these are; UNAUTHENTICATED, alike, for either wrong. */
   async login(em: EntityManager, input: LoginInput): Promise<User> {
-    const user = await em.findOne(User, { email: normalizeEmail(input.email) });
+    const found = await em.findOne(User, { email: normalizeEmail(input.email) });
+    const user = found?.deletedAt ? null : found;
     // Checked against a real hash when the email is unknown: the timing does not tell.
     const ok = await this.passwords.verify(input.password, user?.passwordHash ?? (await this.passwords.decoyHash()));
     if (!user || !ok) throw unauthenticated("Email or password is incorrect");
@@ -70,24 +71,40 @@ export class UserService {
     return user;
   }
 
+  /**
+   * Marks the account deleted once the password is given: from then on it is gone for everyone, and
+   * its deletion signal schedules the removal of its data (see account.jobs.ts).
+   */
+  async deleteAccount(em: EntityManager, userId: string, password: string): Promise<User> {
+    const user = await this.withPassword(em, userId, password, "password");
+    user.deletedAt = new Date();
+    await em.flush();
+    return user;
+  }
+
   private async withPassword(em: EntityManager, userId: string, password: string, field: string): Promise<User> {
     const user = await em.findOne(User, { _id: new ObjectId(userId) });
-    if (!user) throw unauthenticated();
+    if (!user || user.deletedAt) throw unauthenticated();
     if (!(await this.passwords.verify(password, user.passwordHash))) throw badInput(field, "is not the password");
     return user;
   }
 
+  /** A deleted account is not found, from the moment it is deleted. */
   async findById(em: EntityManager, id: string): Promise<User | null> {
-    return findById(em, User, id);
+    return present(await findById(em, User, id));
   }
 
   /**
    * Like findById, but looked up together with the other users asked for meanwhile: a post pushed
    * to 1,000 subscribers resolves its author's `actor` once per batch, not once per subscriber.
    */
-  lookup(em: EntityManager, id: string): Promise<User | null> {
-    return findBatched(em, User, id);
+  async lookup(em: EntityManager, id: string): Promise<User | null> {
+    return present(await findBatched(em, User, id));
   }
+}
+
+function present(user: User | null): User | null {
+  return user && !user.deletedAt ? user : null;
 }
 
 export function normalizeEmail(email: string): string {
