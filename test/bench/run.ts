@@ -8,14 +8,17 @@
 // soak at a steady rate (test/bench/soak.ts); then a reconnect storm: many clients come back at
 // once and resume their inbox stream, against refetching their first page (test/bench/storm.ts);
 // then what the rate limits cost on the latency figure, and how many failed sign-ins one api
-// process absorbs while a legitimate client keeps its p99 (test/bench/limits.ts).
+// process absorbs while a legitimate client keeps its p99 (test/bench/limits.ts); then how long a
+// post that reached 10,000 inboxes and an account with 100,000 notifications take to delete
+// (test/bench/deletion.ts).
 //
-//   node dist/test/bench/run.js [--only=channel,polling,fanout10k,email,latency,throughput,fanout,storm,limits]
+//   node dist/test/bench/run.js [--only=channel,polling,fanout10k,email,latency,throughput,fanout,storm,limits,deletion]
 //                               [--count=N] [--polling-count=N] [--fanout-followers=N] [--fanout-connected=N]
 //                               [--emails=N] [--latency-n=N] [--throughput-n=N] [--concurrency=N]
 //                               [--fanout-n=N] [--fanout-rounds=N] [--soak-minutes=N] [--soak-rate=R]
 //                               [--storm-clients=N] [--storm-apis=N] [--limits-n=N] [--flood-levels=N,N,…]
 //                               [--flood-seconds=N] [--flood-accounts=N] [--flood-addresses=N] [--flood-rate=N]
+//                               [--deletion-inboxes=N] [--deletion-notifications=N]
 //
 // Starts a throwaway FerretDB and Redis unless MONGO_URL / REDIS_URL name servers to use (each
 // scenario then gets a fresh database, dropped afterwards). Figures go to stdout, progress to stderr.
@@ -47,6 +50,7 @@ import { startLoadStack, type LoadStack, type ServerPids } from "./load-stack.js
 import { measureLatency, measureThroughput, message, type LoadOptions } from "./load.js";
 import { measureLoadFanout } from "./load-fanout.js";
 import { reportSoak, runSoak } from "./soak.js";
+import { measureDeletion, reportDeletion, type DeletionResult } from "./deletion.js";
 import { measureStorm, reportStorm, type StormOptions, type StormResult } from "./storm.js";
 import {
   FLOOD_ADDRESS_SPACE,
@@ -84,6 +88,7 @@ const SCENARIOS = [
   "fanout",
   "storm",
   "limits",
+  "deletion",
 ] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 // The Django-workload defaults are the reference benchmark's own.
@@ -113,6 +118,8 @@ const DEFAULT_STORM_CLIENTS = 2000;
 const DEFAULT_STORM_APIS = 2;
 // The limits scenario's defaults keep it under about three minutes on a 2-core machine.
 const DEFAULT_LIMITS_N = 500;
+const DEFAULT_DELETION_INBOXES = 10_000;
+const DEFAULT_DELETION_NOTIFICATIONS = 100_000;
 const LIMITS_LATENCY_BUDGET_MS = 90_000;
 // From a trickle to more than one api process's main thread answers: where the p99 gives way lies between.
 const DEFAULT_FLOOD_LEVELS = [2, 8, 64];
@@ -243,6 +250,12 @@ async function main(): Promise<number> {
     });
   }
   await runLimitsScenario(options, attempt);
+  if (options.deletionInboxes > 0 && options.deletionNotifications > 0 && options.only.has("deletion")) {
+    await attempt("deletion", async () => {
+      const lines = reportDeletion(await measureDeletionScenario(options));
+      process.stdout.write(`\n${lines.join("\n")}\n`);
+    });
+  }
   return failures > 0 ? 1 : 0;
 }
 
@@ -441,6 +454,28 @@ async function measureFanoutScenario(options: Options): Promise<FanoutResult> {
   }
 }
 
+/** One worker and one api process on a fresh database: a post, then an account, deleted. */
+async function measureDeletionScenario(options: Options): Promise<DeletionResult> {
+  const keep = cleanup.size;
+  try {
+    const database = uniqueDatabase("bench_deletion");
+    const env = baseEnv(database);
+    if (process.env["MONGO_URL"]) cleanup.add(`database ${database}`, () => dropDatabase(testMongoUrl(database)));
+    await startOwned({ ...env, ROLES: "worker" });
+    const api = await startOwned({ ...env, ROLES: "api" });
+    return await measureDeletion({
+      api,
+      mongoUrl: testMongoUrl(database),
+      inboxes: options.deletionInboxes,
+      notifications: options.deletionNotifications,
+      log,
+      onCleanup: (name, stop) => cleanup.add(name, stop),
+    });
+  } finally {
+    await cleanup.unwind(keep);
+  }
+}
+
 /** One worker and --storm-apis api processes on a fresh database, and the storm's clients. */
 async function measureStormScenario(options: Options): Promise<StormResult> {
   const keep = cleanup.size;
@@ -550,6 +585,10 @@ interface Options {
   floodAddresses: number;
   /** The legitimate client's requests per second. */
   floodRate: number;
+  /** Inboxes the deleted post reached. */
+  deletionInboxes: number;
+  /** Notifications of the deleted account. */
+  deletionNotifications: number;
 }
 
 type CountOption = Exclude<keyof Options, "only" | "soakRate" | "floodLevels">;
@@ -559,7 +598,7 @@ const USAGE =
   "[--fanout-connected=N] [--emails=N] [--latency-n=N] [--throughput-n=N] [--concurrency=N] [--fanout-n=N] " +
   "[--fanout-rounds=N] [--soak-minutes=N] [--soak-rate=R] [--storm-clients=N] [--storm-apis=N] " +
   "[--limits-n=N] [--flood-levels=N,N,…] [--flood-seconds=N] [--flood-accounts=N] [--flood-addresses=N] " +
-  "[--flood-rate=N] (every scenario runs by default; --count, --polling-count, --fanout-followers, --emails, " +
+  "[--flood-rate=N] [--deletion-inboxes=N] [--deletion-notifications=N] (every scenario runs by default; --count, --polling-count, --fanout-followers, --emails, " +
   "--latency-n, --throughput-n, --fanout-n or --storm-clients of 0 skips that scenario, --limits-n=0 and " +
   "--flood-seconds=0 the two parts of limits; the soak runs only with --soak-minutes)";
 
@@ -586,6 +625,8 @@ function parseArgs(args: readonly string[]): Options {
     floodAccounts: DEFAULT_FLOOD_ACCOUNTS,
     floodAddresses: DEFAULT_FLOOD_ADDRESSES,
     floodRate: DEFAULT_FLOOD_RATE,
+    deletionInboxes: DEFAULT_DELETION_INBOXES,
+    deletionNotifications: DEFAULT_DELETION_NOTIFICATIONS,
   };
   const keys: Record<string, CountOption> = {
     count: "count",
@@ -606,6 +647,8 @@ function parseArgs(args: readonly string[]): Options {
     "flood-accounts": "floodAccounts",
     "flood-addresses": "floodAddresses",
     "flood-rate": "floodRate",
+    "deletion-inboxes": "deletionInboxes",
+    "deletion-notifications": "deletionNotifications",
   };
   for (const arg of args) {
     const only = /^--only=([a-z0-9,]+)$/.exec(arg)?.[1];
