@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { MongoClient, ObjectId, type Db } from "mongodb";
+import { Redis } from "ioredis";
+import { InboxLog } from "../../src/modules/notification/inbox-log.js";
+import { InboxEventType, type InboxChange } from "../../src/modules/notification/inbox-events.js";
+import { testRedisUrl } from "../helpers/env.js";
 import {
   CreatePostDocument,
   DeleteAccountDocument,
@@ -18,13 +22,15 @@ const SEED_BATCH = 5_000;
 /**
  * A large account deletion survives a crash of its worker: the account's post reached 10,000
  * inboxes and it has 60,000 notifications of its own; the worker is SIGKILLed part-way, another
- * is started, and the deletion finishes: nothing of the account is left, and the real followers'
- * unread counts are right.
+ * is started, and the deletion finishes: nothing of the account is left, every follower's unread
+ * counter is right (or gone, to be counted anew), and every follower's inbox stream has the
+ * DELETED event of the post's notification.
  */
 describe("a large account deletion across a worker's crash", () => {
   let cluster: Cluster;
   let worker: HeraldProcess | undefined;
   let mongo: MongoClient;
+  let redis: Redis;
 
   before(async () => {
     // A job whose worker died is run again once its lock expires; the recovery sweep's grace must
@@ -34,6 +40,7 @@ describe("a large account deletion across a worker's crash", () => {
       RECOVERY_GRACE_MS: "6000",
     });
     mongo = await MongoClient.connect(cluster.env["MONGO_URL"] ?? "");
+    redis = new Redis(testRedisUrl());
   });
   after(async () => {
     const codes = await Promise.all([...cluster.apis, ...(worker ? [worker] : [])].map((p) => p.stop()));
@@ -42,9 +49,10 @@ describe("a large account deletion across a worker's crash", () => {
       [],
     );
     await mongo?.close();
+    redis?.disconnect();
   });
 
-  it("finishes after a restart, leaving nothing of the account and every count right", async () => {
+  it("finishes after a restart, leaving nothing of the account and every count right", async (t) => {
     const [api] = cluster.apis;
     assert.ok(api);
     const db = mongo.db();
@@ -52,7 +60,7 @@ describe("a large account deletion across a worker's crash", () => {
     const leaverId = new ObjectId(leaver.id);
     const fans: TestUser[] = await Promise.all([signUp(api.url, "Fan A"), signUp(api.url, "Fan B")]);
     for (const fan of fans) await gqlOk(api.url, FollowDocument, { userId: leaver.id }, fan.auth);
-    await seedFollowers(db, leaverId);
+    const followerIds = await seedFollowers(db, leaverId);
     const { createPost } = await gqlOk(
       api.url,
       CreatePostDocument,
@@ -68,28 +76,69 @@ describe("a large account deletion across a worker's crash", () => {
     });
     await Promise.all(fans.map((fan) => untilUnread(api.url, fan, 2)));
     await seedOwnNotifications(db, leaverId);
+    // Every follower's app has read its count (1: the NEW_POST) and started its stream.
+    const log = new InboxLog(redis, { historyEvents: 1000, historyMs: 3600_000 });
+    const ids = followerIds.map((id) => id.toHexString());
+    await log.read(ids, (users) => Promise.resolve(new Map(users.map((id) => [id, 1]))));
+    for (let i = 0; i < ids.length; i += SEED_BATCH) {
+      await Promise.all(ids.slice(i, i + SEED_BATCH).map((id) => log.position(id)));
+    }
+    const newPostOf = new Map(
+      (
+        await db
+          .collection("notifications")
+          .find({ postId }, { projection: { recipientId: 1 } })
+          .toArray()
+      ).map((n) => [String(n["recipientId"]), String(n["_id"])]),
+    );
 
     const left = async () =>
       (await reached()) + (await db.collection("notifications").countDocuments({ recipientId: leaverId }));
     const before = await left();
     await gqlOk(api.url, DeleteAccountDocument, { password: "correct horse battery" }, leaver.auth);
-    await eventually(async () => ((await left()) < before ? true : undefined), {
+    // Killed once the post's notifications are leaving the inboxes (the account's own go after).
+    await eventually(async () => ((await reached()) < SEEDED_FOLLOWERS + fans.length ? true : undefined), {
       timeoutMs: 60_000,
       what: "the deletion to be under way",
-      intervalMs: 10,
+      intervalMs: 5,
     });
     cluster.worker.child.kill("SIGKILL");
     const atCrash = await left();
     assert.ok(atCrash > 0, `the crash came part-way (${atCrash} of ${before} left)`);
+    t.diagnostic(
+      `at the crash: ${await reached()} notifications about the post and ${atCrash} in all left of ${before}`,
+    );
     worker = await startHerald({ ...cluster.env, ROLES: "worker" });
 
+    // The job, run again, finishes the deletion; the recovery sweep (every minute) finishes the batch
+    // the crash interrupted between its delete and its log: the DELETED events, the counts anew.
     await eventually(
-      async () => ((await db.collection("users").countDocuments({ _id: leaverId })) === 0 ? true : undefined),
-      { timeoutMs: 120_000, what: "the deletion to finish", intervalMs: 250 },
+      async () =>
+        (await db.collection("users").countDocuments({ _id: leaverId })) === 0 &&
+        (await db.collection("pending_withdrawals").countDocuments({})) === 0
+          ? true
+          : undefined,
+      { timeoutMs: 180_000, what: "the deletion to finish", intervalMs: 250 },
     );
     assert.equal(await left(), 0, "every notification about the post and of the account is gone");
     assert.equal(await db.collection("posts").countDocuments({ authorId: leaverId }), 0);
     assert.equal(await db.collection("follows").countDocuments({ followeeId: leaverId }), 0);
+    const pipeline = redis.pipeline();
+    for (const id of ids) {
+      pipeline.get(`herald:{u:${id}}:unread-count`);
+      pipeline.xrange(`herald:{u:${id}}:inbox`, "-", "+");
+    }
+    const replies = (await pipeline.exec()) ?? [];
+    const wrongCounts = ids.filter((_, i) => ![null, "0"].includes(replies[2 * i]?.[1] as string | null));
+    assert.deepEqual(wrongCounts.slice(0, 5), [], `${wrongCounts.length} followers' counters still count the post`);
+    const withoutEvent = ids.filter((id, i) => {
+      const entries = (replies[2 * i + 1]?.[1] ?? []) as [string, string[]][];
+      return !entries.some(([, fields]) => {
+        const change = JSON.parse(fields[fields.indexOf("e") + 1] ?? "{}") as InboxChange;
+        return change.type === InboxEventType.DELETED && change.notificationId === newPostOf.get(id);
+      });
+    });
+    assert.deepEqual(withoutEvent.slice(0, 5), [], `${withoutEvent.length} followers' streams lack the DELETED event`);
     for (const fan of fans) {
       assert.equal(
         (await gqlOk(api.url, UnreadCountDocument, {}, fan.auth)).unreadCount,
@@ -100,18 +149,20 @@ describe("a large account deletion across a worker's crash", () => {
   });
 });
 
-async function seedFollowers(db: Db, followeeId: ObjectId): Promise<void> {
+async function seedFollowers(db: Db, followeeId: ObjectId): Promise<ObjectId[]> {
+  const followerIds = Array.from({ length: SEEDED_FOLLOWERS }, () => new ObjectId());
   for (let i = 0; i < SEEDED_FOLLOWERS; i += SEED_BATCH) {
     await db.collection("follows").insertMany(
-      Array.from({ length: Math.min(SEED_BATCH, SEEDED_FOLLOWERS - i) }, () => ({
+      followerIds.slice(i, i + SEED_BATCH).map((followerId) => ({
         _id: new ObjectId(),
-        followerId: new ObjectId(),
+        followerId,
         followeeId,
         createdAt: new Date(),
         notifiedAt: new Date(),
       })),
     );
   }
+  return followerIds;
 }
 
 /** Notifications as Herald stores them, straight into the database: faster than making them. */

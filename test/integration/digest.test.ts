@@ -94,6 +94,18 @@ describe("email digests", () => {
     assert.equal(mailsTo(user).length, 2);
   });
 
+  it("sends no digest to an account deleted before it went out, in the run that sends another's", async () => {
+    const [leaver, stayer] = [await userWithDailyDigestOfComments(), await userWithDailyDigestOfComments()];
+    await comment(leaver, "Never read");
+    await comment(stayer, "Read in the digest");
+    // Deleted, its data not yet removed: the digest and its items are still there.
+    await stack.orm.em.fork().nativeUpdate(User, { _id: leaver._id }, { deletedAt: new Date() });
+    await sendDigests(stack.email, new Date(Date.now() + 25 * HOUR));
+    await smtp.waitFor((m) => m.text?.includes("Read in the digest") ?? false);
+    assert.equal(mailsTo(stayer).length, 1);
+    assert.equal(mailsTo(leaver).length, 0);
+  });
+
   it("stops the digest, and gathers nothing more, once the user unsubscribed from it", async () => {
     const user = await userWithDailyDigestOfComments();
     await comment(user, "Before unsubscribing");

@@ -104,6 +104,25 @@ describe("email batches", () => {
     );
     assert.equal((await emailOf(ids[0] ?? ""))?.status, "SENT");
   });
+
+  it("emails no account deleted since its notification was stored, and says why", async () => {
+    const { user, ids } = await pendingEmails(1);
+    await stack.orm.em.fork().nativeUpdate(User, { _id: user._id }, { deletedAt: new Date() });
+    const before = smtp.received.length;
+    assert.equal(
+      await sendEmails(
+        stack.email,
+        { notificationIds: ids },
+        runOf(() => false),
+        smtpSlots(5),
+      ),
+      "skipped",
+    );
+    assert.equal(smtp.received.length, before, "nothing sent");
+    const email = await emailOf(ids[0] ?? "");
+    assert.equal(email?.status, "SKIPPED");
+    assert.equal(email?.lastError, "recipient not found");
+  });
 });
 
 /** The mailer's connections, as the worker shares them between its email jobs. */

@@ -35,3 +35,36 @@ export class PendingAnnouncement {
     this.digestIds = digestIds;
   }
 }
+
+/**
+ * A withdrawal's promise (see NotificationService.withdraw): written before a batch of
+ * notifications is deleted, deleted once their DELETED events are logged and the counts moved.
+ * One left behind means the writer stopped in between; the recovery sweep logs the DELETED events
+ * of those of `notificationIds` that are gone, and has the counters of `userIds` counted anew.
+ */
+@Entity({ collection: "pending_withdrawals" })
+@Index({ properties: ["createdAt"] })
+export class PendingWithdrawal {
+  @PrimaryKey()
+  _id: ObjectId = new ObjectId();
+
+  /** The notifications that were in an inbox, and each one's recipient (same order). */
+  @Property()
+  notificationIds: ObjectId[];
+
+  @Property()
+  recipientIds: ObjectId[];
+
+  /** Every recipient of the batch, whose counters the deletion moves. */
+  @Property()
+  userIds: ObjectId[];
+
+  @Property()
+  createdAt: Date = new Date();
+
+  constructor(init: { notificationIds: ObjectId[]; recipientIds: ObjectId[]; userIds: ObjectId[] }) {
+    this.notificationIds = init.notificationIds;
+    this.recipientIds = init.recipientIds;
+    this.userIds = init.userIds;
+  }
+}

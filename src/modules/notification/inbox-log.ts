@@ -101,41 +101,48 @@ export class InboxLog {
   }
 
   /**
-   * `lock` for many users at once, in one round trip for those whose inbox is free; the others are
-   * tried again until the deadline. On failure the locks taken are released before it throws.
+   * `lock` for many users at once, in one round trip while their inboxes are free. All or none:
+   * when some are held by others, those taken are released and all are tried again after a
+   * jittered wait, so that two callers locking overlapping sets never hold parts of each other's.
    */
   async lockAll(userIds: Iterable<string>): Promise<Map<string, string>> {
-    const tokens = new Map<string, string>();
-    let waiting = [...new Set(userIds)];
+    const users = [...new Set(userIds)];
     const deadline = Date.now() + LOCK_WAIT_MS;
     for (let wait = 1; ; wait = Math.min(wait * 2, 25)) {
-      const tries = waiting.map((userId) => ({ userId, token: randomUUID() }));
+      const tokens = new Map(users.map((userId) => [userId, randomUUID()]));
       const pipeline = this.redis.pipeline();
-      for (const t of tries) {
+      for (const [userId, token] of tokens) {
         void runScript(
           pipeline,
           LOCK,
-          key(t.userId, "lock"),
-          key(t.userId, "unread-writes"),
-          t.token,
+          key(userId, "lock"),
+          key(userId, "unread-writes"),
+          token,
           LOCK_TTL_MS,
           this.writeTtlMs,
         );
       }
-      const replies = throwFirstError(await pipeline.exec());
-      waiting = [];
-      tries.forEach((t, i) => (replies[i] === 1 ? tokens.set(t.userId, t.token) : waiting.push(t.userId)));
-      if (waiting.length === 0) return tokens;
-      if (Date.now() > deadline) {
-        // Nothing was written under them: ending them with no change leaves the counters as they were.
-        await this.commit(
-          [...tokens].map(([userId, lock]) => ({ userId, lock, changes: [] })),
-          () => Promise.resolve(new Map<string, number>()),
-        );
-        throw new Error(`${waiting.length} inboxes stayed locked for ${LOCK_WAIT_MS} ms`);
-      }
-      await sleep(wait);
+      const results = await pipeline.exec();
+      if (!results) throw new Error("a Redis pipeline was aborted");
+      const taken = new Map(
+        users.flatMap((userId, i) => (results[i]?.[1] === 1 ? [[userId, tokens.get(userId) ?? ""]] : [])),
+      );
+      if (taken.size === users.length) return taken;
+      await this.unlock(taken);
+      const failed = results.find(([err]) => err)?.[0];
+      if (failed) throw failed;
+      if (Date.now() > deadline) throw new Error(`inboxes stayed locked for ${LOCK_WAIT_MS} ms`);
+      await sleep(wait * (0.5 + Math.random()));
     }
+  }
+
+  /** Ends locks under which nothing was written: the counters stay as they were. */
+  private async unlock(tokens: ReadonlyMap<string, string>): Promise<void> {
+    if (tokens.size === 0) return;
+    await this.commit(
+      [...tokens].map(([userId, lock]) => ({ userId, lock, changes: [] })),
+      () => Promise.resolve(new Map<string, number>()),
+    );
   }
 
   /**

@@ -49,11 +49,15 @@ export async function deliverRequest(deps: NotificationJobDeps, data: DeliverJob
   const request = await findById(em, NotificationRequest, data.requestId);
   if (!request || request.completedAt) return "skipped";
   for (let i = 0; i < request.recipientIds.length; i += RECIPIENT_PAGE) {
-    // Recipients were checked when the request was accepted, and accounts are never deleted.
-    const page = request.recipientIds.slice(i, i + RECIPIENT_PAGE);
+    // Recipients were checked when the request was accepted; an account deleted since gets nothing.
+    const page = await em.find(
+      User,
+      { _id: { $in: request.recipientIds.slice(i, i + RECIPIENT_PAGE) }, deletedAt: null },
+      { fields: ["_id"] },
+    );
     await deps.notifications.deliver(
       em,
-      page.map((recipientId) => ({
+      page.map(({ _id: recipientId }) => ({
         recipientId,
         dedupeKey: `request:${request.id}:${recipientId.toHexString()}`,
         kind: NotificationKind.SYSTEM,

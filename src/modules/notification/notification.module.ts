@@ -2,7 +2,7 @@ import { keepGoing } from "../../infra/agenda.js";
 import { deleteInBatches } from "../../infra/orm.js";
 import type { HeraldModule } from "../module.js";
 import { unfinished } from "../module.js";
-import { PendingAnnouncement } from "./announcement.entity.js";
+import { PendingAnnouncement, PendingWithdrawal } from "./announcement.entity.js";
 import { INBOX, withInboxFeeds } from "./inbox-events.js";
 import { InboxService } from "./inbox.service.js";
 import { NotificationRequest } from "./notification-request.entity.js";
@@ -19,7 +19,7 @@ import { NotificationResolver } from "./notification.resolver.js";
  */
 export const notificationModule: HeraldModule = {
   name: "notification",
-  entities: [Notification, Delivery, NotificationRequest, PendingAnnouncement],
+  entities: [Notification, Delivery, NotificationRequest, PendingAnnouncement, PendingWithdrawal],
   resolvers: [NotificationResolver],
   api: ({ notifications, users, orm, pubsub, limits }) => ({
     resolvers: [
@@ -58,6 +58,11 @@ export const notificationModule: HeraldModule = {
     {
       name: "announced",
       run: ({ orm, notifications }, { cutoff, limit }) => notifications.announceAbandoned(orm.em.fork(), cutoff, limit),
+    },
+    // Deleted notifications whose writer stopped before logging their DELETED events.
+    {
+      name: "withdrawn",
+      run: ({ orm, notifications }, { cutoff, limit }) => notifications.finishWithdrawals(orm.em.fork(), cutoff, limit),
     },
   ],
 };

@@ -2,7 +2,7 @@ import { ObjectId } from "@mikro-orm/mongodb";
 import type { Collection, Document } from "mongodb";
 import { insertNew, type EntityManager } from "../../infra/orm.js";
 import type { TopicListeners } from "../../infra/pubsub.js";
-import { PendingAnnouncement } from "./announcement.entity.js";
+import { PendingAnnouncement, PendingWithdrawal } from "./announcement.entity.js";
 import { Notification } from "./notification.entity.js";
 import { DeliveryStatus, NotificationChannel, NotificationKind } from "./notification.enums.js";
 import type { Topics } from "../../infra/pubsub.js";
@@ -297,47 +297,69 @@ export class NotificationService {
 
   /**
    * Takes the notifications `where` finds out of their recipients' inboxes, `batch` at a time until
-   * none is left; answers how many went. Each batch locks its recipients' inboxes (see changeInbox),
-   * reads the notifications' state under the locks, deletes them and logs a DELETED event for each
-   * one that was in an inbox, with the unread count corrected, before the next batch starts: a
-   * count is never wrong for longer than a batch. Safe to run again, and beside the recipients'
-   * own changes. `between` runs after each batch (a long job renews its lock there).
+   * none is left. Each batch locks its recipients' inboxes (see changeInbox), reads the
+   * notifications' state under the locks, deletes them and logs a DELETED event for each one that
+   * was in an inbox, with the unread count corrected, before the next batch starts. A
+   * PendingWithdrawal covers the time between the delete and the log: if the process stops there,
+   * the recovery sweep logs the events and has the counts counted anew.
+   *
+   * A notification whose writer has not announced it yet (its PendingAnnouncement is still there) is
+   * held back, not deleted: its ADDED event would come after the DELETED one and leave it in live
+   * views. `held` says how many; the caller runs again later for them.
    */
   async withdraw(
     em: EntityManager,
     where: Document,
     options: { batch?: number; between?: () => Promise<void> } = {},
-  ): Promise<number> {
+  ): Promise<{ removed: number; held: number }> {
     const notifications = notificationCollection(em);
     const batch = options.batch ?? WITHDRAW_BATCH;
+    const held: ObjectId[] = [];
     let removed = 0;
     for (;;) {
       const found = await notifications
-        .find(where, { projection: { _id: 1, recipientId: 1 }, limit: batch, batchSize: batch })
+        .find(held.length > 0 ? { ...where, _id: { $nin: held } } : where, {
+          projection: { _id: 1, recipientId: 1 },
+          limit: batch,
+          batchSize: batch,
+        })
         .toArray();
-      if (found.length === 0) return removed;
+      if (found.length === 0) return { removed, held: held.length };
       const recipients = new Set(found.map((d) => String(d["recipientId"])));
       const locks = await this.log.lockAll(recipients);
       const changes = new Map<string, InboxCommit["changes"]>([...recipients].map((id) => [id, []]));
+      let pending: PendingWithdrawal | undefined;
       try {
         // Read again under the locks: the state they were deleted in is the one the counts moved by.
         const ids = found.map((d) => d["_id"]);
-        const docs = await notifications
-          .find({ _id: { $in: ids } }, { projection: { recipientId: 1, readAt: 1, archivedAt: 1, inApp: 1 } })
-          .toArray();
-        await notifications.deleteMany({ _id: { $in: docs.map((d) => d["_id"]) } });
-        for (const doc of docs) {
-          // One kept out of the inbox was never in a client's view: its going is no event.
-          if (doc["inApp"] === false) continue;
+        const [docs, announcing] = await Promise.all([
+          notifications
+            .find({ _id: { $in: ids } }, { projection: { recipientId: 1, readAt: 1, archivedAt: 1, inApp: 1 } })
+            .toArray(),
+          em.find(PendingAnnouncement, { notificationIds: { $in: ids } }, { fields: ["notificationIds"] }),
+        ]);
+        const unannounced = new Set(announcing.flatMap((p) => p.notificationIds.map((id) => id.toHexString())));
+        const going = docs.filter((d) => !unannounced.has(String(d["_id"])));
+        held.push(...docs.filter((d) => unannounced.has(String(d["_id"]))).map((d) => d["_id"]));
+        // One kept out of the inbox was never in a client's view: its going is no event.
+        const shown = going.filter((d) => d["inApp"] !== false);
+        pending = new PendingWithdrawal({
+          notificationIds: shown.map((d) => d["_id"]),
+          recipientIds: shown.map((d) => d["recipientId"] as ObjectId),
+          userIds: [...recipients].map((id) => new ObjectId(id)),
+        });
+        await em.insert(PendingWithdrawal, pending);
+        await notifications.deleteMany({ _id: { $in: going.map((d) => d["_id"]) } });
+        for (const doc of shown) {
           const counted = doc["readAt"] == null && doc["archivedAt"] == null;
           changes.get(String(doc["recipientId"]))?.push({
             delta: counted ? -1 : 0,
             change: { type: InboxEventType.DELETED, notificationId: String(doc["_id"]) },
           });
         }
-        removed += docs.length;
+        removed += going.length;
       } catch (err) {
-        // What was deleted is unknown: the counters are counted anew.
+        // What was deleted is unknown: the counters are counted anew (the sweep logs the events).
         await this.log
           .commit(
             [...locks].map(([userId, lock]) => ({ userId, lock, changes: [], forget: true })),
@@ -350,9 +372,46 @@ export class NotificationService {
         [...locks].map(([userId, lock]) => ({ userId, lock, changes: changes.get(userId) ?? [] })),
         this.recount(em),
       );
+      await em.nativeDelete(PendingWithdrawal, { _id: pending._id });
       await options.between?.();
-      if (found.length < batch) return removed;
+      if (found.length < batch) return { removed, held: held.length };
     }
+  }
+
+  /**
+   * Finishes withdrawals whose writer stopped between its delete and its log: logs the DELETED
+   * events of the notifications that are gone, and drops the counters of the batch's recipients,
+   * to be counted anew (whether the writer moved them is unknown). An event logged twice is
+   * harmless: a client drops a notification it no longer has. Answers how many notifications.
+   */
+  async finishWithdrawals(em: EntityManager, olderThan: Date, limit: number): Promise<number> {
+    const abandoned = await em.find(
+      PendingWithdrawal,
+      { createdAt: { $lt: olderThan } },
+      { orderBy: { createdAt: "asc" }, limit },
+    );
+    let finished = 0;
+    for (const pending of abandoned) {
+      const still = new Set(
+        (await em.find(Notification, { _id: { $in: pending.notificationIds } }, { fields: ["_id"] })).map((n) => n.id),
+      );
+      const byUser = new Map<string, InboxCommit["changes"]>(pending.userIds.map((id) => [id.toHexString(), []]));
+      pending.notificationIds.forEach((id, i) => {
+        const recipient = pending.recipientIds[i]?.toHexString();
+        if (!recipient || still.has(id.toHexString())) return;
+        byUser.get(recipient)?.push({
+          delta: 0,
+          change: { type: InboxEventType.DELETED, notificationId: id.toHexString() },
+        });
+      });
+      await this.log.commit(
+        [...byUser].map(([userId, changes]) => ({ userId, changes, forget: true })),
+        this.recount(em),
+      );
+      await em.nativeDelete(PendingWithdrawal, { _id: pending._id });
+      finished += pending.notificationIds.length - still.size;
+    }
+    return finished;
   }
 
   /** Drops what Redis keeps of a deleted account's inbox (its notifications are gone). */

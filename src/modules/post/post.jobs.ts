@@ -63,7 +63,9 @@ export const FANOUT_BATCHES_IN_FLIGHT = 2;
 export async function fanout(deps: PostJobDeps, data: FanoutJobData): Promise<JobOutcome> {
   const em = deps.orm.em.fork();
   const post = await findById(em, Post, data.postId);
-  if (!post || post.fanoutCompletedAt || post.deletedAt) return "skipped";
+  if (post?.fanoutCompletedAt) return "skipped";
+  // A run again after a failure may have written as the post's deletion took its notifications out.
+  if (!post || post.deletedAt) return stopForDeletion(deps, data.postId);
   const author = await em.findOne(User, { _id: post.authorId });
   const draft = (followerId: string) => ({
     recipientId: new ObjectId(followerId),
@@ -334,7 +336,7 @@ export async function deletePost(deps: PostJobDeps, data: DeleteJobData, run: Jo
   const postId = new ObjectId(data.postId);
   const post = await em.findOne(Post, { _id: postId });
   if (post && !post.deletedAt) return "skipped";
-  await removeContent(deps, em, postId, run);
+  if (await removeContent(deps, em, postId, run)) return "done";
   if (!post) return "done";
   await deps.activity.record(em, {
     dedupeKey: `post.deleted:${post.id}`,
@@ -347,11 +349,21 @@ export async function deletePost(deps: PostJobDeps, data: DeleteJobData, run: Jo
   return "done";
 }
 
-/** A deleted post's notifications, out of every inbox, and its comments. */
-async function removeContent(deps: PostJobDeps, em: EntityManager, postId: ObjectId, run: JobRun): Promise<void> {
-  await deps.notifications.withdraw(em, { postId }, { between: () => keepGoing(run) });
+/**
+ * A deleted post's notifications, out of every inbox, and its comments. Answers true when some
+ * notifications were held back (their writer has yet to announce them): the deletion then runs
+ * again a little later, and the post stays, marked, until it does.
+ */
+async function removeContent(deps: PostJobDeps, em: EntityManager, postId: ObjectId, run: JobRun): Promise<boolean> {
+  const { held } = await deps.notifications.withdraw(em, { postId }, { between: () => keepGoing(run) });
   await em.nativeDelete(Comment, { postId });
+  if (held === 0) return false;
+  await deps.scheduler.at(new Date(Date.now() + HELD_RETRY_MS), DELETE_JOB, { postId: postId.toHexString() });
+  return true;
 }
+
+/** How long a deletion waits for the writers of notifications it held back. */
+const HELD_RETRY_MS = 2000;
 
 /** Posts, and comments, removed per step of a deleted account's erasure. */
 const ERASE_BATCH = 100;
@@ -363,14 +375,19 @@ const ERASE_BATCH = 100;
  */
 export async function eraseAuthor(deps: PostJobDeps, authorId: ObjectId, run: JobRun): Promise<void> {
   const em = deps.orm.em.fork();
+  // Posts whose deletion waits for a writer: left, marked, to their own post.deleted run.
+  const later: ObjectId[] = [];
   for (;;) {
-    const posts = await em.find(Post, { authorId }, { fields: ["_id"], limit: ERASE_BATCH });
+    const posts = await em.find(Post, later.length > 0 ? { authorId, _id: { $nin: later } } : { authorId }, {
+      fields: ["_id"],
+      limit: ERASE_BATCH,
+    });
     if (posts.length === 0) break;
     const ids = posts.map((p) => p._id);
     await em.nativeUpdate(Post, { _id: { $in: ids }, deletedAt: null }, { deletedAt: new Date() });
     for (const id of ids) {
-      await removeContent(deps, em, id, run);
-      await em.nativeDelete(Post, { _id: id });
+      if (await removeContent(deps, em, id, run)) later.push(id);
+      else await em.nativeDelete(Post, { _id: id });
       await keepGoing(run);
     }
   }
@@ -392,7 +409,11 @@ export async function deleteComment(deps: PostJobDeps, data: CommentDeleteJobDat
   const comment = await em.findOne(Comment, { _id: commentId });
   if (comment && !comment.deletedAt) return "skipped";
   // Found by its dedupe key, which is indexed (unique), rather than by commentId, which is not.
-  await deps.notifications.withdraw(em, { dedupeKey: `comment:${data.commentId}` });
+  const { held } = await deps.notifications.withdraw(em, { dedupeKey: `comment:${data.commentId}` });
+  if (held > 0) {
+    await deps.scheduler.at(new Date(Date.now() + HELD_RETRY_MS), COMMENT_DELETE_JOB, { commentId: data.commentId });
+    return "done";
+  }
   if (!comment) return "done";
   await deps.activity.record(em, {
     dedupeKey: `comment.deleted:${comment.id}`,

@@ -1,4 +1,5 @@
-import { findById, type MikroORM } from "../../infra/orm.js";
+import { findBatched, findById, type MikroORM } from "../../infra/orm.js";
+import { User } from "../user/user.entity.js";
 import type { Logger } from "../../infra/logger.js";
 import type { NotificationService } from "../notification/notification.service.js";
 import type { Agenda } from "agenda";
@@ -27,6 +28,9 @@ export async function fireReminder(deps: ReminderJobDeps, data: ReminderJobData)
   const em = deps.orm.em.fork();
   const reminder = await findById(em, Reminder, data.reminderId);
   if (!reminder || reminder.status === ReminderStatus.CANCELLED) return "skipped";
+  // An account deleted before its data is all gone gets nothing more.
+  const owner = await findBatched(deps.orm.em, User, reminder.userId.toHexString());
+  if (!owner || owner.deletedAt) return "skipped";
   const { decision } = await decide(em, reminder._id, ReminderDecision.FIRE);
   if (decision === ReminderDecision.CANCEL) {
     // The cancel won; it may have stopped before recording its status.

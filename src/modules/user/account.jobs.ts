@@ -7,11 +7,15 @@ import { User } from "./user.entity.js";
 import { ACCOUNT_JOB, type AccountJobData } from "./user.subscriber.js";
 
 /**
- * How long after the first run the second one comes: longer than a job's lock, so that every job
- * that was already running for the user (a fan-out that had read them among its followers, a
- * reminder going off) has ended, and what it wrote is removed.
+ * How long after the first run the second one comes, at least: longer than a job's lock and its
+ * retries, so that every job that was already running for the user (a fan-out that had read them
+ * among its followers, a request's delivery) has ended, and what it wrote is removed.
  */
 export const LATE_RUN_DELAY_MS = 5 * 60_000;
+
+function lateRunDelay(ctx: WorkerContext): number {
+  return Math.max(LATE_RUN_DELAY_MS, 2 * ctx.config.agenda.lockLifetimeMs);
+}
 
 /**
  * After deleteAccount: every module removes what it keeps of the user (erase, later modules first:
@@ -35,18 +39,22 @@ export async function eraseAccount(ctx: WorkerContext, data: AccountJobData, run
   }
   if (!user) return "done";
   // Scheduled before the user goes: a crash in between reruns this one, which schedules it again.
-  await ctx.scheduler.at(new Date(Date.now() + LATE_RUN_DELAY_MS), ACCOUNT_JOB, { userId: data.userId, late: true });
+  await ctx.scheduler.at(new Date(Date.now() + lateRunDelay(ctx)), ACCOUNT_JOB, { userId: data.userId, late: true });
   await em.nativeDelete(User, { _id: userId });
   ctx.logger.info({ userId: data.userId }, "account deleted");
   return "done";
 }
 
 /**
- * The user module's share: the account's logins. (The hashes of the refresh tokens they spent
- * name no one, and age out with the hourly clean-up.)
+ * The user module's share: the account's logins, each one still live ended on every instance first
+ * (deleteAccount ends them, but a login may start between its end and the mark). The hashes of
+ * the refresh tokens they spent name no one, and age out with the hourly clean-up.
  */
 export async function eraseLogins(ctx: WorkerContext, userId: ObjectId, run: JobRun): Promise<void> {
-  await deleteInBatches(ctx.orm.em.fork(), Login, { userId }, () => keepGoing(run));
+  const em = ctx.orm.em.fork();
+  const live = await em.find(Login, { userId, endedAt: null }, { fields: ["_id"] });
+  if (live.length > 0) await ctx.logins.end(live.map((l) => l.id));
+  await deleteInBatches(em, Login, { userId }, () => keepGoing(run));
 }
 
 export function defineAccountJobs(ctx: WorkerContext): void {

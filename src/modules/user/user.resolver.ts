@@ -119,8 +119,9 @@ export class UserResolver {
   })
   async deleteAccount(@Arg("password") password: string, @Ctx() ctx: GraphQLContext): Promise<boolean> {
     const { userId } = requireLogin(ctx);
-    await this.checked(ctx, userId, () => this.users.deleteAccount(ctx.em, userId, password));
-    await this.logins.endAll(ctx.em, userId);
+    await this.checked(ctx, userId, () =>
+      this.users.deleteAccount(ctx.em, userId, password, () => this.logins.endAll(ctx.em, userId)),
+    );
     return true;
   }
 

@@ -72,11 +72,18 @@ export class UserService {
   }
 
   /**
-   * Marks the account deleted once the password is given: from then on it is gone for everyone, and
-   * its deletion signal schedules the removal of its data (see account.jobs.ts).
+   * Once the password is given, `endLogins`, then marks the account deleted: from then on it is gone
+   * for everyone, and its deletion signal schedules the removal of its data (see account.jobs.ts).
+   * The logins end first: the removal may start as soon as the mark is committed.
    */
-  async deleteAccount(em: EntityManager, userId: string, password: string): Promise<User> {
+  async deleteAccount(
+    em: EntityManager,
+    userId: string,
+    password: string,
+    endLogins: () => Promise<unknown>,
+  ): Promise<User> {
     const user = await this.withPassword(em, userId, password, "password");
+    await endLogins();
     user.deletedAt = new Date();
     await em.flush();
     return user;
