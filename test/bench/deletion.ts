@@ -2,7 +2,7 @@
 // account with 100,000 notifications is deleted, each through the API as a client would, with a
 // worker doing the batched removal. Each figure stands beside the write it undoes, timed in the
 // same run: the post's fan-out, and the insert of the account's notifications.
-import { MongoClient, ObjectId, type Db } from "mongodb";
+import { MongoClient, ObjectId } from "mongodb";
 import {
   BenchCreatePostDocument,
   BenchRegisterDocument,
@@ -11,6 +11,7 @@ import {
 } from "../generated/graphql.js";
 import { bearer, eventually, gqlOk } from "../helpers/graphql-client.js";
 import type { HeraldProcess } from "../helpers/herald.js";
+import { seedFollowers, seedNotifications } from "../helpers/seed.js";
 
 export interface DeletionResult {
   inboxes: number;
@@ -28,7 +29,6 @@ export interface DeletionResult {
   deleteAccountMs: number;
 }
 
-const SEED_BATCH = 5000;
 const TIMEOUT_MS = 600_000;
 const PASSWORD = "correct horse battery";
 
@@ -56,7 +56,7 @@ export async function measureDeletion(options: {
 
   // A post that reaches `inboxes` followers' inboxes.
   const author = await register("Author");
-  await seedFollows(db, new ObjectId(author.user.id), options.inboxes);
+  await seedFollowers(db, new ObjectId(author.user.id), options.inboxes);
   options.log(`deletion: seeded ${options.inboxes} followers; posting …`);
   const postedWall = Date.now();
   const { createPost } = await gqlOk(
@@ -92,7 +92,7 @@ export async function measureDeletion(options: {
   const leaverId = new ObjectId(leaver.user.id);
   options.log(`deletion: inserting ${options.notifications} notifications …`);
   started = performance.now();
-  await seedNotifications(db, leaverId, options.notifications);
+  await seedNotifications(db, leaverId, options.notifications, 0.5);
   const insertMs = performance.now() - started;
   options.log("deletion: deleting the account …");
   started = performance.now();
@@ -130,43 +130,4 @@ export function reportDeletion(r: DeletionResult): string[] {
       `(${perSecond(r.notifications, r.deleteAccountMs)}/s), against ${(r.insertMs / 1000).toFixed(2)} s to insert ` +
       `them in bulk (${(r.deleteAccountMs / r.insertMs).toFixed(2)}x)`,
   ];
-}
-
-async function seedFollows(db: Db, followeeId: ObjectId, count: number): Promise<void> {
-  const now = new Date();
-  for (let i = 0; i < count; i += SEED_BATCH) {
-    await db.collection("follows").insertMany(
-      Array.from({ length: Math.min(SEED_BATCH, count - i) }, () => ({
-        _id: new ObjectId(),
-        followerId: new ObjectId(),
-        followeeId,
-        createdAt: now,
-        notifiedAt: now,
-      })),
-    );
-  }
-}
-
-/** Notifications as Herald stores them, straight into the database. */
-async function seedNotifications(db: Db, recipientId: ObjectId, count: number): Promise<void> {
-  for (let i = 0; i < count; i += SEED_BATCH) {
-    await db.collection("notifications").insertMany(
-      Array.from({ length: Math.min(SEED_BATCH, count - i) }, (_, j) => ({
-        _id: new ObjectId(),
-        recipientId,
-        dedupeKey: `bench:${recipientId.toHexString()}:${i + j}`,
-        kind: "SYSTEM",
-        title: "Seeded",
-        body: "…",
-        actorId: null,
-        postId: null,
-        commentId: null,
-        createdAt: new Date(),
-        readAt: i + j < count / 2 ? new Date() : null,
-        archivedAt: null,
-        inApp: true,
-        deliveries: [],
-      })),
-    );
-  }
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { MongoClient, ObjectId, type Db } from "mongodb";
+import { MongoClient, ObjectId } from "mongodb";
 import { Redis } from "ioredis";
 import { InboxLog } from "../../src/modules/notification/inbox-log.js";
 import { InboxEventType, type InboxChange } from "../../src/modules/notification/inbox-events.js";
@@ -13,6 +13,7 @@ import {
 } from "../generated/graphql.js";
 import { eventually, gqlOk } from "../helpers/graphql-client.js";
 import { startCluster, startHerald, type Cluster, type HeraldProcess } from "../helpers/herald.js";
+import { seedFollowers, seedNotifications } from "../helpers/seed.js";
 import { signUp, untilUnread, type TestUser } from "../helpers/users.js";
 
 const SEEDED_FOLLOWERS = 10_000;
@@ -60,7 +61,7 @@ describe("a large account deletion across a worker's crash", () => {
     const leaverId = new ObjectId(leaver.id);
     const fans: TestUser[] = await Promise.all([signUp(api.url, "Fan A"), signUp(api.url, "Fan B")]);
     for (const fan of fans) await gqlOk(api.url, FollowDocument, { userId: leaver.id }, fan.auth);
-    const followerIds = await seedFollowers(db, leaverId);
+    const followerIds = await seedFollowers(db, leaverId, SEEDED_FOLLOWERS);
     const { createPost } = await gqlOk(
       api.url,
       CreatePostDocument,
@@ -75,7 +76,7 @@ describe("a large account deletion across a worker's crash", () => {
       intervalMs: 250,
     });
     await Promise.all(fans.map((fan) => untilUnread(api.url, fan, 2)));
-    await seedOwnNotifications(db, leaverId);
+    await seedNotifications(db, leaverId, OWN_NOTIFICATIONS);
     // Every follower's app has read its count (1: the NEW_POST) and started its stream.
     const log = new InboxLog(redis, { historyEvents: 1000, historyMs: 3600_000 });
     const ids = followerIds.map((id) => id.toHexString());
@@ -148,43 +149,3 @@ describe("a large account deletion across a worker's crash", () => {
     }
   });
 });
-
-async function seedFollowers(db: Db, followeeId: ObjectId): Promise<ObjectId[]> {
-  const followerIds = Array.from({ length: SEEDED_FOLLOWERS }, () => new ObjectId());
-  for (let i = 0; i < SEEDED_FOLLOWERS; i += SEED_BATCH) {
-    await db.collection("follows").insertMany(
-      followerIds.slice(i, i + SEED_BATCH).map((followerId) => ({
-        _id: new ObjectId(),
-        followerId,
-        followeeId,
-        createdAt: new Date(),
-        notifiedAt: new Date(),
-      })),
-    );
-  }
-  return followerIds;
-}
-
-/** Notifications as Herald stores them, straight into the database: faster than making them. */
-async function seedOwnNotifications(db: Db, recipientId: ObjectId): Promise<void> {
-  for (let i = 0; i < OWN_NOTIFICATIONS; i += SEED_BATCH) {
-    await db.collection("notifications").insertMany(
-      Array.from({ length: Math.min(SEED_BATCH, OWN_NOTIFICATIONS - i) }, (_, j) => ({
-        _id: new ObjectId(),
-        recipientId,
-        dedupeKey: `seed:${recipientId.toHexString()}:${i + j}`,
-        kind: "SYSTEM",
-        title: "Seeded",
-        body: "…",
-        actorId: null,
-        postId: null,
-        commentId: null,
-        createdAt: new Date(),
-        readAt: null,
-        archivedAt: null,
-        inApp: true,
-        deliveries: [],
-      })),
-    );
-  }
-}

@@ -16,6 +16,7 @@ import {
 import { eventually, gql, gqlOk } from "../helpers/graphql-client.js";
 import { baseEnv, startHerald, uniqueDatabase, type HeraldProcess } from "../helpers/herald.js";
 import { LiveInbox } from "../helpers/inbox-stream.js";
+import { seedFollowers } from "../helpers/seed.js";
 import { signUp, untilUnread, type TestUser } from "../helpers/users.js";
 
 const codeOf = (r: { errors?: readonly { extensions?: Record<string, unknown> }[] | undefined | null }) =>
@@ -197,18 +198,7 @@ describe("deleting posts and comments", () => {
     const FOLLOWERS = 20_000;
     const db = mongo.db();
     const celebrity = await signUp(herald.url, "Celebrity");
-    const followerIds = Array.from({ length: FOLLOWERS }, () => new ObjectId());
-    for (let i = 0; i < FOLLOWERS; i += 2_000) {
-      await db.collection("follows").insertMany(
-        followerIds.slice(i, i + 2_000).map((followerId) => ({
-          _id: new ObjectId(),
-          followerId,
-          followeeId: new ObjectId(celebrity.id),
-          createdAt: new Date(),
-          notifiedAt: new Date(),
-        })),
-      );
-    }
+    await seedFollowers(db, new ObjectId(celebrity.id), FOLLOWERS);
     const { createPost: post } = await gqlOk(
       herald.url,
       CreatePostDocument,

@@ -82,22 +82,7 @@ export class InboxLog {
    * then begins. The answer is passed to `commit`, which ends the lock.
    */
   async lock(userId: string): Promise<string> {
-    const token = randomUUID();
-    const deadline = Date.now() + LOCK_WAIT_MS;
-    for (let wait = 1; ; wait = Math.min(wait * 2, 25)) {
-      const got = await runScript(
-        this.redis,
-        LOCK,
-        key(userId, "lock"),
-        key(userId, "unread-writes"),
-        token,
-        LOCK_TTL_MS,
-        this.writeTtlMs,
-      );
-      if (got === 1) return token;
-      if (Date.now() > deadline) throw new Error(`the inbox of ${userId} stayed locked for ${LOCK_WAIT_MS} ms`);
-      await sleep(wait);
-    }
+    return (await this.lockAll([userId])).get(userId) ?? "";
   }
 
   /**
@@ -131,7 +116,9 @@ export class InboxLog {
       await this.unlock(taken);
       const failed = results.find(([err]) => err)?.[0];
       if (failed) throw failed;
-      if (Date.now() > deadline) throw new Error(`inboxes stayed locked for ${LOCK_WAIT_MS} ms`);
+      if (Date.now() > deadline) {
+        throw new Error(`${users.length - taken.size} of ${users.length} inboxes stayed locked for ${LOCK_WAIT_MS} ms`);
+      }
       await sleep(wait * (0.5 + Math.random()));
     }
   }
