@@ -250,27 +250,41 @@ export function findBatched<Entity extends Identified>(
 
 /**
  * Sets `field` to now on the document, unless it is set already: the "done" marker a job leaves
- * for the recovery sweep, batched with the other jobs' markers of that field meanwhile.
+ * for the recovery sweep, batched with the other jobs' markers of that field meanwhile. Answers
+ * whether the document is still there, and, given `deleted` (the field a deletion sets), not
+ * deleted: the write that marks it is also the check, and only a batch that did not mark every
+ * document reads them to tell which (a deleted one, or one marked already).
  */
 export function markBatched<Entity extends Identified>(
   em: EntityManager,
   entity: new (...args: never[]) => Entity,
   field: string,
   id: ObjectId,
-): Promise<void> {
-  const key = `${entity.name}.${field}`;
+  deleted?: string,
+): Promise<boolean> {
+  const key = `${entity.name}.${field}.${deleted ?? ""}`;
   const marker = batcherFor(
     markers,
     em,
     key,
     () =>
-      new GroupCommit<string, void>(
+      new GroupCommit<string, boolean>(
         async (ids) => {
           const wanted = [...new Set(ids)].map((i) => new ObjectId(i));
           const collection = em.fork().getCollection(entity) as unknown as Collection<Document>;
           const filter = wanted.length === 1 ? { _id: wanted[0] } : { _id: { $in: wanted } };
-          await collection.updateMany({ ...filter, [field]: null }, { $set: { [field]: new Date() } });
-          return ids.map(() => undefined);
+          const alive = deleted ? { [deleted]: null } : {};
+          const { matchedCount } = await collection.updateMany(
+            { ...filter, ...alive, [field]: null },
+            { $set: { [field]: new Date() } },
+          );
+          if (matchedCount === wanted.length) return ids.map(() => true);
+          const present = new Set(
+            (await collection.find({ ...filter, ...alive }, { projection: { _id: 1 } }).toArray()).map((d) =>
+              String(d["_id"]),
+            ),
+          );
+          return ids.map((i) => present.has(i));
         },
         { maxItems: 500, parallel: 1 },
       ),

@@ -115,9 +115,9 @@ async function isDeleted(em: EntityManager, postId: ObjectId): Promise<boolean> 
 }
 
 /**
- * A fan-out or comment that finds its post deleted after it wrote: the deletion's job may have
- * taken the post's notifications out before these were written, so it runs again, after them.
- * (A write that saw the post still there came before the deletion, and its job finds it.)
+ * A fan-out that finds its post deleted after it wrote: the deletion's job may have taken the
+ * post's notifications out before these were written, so it runs again, after them. (A write
+ * that saw the post still there came before the deletion, and its job finds it.)
  */
 async function stopForDeletion(deps: PostJobDeps, postId: string): Promise<JobOutcome> {
   await deps.scheduler.now(DELETE_JOB, { postId });
@@ -217,16 +217,6 @@ async function notifyComment(deps: PostJobDeps, ref: CommentRef): Promise<JobOut
       },
     ]);
   }
-  // After the write: a deletion since the notice was taken may have swept before it.
-  const [comment, post] = await Promise.all([
-    findBatched(deps.orm.em, Comment, ref.commentId),
-    findBatched(deps.orm.em, Post, notice.postId),
-  ]);
-  if (!post || post.deletedAt) return stopForDeletion(deps, notice.postId);
-  if (!comment || comment.deletedAt) {
-    await deps.scheduler.now(COMMENT_DELETE_JOB, { commentId: ref.commentId });
-    return "skipped";
-  }
   await deps.activity.record(em, {
     dedupeKey: `comment.added:${ref.commentId}`,
     verb: "comment.added",
@@ -234,7 +224,13 @@ async function notifyComment(deps: PostJobDeps, ref: CommentRef): Promise<JobOut
     targetType: "Comment",
     targetId: commentId,
   });
-  await markBatched(deps.orm.em, Comment, "notifiedAt", commentId);
+  // Marked after the write, and so checked: a comment deleted since the notice was taken, on its
+  // own or with its post (whose deletion removes its comments before its notifications), may have
+  // had its notifications swept before this one was written. Its deletion then runs again.
+  if (!(await markBatched(deps.orm.em, Comment, "notifiedAt", commentId, "deletedAt"))) {
+    await deps.scheduler.now(COMMENT_DELETE_JOB, { commentId: ref.commentId });
+    return "skipped";
+  }
   return "done";
 }
 
@@ -338,6 +334,10 @@ export async function deletePost(deps: PostJobDeps, data: DeleteJobData, run: Jo
   if (post && !post.deletedAt) return "skipped";
   if (await removeContent(deps, em, postId, run)) return "done";
   if (!post) return "done";
+  // Scheduled before the post goes: a crash in between reruns this run, which schedules it again.
+  if (!data.late) {
+    await deps.scheduler.at(new Date(Date.now() + LATE_RUN_DELAY_MS), DELETE_JOB, { postId: data.postId, late: true });
+  }
   await deps.activity.record(em, {
     dedupeKey: `post.deleted:${post.id}`,
     verb: "post.deleted",
@@ -355,8 +355,10 @@ export async function deletePost(deps: PostJobDeps, data: DeleteJobData, run: Jo
  * again a little later, and the post stays, marked, until it does.
  */
 async function removeContent(deps: PostJobDeps, em: EntityManager, postId: ObjectId, run: JobRun): Promise<boolean> {
-  const { held } = await deps.notifications.withdraw(em, { postId }, { between: () => keepGoing(run) });
+  // Comments first: a comment's notification written after this finds its comment gone when it
+  // marks it, and has the comment's deletion run again (see notifyComment).
   await em.nativeDelete(Comment, { postId });
+  const { held } = await deps.notifications.withdraw(em, { postId }, { between: () => keepGoing(run) });
   if (held === 0) return false;
   await deps.scheduler.at(new Date(Date.now() + HELD_RETRY_MS), DELETE_JOB, { postId: postId.toHexString() });
   return true;
@@ -364,6 +366,8 @@ async function removeContent(deps: PostJobDeps, em: EntityManager, postId: Objec
 
 /** How long a deletion waits for the writers of notifications it held back. */
 const HELD_RETRY_MS = 2000;
+/** The late run of a post's deletion: well after any request that read the post before it went. */
+const LATE_RUN_DELAY_MS = 60_000;
 
 /** Posts, and comments, removed per step of a deleted account's erasure. */
 const ERASE_BATCH = 100;
@@ -387,7 +391,11 @@ export async function eraseAuthor(deps: PostJobDeps, authorId: ObjectId, run: Jo
     await em.nativeUpdate(Post, { _id: { $in: ids }, deletedAt: null }, { deletedAt: new Date() });
     for (const id of ids) {
       if (await removeContent(deps, em, id, run)) later.push(id);
-      else await em.nativeDelete(Post, { _id: id });
+      else {
+        const late = new Date(Date.now() + LATE_RUN_DELAY_MS);
+        await deps.scheduler.at(late, DELETE_JOB, { postId: id.toHexString(), late: true });
+        await em.nativeDelete(Post, { _id: id });
+      }
       await keepGoing(run);
     }
   }

@@ -26,7 +26,7 @@ export const postModule: HeraldModule = {
   entities: [Post, Comment, PostEdit],
   resolvers: [PostResolver, CommentResolver, NotificationPostResolver],
   api: ({ users }) => {
-    const posts = new PostService(users);
+    const posts = new PostService();
     return {
       resolvers: [
         new PostResolver(posts, users),

@@ -2,14 +2,11 @@ import { ObjectId } from "@mikro-orm/mongodb";
 import { createBatched, findBatched, type EntityManager } from "../../infra/orm.js";
 import { notFound } from "../../graphql/errors.js";
 import { User } from "../user/user.entity.js";
-import type { UserService } from "../user/user.service.js";
 import { Comment, Post, commentExcerpt } from "./post.entity.js";
 import type { AddCommentInput, CreatePostInput, UpdatePostInput } from "./post.inputs.js";
 
 /** Posts and comments: the writes whose subscribers fan notifications out. */
 export class PostService {
-  constructor(private readonly users: UserService) {}
-
   async create(em: EntityManager, authorId: string, input: CreatePostInput): Promise<Post> {
     const post = new Post(new ObjectId(authorId), input.title.trim(), input.body);
     // The post subscribers schedule post.fanout once it is committed.
@@ -67,20 +64,15 @@ export class PostService {
     await em.flush();
   }
 
-  /**
-   * Posts are public to signed-in users; an unknown, malformed or deleted one is simply not found,
-   * and so is one whose author deleted their account (its removal may not have reached it yet).
-   */
+  /** Posts are public to signed-in users; an unknown, malformed or deleted one is simply not found. */
   async find(em: EntityManager, id: string): Promise<Post | null> {
     const post = await findBatched(em, Post, id);
-    return post && !post.deletedAt && (await this.users.lookup(em, post.authorId.toHexString())) ? post : null;
+    return post && !post.deletedAt ? post : null;
   }
 
   async findComment(em: EntityManager, id: string): Promise<Comment | null> {
     const comment = await findBatched(em, Comment, id);
-    return comment && !comment.deletedAt && (await this.users.lookup(em, comment.authorId.toHexString()))
-      ? comment
-      : null;
+    return comment && !comment.deletedAt ? comment : null;
   }
 
   /** The caller's own post, not deleted: anything else is NOT_FOUND, alike. */

@@ -13,6 +13,11 @@ export const COMMENT_DELETE_JOB = "comment.deleted";
 
 export interface DeleteJobData {
   postId: string;
+  /**
+   * The run a while after the post went, for a comment whose request read the post before its
+   * deletion and wrote after the deletion removed the comments.
+   */
+  late?: boolean;
 }
 
 export interface CommentDeleteJobData {
