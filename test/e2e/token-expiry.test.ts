@@ -2,8 +2,13 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { createClient } from "graphql-ws";
 import WebSocket from "ws";
-import { RefreshDocument, RegisterDocument, SendNotificationDocument } from "../generated/graphql.js";
-import { eventually, gqlOk } from "../helpers/graphql-client.js";
+import {
+  InboxStartDocument,
+  RefreshDocument,
+  RegisterDocument,
+  SendNotificationDocument,
+} from "../generated/graphql.js";
+import { bearer, eventually, gqlOk } from "../helpers/graphql-client.js";
 import { baseEnv, startHerald, TEST_SERVICE_KEY, uniqueDatabase, type HeraldProcess } from "../helpers/herald.js";
 import { subscribeInbox, type StreamEvent } from "../helpers/inbox-stream.js";
 
@@ -60,45 +65,51 @@ describe("a socket outlives no token, and the client misses nothing", () => {
       retryWait: () => new Promise((resolve) => setTimeout(resolve, 20)),
       on: { closed: (event) => closes.push((event as { code: number }).code) },
     });
+    // As the recipe says, the stream starts at a page's cursor: from `null` it would start whenever
+    // the subscription reached the server, after the first notification perhaps.
+    const start = await gqlOk(herald.url, InboxStartDocument, { first: 1 }, bearer(session.token));
     const events: StreamEvent[] = [];
     let failure: unknown;
-    const stop = subscribeInbox(client, null, {
+    const stop = subscribeInbox(client, start.notifications.streamCursor, {
       next: (event) => events.push(event),
       error: (error) => (failure = error ?? "failed"),
     });
 
     const sent: string[] = [];
     const expiries = () => closes.filter((code) => code === 4403).length;
-    for (let round = 1; round <= 3; round += 1) {
-      for (let i = 0; i < 5; i += 1) {
-        const title = `round ${round} #${i}`;
-        await gqlOk(
-          herald.url,
-          SendNotificationDocument,
-          { input: { recipientIds: [register.user.id], title, body: "b", idempotencyKey: `${title}-${Date.now()}` } },
-          { "x-api-key": TEST_SERVICE_KEY },
-        );
-        sent.push(title);
-      }
-      // The next expiry closes the socket, wherever the deliveries are: they arrive around it.
-      await eventually(() => Promise.resolve(expiries() >= round ? true : undefined), {
-        timeoutMs: 10_000,
-        what: `expiry ${round} to close the socket`,
-      });
-    }
-
     const titles = () => events.filter((e) => e.type === "ADDED" && e.notification?.title.startsWith("round "));
-    await eventually(
-      () => {
-        if (failure) throw new Error(`the inbox subscription failed: ${JSON.stringify(failure)}`);
-        return Promise.resolve(titles().length >= sent.length ? true : undefined);
-      },
-      { timeoutMs: 15_000, what: `all ${sent.length} notifications over the reconnects` },
-    );
-    // Completing the subscription closes the socket (1000, its last one), and dispose() then
-    // rejects with that close: expected, not a failure.
-    stop();
-    await Promise.resolve(client.dispose()).catch(() => undefined);
+    try {
+      for (let round = 1; round <= 3; round += 1) {
+        for (let i = 0; i < 5; i += 1) {
+          const title = `round ${round} #${i}`;
+          await gqlOk(
+            herald.url,
+            SendNotificationDocument,
+            { input: { recipientIds: [register.user.id], title, body: "b", idempotencyKey: `${title}-${Date.now()}` } },
+            { "x-api-key": TEST_SERVICE_KEY },
+          );
+          sent.push(title);
+        }
+        // The next expiry closes the socket, wherever the deliveries are: they arrive around it.
+        await eventually(() => Promise.resolve(expiries() >= round ? true : undefined), {
+          timeoutMs: 10_000,
+          what: `expiry ${round} to close the socket`,
+        });
+      }
+      await eventually(
+        () => {
+          if (failure) throw new Error(`the inbox subscription failed: ${JSON.stringify(failure)}`);
+          return Promise.resolve(titles().length >= sent.length ? true : undefined);
+        },
+        { timeoutMs: 15_000, what: `all ${sent.length} notifications over the reconnects` },
+      );
+    } finally {
+      // Completing the subscription closes the socket (1000, its last one), and dispose() then
+      // rejects with that close: expected, not a failure. Done on failure too: a client that keeps
+      // reconnecting would keep the test's process alive.
+      stop();
+      await Promise.resolve(client.dispose()).catch(() => undefined);
+    }
 
     const received = titles().map((e) => e.notification?.title ?? "");
     assert.deepEqual([...received].sort(), [...sent].sort(), "each once, none missing");
