@@ -343,13 +343,16 @@ export class NotificationService {
         held.push(...docs.filter((d) => unannounced.has(String(d["_id"]))).map((d) => d["_id"]));
         // One kept out of the inbox was never in a client's view: its going is no event.
         const shown = going.filter((d) => d["inApp"] !== false);
-        pending = new PendingWithdrawal({
-          notificationIds: shown.map((d) => d["_id"]),
-          recipientIds: shown.map((d) => d["recipientId"] as ObjectId),
-          userIds: [...recipients].map((id) => new ObjectId(id)),
-        });
-        await em.insert(PendingWithdrawal, pending);
-        await notifications.deleteMany({ _id: { $in: going.map((d) => d["_id"]) } });
+        // A batch held back whole deletes nothing: no promise to keep.
+        if (going.length > 0) {
+          pending = new PendingWithdrawal({
+            notificationIds: shown.map((d) => d["_id"]),
+            recipientIds: shown.map((d) => d["recipientId"] as ObjectId),
+            userIds: [...recipients].map((id) => new ObjectId(id)),
+          });
+          await em.insert(PendingWithdrawal, pending);
+          await notifications.deleteMany({ _id: { $in: going.map((d) => d["_id"]) } });
+        }
         for (const doc of shown) {
           const counted = doc["readAt"] == null && doc["archivedAt"] == null;
           changes.get(String(doc["recipientId"]))?.push({
@@ -372,7 +375,7 @@ export class NotificationService {
         [...locks].map(([userId, lock]) => ({ userId, lock, changes: changes.get(userId) ?? [] })),
         this.recount(em),
       );
-      await em.nativeDelete(PendingWithdrawal, { _id: pending._id });
+      if (pending) await em.nativeDelete(PendingWithdrawal, { _id: pending._id });
       await options.between?.();
       if (found.length < batch) return { removed, held: held.length };
     }
@@ -408,7 +411,7 @@ export class NotificationService {
         [...byUser].map(([userId, changes]) => ({ userId, changes, forget: true })),
         this.recount(em),
       );
-      await em.nativeDelete(PendingWithdrawal, { _id: pending._id });
+      if (pending) await em.nativeDelete(PendingWithdrawal, { _id: pending._id });
       finished += pending.notificationIds.length - still.size;
     }
     return finished;

@@ -335,9 +335,7 @@ export async function deletePost(deps: PostJobDeps, data: DeleteJobData, run: Jo
   if (await removeContent(deps, em, postId, run)) return "done";
   if (!post) return "done";
   // Scheduled before the post goes: a crash in between reruns this run, which schedules it again.
-  if (!data.late) {
-    await deps.scheduler.at(new Date(Date.now() + LATE_RUN_DELAY_MS), DELETE_JOB, { postId: data.postId, late: true });
-  }
+  if (!data.late) await scheduleLateRun(deps, postId);
   await deps.activity.record(em, {
     dedupeKey: `post.deleted:${post.id}`,
     verb: "post.deleted",
@@ -362,6 +360,14 @@ async function removeContent(deps: PostJobDeps, em: EntityManager, postId: Objec
   if (held === 0) return false;
   await deps.scheduler.at(new Date(Date.now() + HELD_RETRY_MS), DELETE_JOB, { postId: postId.toHexString() });
   return true;
+}
+
+/** The deletion's run once more a while after the post went (see LATE_RUN_DELAY_MS). */
+function scheduleLateRun(deps: PostJobDeps, postId: ObjectId): Promise<void> {
+  return deps.scheduler.at(new Date(Date.now() + LATE_RUN_DELAY_MS), DELETE_JOB, {
+    postId: postId.toHexString(),
+    late: true,
+  });
 }
 
 /** How long a deletion waits for the writers of notifications it held back. */
@@ -392,8 +398,7 @@ export async function eraseAuthor(deps: PostJobDeps, authorId: ObjectId, run: Jo
     for (const id of ids) {
       if (await removeContent(deps, em, id, run)) later.push(id);
       else {
-        const late = new Date(Date.now() + LATE_RUN_DELAY_MS);
-        await deps.scheduler.at(late, DELETE_JOB, { postId: id.toHexString(), late: true });
+        await scheduleLateRun(deps, id);
         await em.nativeDelete(Post, { _id: id });
       }
       await keepGoing(run);
