@@ -1,6 +1,7 @@
 import "reflect-metadata";
 import type { Config } from "./config/config.js";
-import { agendaScheduler, createAgenda, drainAgenda } from "./infra/agenda.js";
+import { agendaScheduler, createAgenda, drainAgenda, jobQueueMetrics } from "./infra/agenda.js";
+import { Metrics, type MetricSource } from "./infra/metrics.js";
 import type { Logger } from "./infra/logger.js";
 import { createOrm, pingMongo } from "./infra/orm.js";
 import { createPubSub } from "./infra/pubsub.js";
@@ -24,7 +25,7 @@ import { Authenticator } from "./modules/user/authenticator.js";
 import { Limits } from "./infra/limits.js";
 import { UserService } from "./modules/user/user.service.js";
 import { startApi } from "./roles/api.js";
-import { answerErrorsWithJson, createHttp, listen, trustProxy } from "./roles/http.js";
+import { answerErrorsWithJson, createHttp, listen, runProbe, trustProxy, type Probe } from "./roles/http.js";
 import { defineWorkerJobs } from "./roles/worker.js";
 
 type Stop = () => Promise<void>;
@@ -50,6 +51,7 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
     const hasApi = config.roles.includes("api");
     const hasWorker = config.roles.includes("worker");
     const role = config.roles.join("+");
+    const metrics = new Metrics({ role, process: true });
 
     const {
       orm,
@@ -81,6 +83,7 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
       concurrency: config.agenda.concurrency,
       lockLifetimeMs: config.agenda.lockLifetimeMs,
       logger,
+      metrics,
     });
     const scheduler = agendaScheduler(agenda);
     const mailer = config.smtpUrl ? createMailer(config.smtpUrl, config.email.from) : undefined;
@@ -98,20 +101,20 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
       mailer,
       passwords,
       namespace: db.databaseName,
+      metrics,
     });
 
     const events = orm.em.getEventManager();
     for (const subscriber of MODULES.flatMap((m) => m.signals?.(ctx) ?? [])) events.registerSubscriber(subscriber);
 
     const trust = trustProxy(config.trustProxy);
-    const http = createHttp({
-      logger,
-      trustProxy: trust,
-      probes: [
-        { name: "mongodb", check: () => pingMongo(db) },
-        { name: "redis", check: () => pingRedis(redis) },
-      ],
-    });
+    const probes = [
+      { name: "mongodb", check: () => pingMongo(db) },
+      { name: "redis", check: () => pingRedis(redis) },
+    ];
+    metrics.add(dependencyHealth(probes));
+    if (hasWorker) for (const source of jobQueueMetrics(agenda)) metrics.add(source);
+    const http = createHttp({ logger, trustProxy: trust, probes, metrics, metricsToken: config.metricsToken });
     onStop("http", () => closeServer(http.server));
 
     if (hasWorker) {
@@ -149,6 +152,7 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
         container: { get: (cls: Function) => instances.get(cls) },
         app: http.app,
         server: http.server,
+        metrics,
       });
       onStop("api", stopApi);
     }
@@ -179,7 +183,10 @@ export function createContext(infra: {
   /** The MongoDB database name: keeps Redis keys of deployments sharing one Redis apart. */
   namespace: string;
   modules?: readonly HeraldModule[];
+  /** What the process reports at /metrics; tools without one get a registry of their own. */
+  metrics?: Metrics;
 }): ModuleContext {
+  const metrics = infra.metrics ?? new Metrics({ role: "tool" });
   const { config, redis, pubsub, scheduler, mailer } = infra;
   const keys = new Keyring(config.jwt.secret, config.jwt.previousSecrets);
   const preferences = new PreferencesService();
@@ -193,7 +200,7 @@ export function createContext(infra: {
     mailer,
     tokens: new TokenService(keys, config.jwt.ttlSeconds),
     logins: new LoginEnds(redis, pubsub, config.jwt.ttlSeconds * 1000),
-    limits: new Limits(redis, config.limits, infra.logger, infra.namespace),
+    limits: new Limits(redis, config.limits, infra.logger, infra.namespace, (limit) => metrics.refusals.inc({ limit })),
     users: new UserService(infra.passwords),
     unsubscribeTokens: new UnsubscribeTokens(keys),
     preferences,
@@ -205,6 +212,7 @@ export function createContext(infra: {
     ),
     activity: new ActivityService(),
     modules: infra.modules ?? MODULES,
+    metrics,
   };
 }
 
@@ -221,6 +229,17 @@ function apiParts(modules: readonly HeraldModule[], ctx: ModuleContext): ApiPart
     if (part) parts.push(part);
   }
   return parts;
+}
+
+/** MongoDB and Redis as each scrape finds them: 1 when they answer the readiness probe in time. */
+function dependencyHealth(probes: readonly Probe[]): MetricSource {
+  return {
+    name: "herald_dependency_up",
+    help: "1 when the dependency answers a ping within 2 s (as /readyz checks), else 0",
+    labelNames: ["dependency"],
+    read: () =>
+      Promise.all(probes.map(async (p) => ({ labels: { dependency: p.name }, value: (await runProbe(p)).ok ? 1 : 0 }))),
+  };
 }
 
 function closeServer(server: import("node:http").Server): Promise<void> {

@@ -103,6 +103,11 @@ const schema = z.object({
   LIMIT_SUBSCRIPTIONS_PER_SOCKET: positiveInt(50),
   LIMIT_OPERATIONS_PER_SOCKET: positiveInt(600),
   LIMIT_MESSAGES_PER_SOCKET: positiveInt(1200),
+  /** When set, GET /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`. */
+  METRICS_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
+  /** Where OpenTelemetry traces go (OTLP over HTTP, e.g. http://collector:4318); no traces without it. */
+  OTEL_EXPORTER_OTLP_ENDPOINT: url(["http", "https"]).optional(),
+  OTEL_SERVICE_NAME: z.string().min(1).default("herald"),
   /** Browser origins allowed to call the API (comma-separated), or * for any. */
   CORS_ORIGINS: z
     .string()
@@ -154,6 +159,10 @@ export interface Config {
   readonly limits: LimitSettings;
   /** `["*"]` allows any origin: safe because Herald authenticates with headers, never cookies. */
   readonly corsOrigins: readonly string[];
+  /** Absent: /metrics is open to whoever reaches the port. */
+  readonly metricsToken: string | undefined;
+  /** Absent: no traces are recorded. */
+  readonly tracing: { readonly otlpEndpoint: string; readonly serviceName: string } | undefined;
 }
 
 export class ConfigError extends Error {
@@ -203,6 +212,10 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
     inboxHistory: { historyEvents: env.INBOX_HISTORY_EVENTS, historyMs: env.INBOX_HISTORY_SECONDS * 1000 },
     corsOrigins: env.CORS_ORIGINS.length > 0 ? env.CORS_ORIGINS : ["*"],
+    metricsToken: env.METRICS_TOKEN,
+    tracing: env.OTEL_EXPORTER_OTLP_ENDPOINT
+      ? { otlpEndpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, ""), serviceName: env.OTEL_SERVICE_NAME }
+      : undefined,
     trustProxy: env.TRUST_PROXY,
     limits: {
       enabled: env.RATE_LIMITS === "on",
@@ -236,6 +249,8 @@ export function describeConfig(config: Config): Record<string, unknown> {
     agenda: config.agenda,
     inboxHistory: config.inboxHistory,
     corsOrigins: config.corsOrigins,
+    metrics: config.metricsToken ? "token required" : "open",
+    tracing: config.tracing ? { otlpEndpoint: redactUrl(config.tracing.otlpEndpoint) } : "off",
     jwt: {
       ttlSeconds: config.jwt.ttlSeconds,
       refreshTtlSeconds: config.jwt.refreshTtlSeconds,

@@ -4,6 +4,7 @@ import { Agenda, backoffStrategies, type BackoffStrategy, type Job } from "agend
 import { RedisNotificationChannel } from "@agendajs/redis-backend";
 import { RedisJobStore } from "./job-store.js";
 import type { Logger } from "./logger.js";
+import type { MetricSource, Metrics } from "./metrics.js";
 import type { Redis } from "./redis.js";
 
 export type { Agenda };
@@ -53,6 +54,8 @@ export function createAgenda(options: {
    * of half this per run alive after the run ends, which holds a process open that long.
    */
   lockLifetimeMs?: number;
+  /** Counts and times every run; absent in tools that run jobs without a process around them. */
+  metrics?: Metrics;
 }): Agenda {
   const channel = options.notifications
     ? new RedisNotificationChannel({ redis: options.redis, channelName: `herald:jobs:${options.namespace}` })
@@ -86,7 +89,37 @@ export function createAgenda(options: {
   agenda.on("error", (err: Error) => options.logger.error({ err }, "agenda error"));
   if (channel) announceWhatARunLeavesDue(agenda, channel, options.logger);
   timeEveryJobPutBack(agenda);
+  stores.set(agenda, store);
+  if (options.metrics) metricsOf.set(agenda, options.metrics);
   return agenda;
+}
+
+const stores = new WeakMap<Agenda, RedisJobStore>();
+const metricsOf = new WeakMap<Agenda, Metrics>();
+
+/**
+ * What the job queue looks like to Prometheus, read at each scrape from the job store: the due
+ * jobs, and per job this process runs, how long its oldest due job has waited for a worker.
+ */
+export function jobQueueMetrics(agenda: Agenda): MetricSource[] {
+  const store = stores.get(agenda);
+  if (!store) return [];
+  return [
+    {
+      name: "herald_jobs_due",
+      help: "Jobs due now, waiting or running, of every worker sharing this job store",
+      read: async () => [{ value: await store.backlog() }],
+    },
+    {
+      name: "herald_job_queue_lag_seconds",
+      help: "How long the oldest due job of each name has waited for a worker (0: none waits)",
+      labelNames: ["job"],
+      read: async () => {
+        const waiting = await store.waiting(Object.keys(agenda.definitions));
+        return [...waiting].map(([job, ms]) => ({ labels: { job }, value: ms / 1000 }));
+      },
+    },
+  ];
 }
 
 /**
@@ -228,21 +261,34 @@ export function defineJob<Name extends JobName>(
   } = {},
 ): void {
   const running = trackerOf(agenda);
+  const metrics = metricsOf.get(agenda);
   agenda.define<JobPayloads[Name]>(
     name,
     async (job: Job<JobPayloads[Name]>) => {
       const started = performance.now();
       const id = job.attrs._id?.toString() ?? "";
-      const outcome = await running.track(id, () =>
-        handler(job.attrs.data, {
-          touch: () => job.touch(),
-          get stopping() {
-            return running.stopping;
-          },
-        }),
-      );
-      const ms = Math.round(performance.now() - started);
-      logger.debug({ job: name, id, ...idsOf(job.attrs.data), outcome, ms }, "job finished");
+      // One line per run, with the ids the job names: a notification's path reads from the log.
+      const line = { job: name, id, ...idsOf(job.attrs.data), attempt: (job.attrs.failCount ?? 0) + 1 };
+      const ended = (outcome: string) => {
+        const seconds = (performance.now() - started) / 1000;
+        metrics?.jobs.inc({ job: name, outcome });
+        metrics?.jobSeconds.observe({ job: name, outcome }, seconds);
+        return Math.round(seconds * 1000);
+      };
+      try {
+        const outcome = await running.track(id, () =>
+          handler(job.attrs.data, {
+            touch: () => job.touch(),
+            get stopping() {
+              return running.stopping;
+            },
+          }),
+        );
+        logger.info({ ...line, outcome, ms: ended(outcome) }, "job finished");
+      } catch (err) {
+        logger.warn({ ...line, err, outcome: "failed", ms: ended("failed") }, "job failed");
+        throw err;
+      }
     },
     {
       backoff: options.backoff ?? retryBackoff,

@@ -54,6 +54,26 @@ export class RedisJobStore implements JobRepository {
   /** The client is shared with the rest of the process, which closes it. */
   async disconnect(): Promise<void> {}
 
+  /**
+   * For each job name, how long its oldest due job not yet locked has waited, in milliseconds (0
+   * when none waits). One round trip, whatever the number of names.
+   */
+  async waiting(names: readonly string[]): Promise<Map<string, number>> {
+    const pipeline = this.redis.pipeline();
+    for (const name of names) pipeline.zrange(this.key(`jobs:due:${name}`), 0, 0, "WITHSCORES");
+    const replies = (await pipeline.exec()) ?? [];
+    const now = Date.now();
+    return new Map(
+      names.map((name, i) => {
+        const [err, reply] = replies[i] ?? [null, []];
+        if (err) throw err;
+        // A score is the due time in milliseconds, with the priority as its fraction.
+        const score = Number((reply as string[])[1]);
+        return [name, Number.isFinite(score) ? Math.max(0, now - Math.floor(score)) : 0];
+      }),
+    );
+  }
+
   /** Jobs whose run is due now, locked or not: the backlog. */
   async backlog(): Promise<number> {
     return this.redis.zcount(this.key("jobs:by_next_run_at"), 0, Date.now());

@@ -74,6 +74,8 @@ export class Limits {
   private readonly socketAttempts: RateLimiterAbstract;
 
   private readonly prefix: string;
+  /** Each counter's name, for the refusals reported. */
+  private readonly names = new Map<RateLimiterAbstract, string>();
 
   constructor(
     private readonly redis: Redis,
@@ -81,15 +83,20 @@ export class Limits {
     private readonly logger: Logger,
     /** Keeps the counts of deployments that share a Redis apart: the MongoDB database name. */
     readonly namespace: string,
+    /** Told of every refusal, with the limit's name (herald_rate_limited_total). */
+    private readonly refused: (limit: string) => void = () => undefined,
   ) {
     this.prefix = `herald:limit:${namespace}:`;
-    const counter = (keyPrefix: string, points: number, duration: number) =>
-      new RateLimiterRedis({
+    const counter = (keyPrefix: string, points: number, duration: number) => {
+      const limiter = new RateLimiterRedis({
         storeClient: redis,
         keyPrefix: `${this.prefix}${keyPrefix}`,
         points,
         duration,
       });
+      this.names.set(limiter, keyPrefix);
+      return limiter;
+    };
     this.loginsByAddress = counter("login-address", settings.loginsPerAddress, 15 * 60);
     // Counters only (as many points as can be): the delays decide, from their counts.
     this.failuresByAccountAndAddress = counter("login-fail", Number.MAX_SAFE_INTEGER, 3600);
@@ -110,6 +117,7 @@ export class Limits {
       const delay = await this.quietly(() => this.loginDelays.get(key));
       // A delay is a block: its count is over the limiter's single point.
       if (delay && delay.consumedPoints > 1 && delay.msBeforeNext > 0) {
+        this.refused("login-delay");
         throw rateLimited("Too many wrong passwords: wait before signing in again", delay.msBeforeNext / 1000);
       }
     }
@@ -208,6 +216,7 @@ export class Limits {
         runScript(this.redis, OPEN_SOCKET, key, Date.now(), socketId, limits[i] ?? 0, SOCKET_LEASE_MS),
       );
       if (admitted === 0) {
+        this.refused(i === 0 ? "sockets-user" : "sockets-address");
         release();
         return null;
       }
@@ -226,7 +235,7 @@ export class Limits {
 
   /** The limits of one socket, counted in this process: the socket lives here only. */
   forSocket(): SocketLimits {
-    return new SocketLimits(this.settings);
+    return new SocketLimits(this.settings, this.refused);
   }
 
   private async take(limiter: RateLimiterAbstract, key: string, points: number, message: string): Promise<void> {
@@ -234,7 +243,10 @@ export class Limits {
     try {
       await limiter.consume(key, points);
     } catch (err) {
-      if (err instanceof RateLimiterRes) throw rateLimited(message, err.msBeforeNext / 1000);
+      if (err instanceof RateLimiterRes) {
+        this.refused(this.names.get(limiter) ?? "unknown");
+        throw rateLimited(message, err.msBeforeNext / 1000);
+      }
       this.logger.warn({ err }, "a limit could not be counted; the request goes on");
     }
   }
@@ -261,19 +273,28 @@ export class SocketLimits {
   private readonly operations: RateLimiterMemory;
   private readonly messages: RateLimiterMemory;
 
-  constructor(private readonly settings: LimitSettings) {
+  constructor(
+    private readonly settings: LimitSettings,
+    private readonly refused: (limit: string) => void = () => undefined,
+  ) {
     this.operations = new RateLimiterMemory({ points: settings.operationsPerSocket, duration: 60 });
     this.messages = new RateLimiterMemory({ points: settings.messagesPerSocket, duration: 60 });
   }
 
   /** Answers the seconds to wait before another operation, or 0 when it may start. */
   async operation(): Promise<number> {
-    return this.settings.enabled ? waitFor(this.operations) : 0;
+    if (!this.settings.enabled) return 0;
+    const wait = await waitFor(this.operations);
+    if (wait > 0) this.refused("socket-operations");
+    return wait;
   }
 
   /** Answers whether the socket went over its message rate with this message. */
   async message(): Promise<boolean> {
-    return this.settings.enabled ? (await waitFor(this.messages)) > 0 : false;
+    if (!this.settings.enabled) return false;
+    const over = (await waitFor(this.messages)) > 0;
+    if (over) this.refused("socket-messages");
+    return over;
   }
 }
 

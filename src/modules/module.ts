@@ -6,6 +6,7 @@ import type { ObjectId } from "@mikro-orm/mongodb";
 import type { Agenda, JobName, JobPayloads, JobRun, JobScheduler } from "../infra/agenda.js";
 import type { Limits } from "../infra/limits.js";
 import type { Logger } from "../infra/logger.js";
+import type { Metrics } from "../infra/metrics.js";
 import type { Mailer } from "../infra/mailer.js";
 import type { EntityManager, MikroORM } from "../infra/orm.js";
 import type { PubSubBridge, Topics } from "../infra/pubsub.js";
@@ -71,6 +72,8 @@ export interface ModuleContext {
   readonly activity: ActivityService;
   /** The modules this process runs (the recovery sweep walks their tasks). */
   readonly modules: readonly HeraldModule[];
+  /** What this process reports at /metrics. */
+  readonly metrics: Metrics;
 }
 
 export interface WorkerContext extends ModuleContext {

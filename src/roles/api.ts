@@ -7,13 +7,14 @@ import { ApolloServerPluginDrainHttpServer } from "@apollo/server/plugin/drainHt
 import { ApolloServerPluginLandingPageDisabled } from "@apollo/server/plugin/disabled";
 import cors from "cors";
 import express, { type Express, type RequestHandler } from "express";
-import { GraphQLError, OperationTypeNode, getOperationAST, type GraphQLSchema } from "graphql";
+import { GraphQLError, Kind, OperationTypeNode, getOperationAST, type DocumentNode, type GraphQLSchema } from "graphql";
 import { CloseCode, type ServerOptions } from "graphql-ws";
 import { useServer, type Extra } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
 import type { ContainerType } from "type-graphql";
 import type { Config } from "../config/config.js";
 import type { Logger } from "../infra/logger.js";
+import type { Metrics } from "../infra/metrics.js";
 import type { MikroORM } from "../infra/orm.js";
 import type { PubSub } from "type-graphql";
 import { unauthenticated, formatError } from "../graphql/errors.js";
@@ -51,6 +52,7 @@ export interface ApiDeps {
   container: ContainerType;
   app: Express;
   server: Server;
+  metrics: Metrics;
 }
 
 /** Mounts GraphQL over HTTP and graphql-ws on one path; returns the function that stops both. */
@@ -68,16 +70,28 @@ export async function startApi(deps: ApiDeps): Promise<() => Promise<void>> {
       { origin, req }: { origin?: string; req: IncomingMessage },
       answer: (ok: boolean, status?: number, message?: string, headers?: Record<string, string>) => void,
     ) => {
-      if (!originAllowed(origin)) return answer(false, 403, "Origin not allowed");
-      deps.limits.socketAttempt(clientAddress(req, deps.trustProxy)).then(
-        (wait) => (wait > 0 ? answer(false, 429, "Too Many Requests", { "Retry-After": String(wait) }) : answer(true)),
+      const address = clientAddress(req, deps.trustProxy);
+      if (!originAllowed(origin)) {
+        deps.logger.info({ address, origin, status: 403 }, "socket refused: origin not allowed");
+        return answer(false, 403, "Origin not allowed");
+      }
+      deps.limits.socketAttempt(address).then(
+        (wait) => {
+          if (wait <= 0) return answer(true);
+          deps.logger.info({ address, status: 429, retryAfterSeconds: wait }, "socket refused: too many attempts");
+          answer(false, 429, "Too Many Requests", { "Retry-After": String(wait) });
+        },
         () => answer(true),
       );
     },
     maxPayload: WS_MAX_MESSAGE_BYTES,
   });
   // Registered before graphql-ws's own listener, so it sees each socket first.
-  wsServer.on("connection", (socket: Extra["socket"]) => guardMessages(socket, deps.limits.forSocket()));
+  wsServer.on("connection", (socket: Extra["socket"]) => {
+    guardMessages(socket, deps.limits.forSocket(), deps.logger);
+    deps.metrics.sockets.inc();
+    socket.once("close", () => deps.metrics.sockets.dec());
+  });
   // isProd: graphql-ws then closes on internal failures without echoing their messages.
   const ws = useServer({ ...websocketOptions(schema, gate, deps), isProd: true }, wsServer, WS_KEEPALIVE_MS);
 
@@ -96,15 +110,25 @@ export async function startApi(deps: ApiDeps): Promise<() => Promise<void>> {
     // Herald authenticates with bearer tokens and API keys, never cookies, so a cross-site request
     // cannot act as anyone: CSRF prevention would only refuse plain GET queries.
     csrfPrevention: false,
-    formatError: (formatted, error) =>
-      formatError(formatted, error, { requestId: requestSlot.getStore() ?? "unknown", logger: deps.logger }),
+    formatError: (formatted, error) => {
+      const record = requestSlot.getStore();
+      const shaped = formatError(formatted, error, { requestId: record?.requestId ?? "unknown", logger: deps.logger });
+      if (record) noteError(record, shaped);
+      return shaped;
+    },
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer: deps.server }),
       {
         // Mutations per user, before any resolver runs (graphql-ws traffic: see onSubscribe).
-        requestDidStart() {
+        requestDidStart({ request }) {
+          const record = requestSlot.getStore();
+          if (record) record.name = request.operationName ?? null;
           return Promise.resolve({
             async didResolveOperation({ operation, contextValue }) {
+              if (record && operation) {
+                record.name = operation.name?.value ?? record.name ?? null;
+                record.type = operation.operation;
+              }
               if (operation?.operation === OperationTypeNode.MUTATION && contextValue.viewer.kind === "user") {
                 await deps.limits.mutation(contextValue.viewer.userId);
               }
@@ -133,9 +157,21 @@ export async function startApi(deps: ApiDeps): Promise<() => Promise<void>> {
       res.type("html").send(playground);
     } else next();
   });
+  const observe = operationObserver(deps);
   deps.app.use(
     GRAPHQL_PATH,
-    (req, _res, next) => requestSlot.run(requestId(req), next),
+    (req, res, next) => {
+      const record: OperationRecord = {
+        requestId: requestId(req),
+        transport: "http",
+        started: performance.now(),
+        address: req.ip,
+      };
+      // A CORS preflight asks whether it may send an operation: it is not one.
+      if (req.method !== "OPTIONS") res.once("finish", () => observe(record, { status: res.statusCode }));
+      records.set(req, record);
+      next();
+    },
     cors({
       origin: (origin, callback) => callback(null, originAllowed(origin)),
       exposedHeaders: ["x-request-id"],
@@ -143,10 +179,18 @@ export async function startApi(deps: ApiDeps): Promise<() => Promise<void>> {
     }),
     express.json({ limit: BODY_LIMIT }),
     gateHttp(gate),
+    // Entered here, after the body is read (a stream's callbacks would leave the slot).
+    (req, _res, next) => {
+      const record = records.get(req);
+      if (record) requestSlot.run(record, next);
+      else next();
+    },
     expressMiddleware(apollo, {
       context: async ({ req }) => {
         const id = requestId(req);
         const viewer = await httpViewer(req.headers, deps);
+        const record = requestSlot.getStore();
+        if (record) record.viewer = viewer;
         if (viewer.kind === "service")
           deps.logger.info({ requestId: id, serviceKey: viewer.keyName }, "service request");
         return {
@@ -170,7 +214,80 @@ export async function startApi(deps: ApiDeps): Promise<() => Promise<void>> {
  * Apollo's formatError has no context argument. Everything Apollo does for one request runs in the
  * async chain started in this slot, so formatError can still name the request id.
  */
-const requestSlot = new AsyncLocalStorage<string>();
+const requestSlot = new AsyncLocalStorage<OperationRecord>();
+const records = new WeakMap<IncomingMessage, OperationRecord>();
+
+/** One operation, over HTTP or WebSocket, as metrics and the log of refusals see it. */
+interface OperationRecord {
+  readonly requestId: string;
+  readonly transport: "http" | "ws";
+  readonly started: number;
+  readonly address?: string | undefined;
+  viewer?: Viewer;
+  /** As the client named it (null: it did not), until the document says. */
+  name?: string | null;
+  type?: string;
+  /** The code of the first error answered. */
+  code?: string;
+  reason?: string;
+  /** The root field of a running subscription (counted in herald_subscriptions_active). */
+  live?: string;
+  observed?: boolean;
+}
+
+/** Codes that say the request was refused: the log keeps one line of each. */
+const REFUSALS = new Set([
+  "UNAUTHENTICATED",
+  "FORBIDDEN",
+  "RATE_LIMITED",
+  "BAD_USER_INPUT",
+  "BAD_REQUEST",
+  "GRAPHQL_PARSE_FAILED",
+  "GRAPHQL_VALIDATION_FAILED",
+  "PERSISTED_QUERY_NOT_SUPPORTED",
+  "OPERATION_RESOLUTION_FAILURE",
+]);
+
+function noteError(record: OperationRecord, error: { message: string; extensions?: Record<string, unknown> }): void {
+  if (record.code !== undefined) return;
+  const code = error.extensions?.["code"];
+  record.code = typeof code === "string" ? code : "INTERNAL_SERVER_ERROR";
+  record.reason = error.message;
+}
+
+/** Counts and times each operation once it is answered, and logs the refused ones. */
+function operationObserver(deps: ApiDeps): (record: OperationRecord, extra?: { status?: number }) => void {
+  return (record, extra = {}) => {
+    if (record.observed) return;
+    record.observed = true;
+    const outcome = record.code ?? (extra.status !== undefined && extra.status >= 400 ? "BAD_REQUEST" : "ok");
+    const labels = {
+      operation: deps.metrics.operationName(record.name),
+      type: record.type ?? "unknown",
+      transport: record.transport,
+      outcome,
+    };
+    deps.metrics.operations.inc(labels);
+    deps.metrics.operationSeconds.observe(labels, (performance.now() - record.started) / 1000);
+    if (!REFUSALS.has(outcome)) return;
+    const viewer = record.viewer;
+    deps.logger.info(
+      {
+        requestId: record.requestId,
+        transport: record.transport,
+        operation: record.name ?? undefined,
+        type: record.type,
+        code: outcome,
+        reason: record.reason,
+        status: extra.status,
+        userId: viewer?.kind === "user" ? viewer.userId : undefined,
+        serviceKey: viewer?.kind === "service" ? viewer.keyName : undefined,
+        address: record.address,
+      },
+      "request refused",
+    );
+  };
+}
 
 async function httpViewer(headers: Record<string, string | string[] | undefined>, deps: ApiDeps): Promise<Viewer> {
   const apiKey = headers["x-api-key"];
@@ -203,8 +320,8 @@ type SocketExtra = Extra & {
   client?: ClientInfo;
   /** Ids of the subscriptions running on the socket, for its limit. */
   live?: Set<string>;
-  /** The request id of each operation in flight, by its graphql-ws id, for the log. */
-  requestIds?: Map<string, string>;
+  /** Each operation in flight, by its graphql-ws id, for the log and the metrics. */
+  operations?: Map<string, OperationRecord>;
   /** Its login has ended: it closes once its queries and mutations in flight are answered. */
   ending?: boolean;
 };
@@ -216,9 +333,14 @@ type SocketExtra = Extra & {
  */
 function gateHttp(gate: DocumentGate): RequestHandler {
   return (req, res, next) => {
+    const refuse = (status: number, code: string, message: string) => {
+      const record = records.get(req);
+      if (record) noteError(record, { message, extensions: { code } });
+      sendError(req, res, status, code, message);
+    };
     if (req.method === "POST" && req.body === undefined) {
-      if (req.is("application/json")) return sendError(req, res, 400, "BAD_REQUEST", "The body is empty");
-      return sendError(req, res, 415, "BAD_REQUEST", "Send the operation as JSON (content-type: application/json)");
+      if (req.is("application/json")) return refuse(400, "BAD_REQUEST", "The body is empty");
+      return refuse(415, "BAD_REQUEST", "Send the operation as JSON (content-type: application/json)");
     }
     const params: unknown = req.method === "GET" ? req.query : req.body;
     if (!params || typeof params !== "object" || Array.isArray(params)) return next();
@@ -226,16 +348,23 @@ function gateHttp(gate: DocumentGate): RequestHandler {
     if (typeof query !== "string") return next();
     const gated = gate.check(query);
     if ("errors" in gated) {
+      const record = records.get(req);
+      if (record && gated.errors[0]) noteError(record, gated.errors[0]);
       res.status(400).json({ errors: gated.errors.map((e) => e.toJSON()) });
       return;
     }
     const operation = getOperationAST(gated.document, typeof operationName === "string" ? operationName : undefined);
+    const record = records.get(req);
+    if (record && operation) {
+      record.name = operation.name?.value ?? null;
+      record.type = operation.operation;
+    }
     if (operation?.operation === OperationTypeNode.SUBSCRIPTION) {
       const message = `Subscriptions run over WebSocket: connect to ${GRAPHQL_PATH} with graphql-ws`;
-      return sendError(req, res, 400, "BAD_REQUEST", message);
+      return refuse(400, "BAD_REQUEST", message);
     }
     const problem = badVariables(variables);
-    if (problem) return sendError(req, res, 400, "BAD_USER_INPUT", problem);
+    if (problem) return refuse(400, "BAD_USER_INPUT", problem);
     next();
   };
 }
@@ -246,17 +375,22 @@ function gateHttp(gate: DocumentGate): RequestHandler {
  * `error`, `connection_ack`) from a client, which closes the socket with 4500 as if we had failed.
  * A client sending faster than its message rate is closed with 4429.
  */
-function guardMessages(socket: Extra["socket"], limits: SocketLimits): void {
+function guardMessages(socket: Extra["socket"], limits: SocketLimits, logger: Logger): void {
   socketLimits.set(socket, limits);
   const emit = socket.emit.bind(socket);
   socket.emit = (event: string | symbol, ...args: unknown[]): boolean => {
     if (event !== "message") return emit(event, ...args);
     if (isServerMessage(args[0])) {
+      logger.info({ code: CloseCode.BadRequest }, "socket closed: a server message from the client");
       socket.close(CloseCode.BadRequest, "Invalid message received");
       return true;
     }
     limits.message().then(
-      (over) => over && socket.close(TOO_MANY_MESSAGES, "Too many messages"),
+      (over) => {
+        if (!over) return;
+        logger.info({ code: TOO_MANY_MESSAGES }, "socket closed: too many messages");
+        socket.close(TOO_MANY_MESSAGES, "Too many messages");
+      },
       () => undefined,
     );
     return emit(event, ...args);
@@ -292,21 +426,29 @@ function websocketOptions(
   gate: DocumentGate,
   deps: ApiDeps,
 ): ServerOptions<Record<string, unknown>, SocketExtra> {
+  const observe = operationObserver(deps);
+  const refused = (request: IncomingMessage, code: number, reason: string) =>
+    deps.logger.info({ address: clientAddress(request, deps.trustProxy), code, reason }, "socket refused");
   return {
     schema,
     // Auth happens once, at connection_init: 4401 without a token, 4403 with a bad one.
     onConnect: async (ctx) => {
       const raw = ctx.connectionParams?.["authorization"] ?? ctx.connectionParams?.["Authorization"];
       if (raw === undefined || raw === null || raw === "") {
+        refused(ctx.extra.request, CloseCode.Unauthorized, "no connectionParams.authorization");
         ctx.extra.socket.close(CloseCode.Unauthorized, "Unauthorized: send connectionParams.authorization");
         return false;
       }
       const claims = await deps.auth.authenticate(raw);
-      if (!claims) return false;
+      if (!claims) {
+        refused(ctx.extra.request, CloseCode.Forbidden, "invalid or expired token, or an ended login");
+        return false;
+      }
       const socket = ctx.extra.socket;
       const client = clientOf(ctx.extra.request, deps.trustProxy);
       const open = await deps.limits.openSocket(randomUUID(), claims.userId, client.address);
       if (!open) {
+        refused(ctx.extra.request, TRY_AGAIN_LATER, "too many open sockets");
         socket.close(TRY_AGAIN_LATER, "Too many connections: try again later");
         return false;
       }
@@ -331,7 +473,15 @@ function websocketOptions(
     onSubscribe: async (ctx, operationId, payload) => {
       // Named before anything can fail, so that an error answered by onError names it too.
       const id = randomUUID();
-      (ctx.extra.requestIds ??= new Map()).set(operationId, id);
+      const record: OperationRecord = {
+        requestId: id,
+        transport: "ws",
+        started: performance.now(),
+        address: ctx.extra.client?.address,
+        viewer: ctx.extra.viewer ?? { kind: "anonymous" },
+        name: payload.operationName ?? null,
+      };
+      (ctx.extra.operations ??= new Map()).set(operationId, record);
       const wait = (await socketLimits.get(ctx.extra.socket)?.operation()) ?? 0;
       if (wait > 0) return [rateLimited("Too many operations on this socket", wait)];
       const gated = gate.check(payload.query);
@@ -342,11 +492,15 @@ function websocketOptions(
       const viewer = ctx.extra.viewer ?? { kind: "anonymous" as const };
       const client = ctx.extra.client ?? {};
       const logger = deps.logger.child({ requestId: id });
-      const operation = getOperationAST(document, payload.operationName)?.operation;
+      const definition = getOperationAST(document, payload.operationName);
+      const operation = definition?.operation;
+      record.name = definition?.name?.value ?? record.name ?? null;
+      if (operation) record.type = operation;
       const isSubscription = operation === OperationTypeNode.SUBSCRIPTION;
       if (isSubscription) {
         const live = (ctx.extra.live ??= new Set());
         if (live.size >= deps.limits.settings.subscriptionsPerSocket) {
+          deps.metrics.refusals.inc({ limit: "subscriptions-per-socket" });
           return [rateLimited("Too many subscriptions on this socket: complete one first", 1)];
         }
         live.add(operationId);
@@ -380,24 +534,52 @@ function websocketOptions(
         contextValue,
       };
     },
-    onNext: (_ctx, _id, _payload, args, result) => {
+    // A subscription is answered once it listens: its lifetime is no operation's duration.
+    onOperation: (ctx, operationId, _payload, args, result) => {
+      const record = ctx.extra.operations?.get(operationId);
+      if (!record || !(Symbol.asyncIterator in result)) return;
+      record.live = rootField(args.document, args.operationName);
+      deps.metrics.subscriptions.inc({ subscription: record.live });
+      observe(record);
+    },
+    onNext: (ctx, operationId, _payload, args, result) => {
       if (!result.errors) return result;
       const scope = scopeOf(args.contextValue, deps.logger);
-      return { ...result, errors: result.errors.map((e) => formatError(e.toJSON(), e, scope)) };
+      const errors = result.errors.map((e) => formatError(e.toJSON(), e, scope));
+      const record = ctx.extra.operations?.get(operationId);
+      if (record && errors[0]) noteError(record, errors[0]);
+      return { ...result, errors };
     },
-    onComplete: (ctx, operationId) => {
-      ctx.extra.live?.delete(operationId);
-      ctx.extra.requestIds?.delete(operationId);
-      closeIfEnding(ctx.extra);
-    },
+    onComplete: (ctx, operationId) => finishOperation(ctx.extra, operationId),
     onError: (ctx, operationId, _payload, errors) => {
-      ctx.extra.live?.delete(operationId);
-      const requestId = ctx.extra.requestIds?.get(operationId) ?? "ws";
-      ctx.extra.requestIds?.delete(operationId);
-      closeIfEnding(ctx.extra);
-      return errors.map((e) => formatError(e.toJSON(), e, { requestId, logger: deps.logger }));
+      const record = ctx.extra.operations?.get(operationId);
+      const formatted = errors.map((e) =>
+        formatError(e.toJSON(), e, { requestId: record?.requestId ?? "ws", logger: deps.logger }),
+      );
+      if (record && formatted[0]) noteError(record, formatted[0]);
+      finishOperation(ctx.extra, operationId);
+      return formatted;
     },
   };
+
+  /** An operation's end, whichever hook sees it first (onError may come before onComplete). */
+  function finishOperation(extra: SocketExtra, operationId: string): void {
+    const record = extra.operations?.get(operationId);
+    extra.operations?.delete(operationId);
+    extra.live?.delete(operationId);
+    if (record?.live) {
+      deps.metrics.subscriptions.dec({ subscription: record.live });
+      record.live = undefined;
+    }
+    if (record) observe(record);
+    closeIfEnding(extra);
+  }
+}
+
+/** The first field a subscription selects: its label in the metrics (from the schema, so few). */
+function rootField(document: DocumentNode, operationName: string | null | undefined): string {
+  const selection = getOperationAST(document, operationName)?.selectionSet.selections[0];
+  return selection?.kind === Kind.FIELD ? selection.name.value : "unknown";
 }
 
 /**
@@ -407,7 +589,7 @@ function websocketOptions(
  * graphql-ws sends that `complete`.
  */
 function closeIfEnding(extra: SocketExtra): void {
-  const inFlight = (extra.requestIds?.size ?? 0) - (extra.live?.size ?? 0);
+  const inFlight = (extra.operations?.size ?? 0) - (extra.live?.size ?? 0);
   if (extra.ending && inFlight <= 0) setImmediate(() => extra.socket.close(CloseCode.Forbidden, "Login ended"));
 }
 

@@ -1,8 +1,9 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import proxyAddr from "proxy-addr";
 import express, { type ErrorRequestHandler, type Express, type Request, type Response } from "express";
 import type { Logger } from "../infra/logger.js";
+import type { Metrics } from "../infra/metrics.js";
 
 export interface Probe {
   name: string;
@@ -15,7 +16,14 @@ const PROBE_TIMEOUT_MS = 2000;
  * The HTTP server every process runs, worker included: `/healthz` says the process is alive,
  * `/readyz` that its dependencies answer. The api role mounts GraphQL on the same app.
  */
-export function createHttp(options: { probes: Probe[]; logger: Logger; trustProxy: TrustProxy }): {
+export function createHttp(options: {
+  probes: Probe[];
+  logger: Logger;
+  trustProxy: TrustProxy;
+  metrics: Metrics;
+  /** When set, /metrics answers only `Authorization: Bearer <metricsToken>`. */
+  metricsToken: string | undefined;
+}): {
   app: Express;
   server: Server;
 } {
@@ -39,7 +47,22 @@ export function createHttp(options: { probes: Probe[]; logger: Logger; trustProx
       checks: Object.fromEntries(results.map((r) => [r.name, r.ok ? "ok" : "failing"])),
     });
   });
+  const allowed = options.metricsToken === undefined ? undefined : digest(`Bearer ${options.metricsToken}`);
+  app.get("/metrics", async (req, res) => {
+    const given = req.headers.authorization;
+    if (allowed && (given === undefined || !timingSafeEqual(digest(given), allowed))) {
+      refuse(options.logger, req, res, 401, "UNAUTHENTICATED", "Send Authorization: Bearer <METRICS_TOKEN>");
+      return;
+    }
+    const { contentType, body } = await options.metrics.render();
+    res.type(contentType).send(body);
+  });
   return { app, server: createServer(app) };
+}
+
+/** Compared as digests, so that neither the token's length nor a matching prefix shows in the timing. */
+function digest(value: string): Buffer {
+  return createHash("sha256").update(value).digest();
 }
 
 /**
@@ -49,12 +72,12 @@ export function createHttp(options: { probes: Probe[]; logger: Logger; trustProx
  */
 export function answerErrorsWithJson(app: Express, logger: Logger): void {
   app.use((req, res) => {
-    sendError(req, res, 404, "NOT_FOUND", `Nothing here: ${req.method} ${req.path}`);
+    refuse(logger, req, res, 404, "NOT_FOUND", `Nothing here: ${req.method} ${req.path}`);
   });
   const handler: ErrorRequestHandler = (err: unknown, req, res, next) => {
     if (res.headersSent) return next(err);
     const known = bodyError(err);
-    if (known) return sendError(req, res, known.status, "BAD_REQUEST", known.message);
+    if (known) return refuse(logger, req, res, known.status, "BAD_REQUEST", known.message);
     logger.error({ err, requestId: requestId(req), path: req.path }, "unexpected error outside GraphQL");
     sendError(req, res, 500, "INTERNAL_SERVER_ERROR", "Internal server error");
   };
@@ -64,6 +87,22 @@ export function answerErrorsWithJson(app: Express, logger: Logger): void {
 /** Answers a refused request in the shape of a GraphQL error, so clients read it the same way. */
 export function sendError(req: Request, res: Response, status: number, code: string, message: string): void {
   res.status(status).json({ errors: [{ message, extensions: { code, requestId: requestId(req) } }] });
+}
+
+/** sendError, with the one log line every refused request leaves. */
+export function refuse(
+  logger: Logger,
+  req: Request,
+  res: Response,
+  status: number,
+  code: string,
+  message: string,
+): void {
+  logger.info(
+    { requestId: requestId(req), method: req.method, path: req.path, address: req.ip, status, code, reason: message },
+    "request refused",
+  );
+  sendError(req, res, status, code, message);
 }
 
 /** The body parser's refusals (it reads at most the limit), each with a message of our own. */
@@ -118,7 +157,7 @@ export function requestId(req: Request): string {
   return id;
 }
 
-async function runProbe(probe: Probe): Promise<{ name: string; ok: boolean; error?: string }> {
+export async function runProbe(probe: Probe): Promise<{ name: string; ok: boolean; error?: string }> {
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([

@@ -122,6 +122,7 @@ async function send(deps: EmailJobDeps, em: EntityManager, digest: Digest): Prom
         messageId: `<${digest._id.toHexString()}.digest@herald>`,
         headers: unsubscribeHeaders(unsubscribe),
       });
+      deps.counted?.("digest", "sent");
     } catch (err) {
       return err ?? new Error("the SMTP server refused the digest");
     }
@@ -146,6 +147,7 @@ async function refused(
   const lastError = err instanceof Error ? err.message : String(err);
   const delay = digestRetryDelay(deps, attempts, err);
   const id = digest._id.toHexString();
+  deps.counted?.("digest", delay === null ? "failed" : "retried");
   if (delay === null) {
     await em.nativeUpdate(Digest, { _id: digest._id }, { attempts, lastError, nextAttemptAt: null, failedAt: now });
     deps.logger.warn({ digest: id, attempts, err: lastError }, "digest email failed for good");

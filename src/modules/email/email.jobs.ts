@@ -74,6 +74,8 @@ export interface EmailJobDeps {
   /** Agenda's lock lifetime: an unfinished attempt older than this belongs to a run that died. */
   lockLifetimeMs: number;
   logger: Logger;
+  /** Told what became of each email (herald_emails_total); absent in tools. */
+  counted?: (kind: "notification" | "digest", outcome: "sent" | "retried" | "failed" | "skipped") => void;
 }
 
 /** What became of one email in a run. */
@@ -116,6 +118,7 @@ export async function sendEmails(
     try {
       const outcome = await sendOne(deps, id, lane);
       outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+      if (outcome !== "busy") deps.counted?.("notification", outcome === "retrying" ? "retried" : outcome);
       if (outcome === "busy") busy.push(id);
     } catch (err) {
       failures.push(err);

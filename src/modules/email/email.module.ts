@@ -68,6 +68,7 @@ export function emailJobDeps(ctx: ModuleContext): EmailJobDeps {
     scheduler: ctx.scheduler,
     unsubscribe: ctx.unsubscribeTokens,
     publicUrl: ctx.config.publicUrl,
+    counted: (kind, outcome) => ctx.metrics.emails.inc({ kind, outcome }),
     maxAttempts: ctx.config.email.maxAttempts,
     retryDelayMs: ctx.config.email.retryDelayMs,
     lockLifetimeMs: ctx.config.agenda.lockLifetimeMs,

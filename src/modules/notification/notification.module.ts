@@ -21,13 +21,14 @@ export const notificationModule: HeraldModule = {
   name: "notification",
   entities: [Notification, Delivery, NotificationRequest, PendingAnnouncement, PendingWithdrawal],
   resolvers: [NotificationResolver],
-  api: ({ notifications, users, orm, pubsub, limits }) => ({
+  api: ({ notifications, users, orm, pubsub, limits, metrics }) => ({
     resolvers: [
       new NotificationResolver({
         inbox: new InboxService(notifications),
         limits,
         requests: new NotificationRequestService(),
         users,
+        pushed: (subscription, seconds) => metrics.pushDelay.observe({ subscription }, seconds),
       }),
     ],
     pubSub: (inner) =>

@@ -57,6 +57,8 @@ export interface NotificationResolverDeps {
   limits: Limits;
   requests: NotificationRequestService;
   users: UserService;
+  /** Told when a new notification goes out to a socket: its delay since it was stored, in seconds. */
+  pushed?: (subscription: string, seconds: number) => void;
 }
 
 @Resolver(() => NotificationView)
@@ -134,7 +136,9 @@ export class NotificationResolver {
     description: "The caller's new notifications, as soon as they are stored.",
   })
   notificationAdded(@Root() message: InboxMessage): NotificationView | null {
-    return "notification" in message.change ? message.change.notification : null;
+    if (!("notification" in message.change)) return null;
+    this.timePush("notificationAdded", message.change.notification);
+    return message.change.notification;
   }
 
   @Subscription(() => Int, {
@@ -164,6 +168,7 @@ export class NotificationResolver {
     @Root() event: InboxEventPayload,
     @Arg("after", () => String, { nullable: true }) _after: string | null,
   ): InboxEventView {
+    if (event.type === InboxEventType.ADDED && event.notification) this.timePush("inboxEvents", event.notification);
     return {
       cursor: encodeInboxCursor(event.position),
       type: event.type,
@@ -172,6 +177,11 @@ export class NotificationResolver {
       unreadCount: event.unreadCount,
       at: event.at,
     };
+  }
+
+  private timePush(subscription: string, notification: NotificationView): void {
+    const stored = new Date(notification.createdAt).getTime();
+    if (this.deps.pushed && Number.isFinite(stored)) this.deps.pushed(subscription, (Date.now() - stored) / 1000);
   }
 
   @FieldResolver(() => UserView, {
