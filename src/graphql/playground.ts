@@ -1,4 +1,5 @@
 import { renderGraphiQL } from "@graphql-yoga/render-graphiql";
+import { Asset, contentHash } from "../roles/assets.js";
 
 /**
  * GraphiQL in one page: scripts, styles and editor workers are inlined, so it works with no
@@ -20,6 +21,40 @@ export function renderPlayground(endpoint: string): string {
     throw new Error("@graphql-yoga/render-graphiql changed its page: cannot add WebSocket connectionParams");
   }
   return `${html.slice(0, at)}(${WITH_HEADERS_AS_CONNECTION_PARAMS})(${html.slice(at + call.length)}`;
+}
+
+/**
+ * The page, and its 8 MB script and 800 KB of styles as files of their own, named by their content:
+ * a browser fetches them once, compressed, and keeps them (immutable); the page itself is small and
+ * revalidated (ETag), so a new release's GraphiQL is picked up on the next load.
+ */
+export function playgroundAssets(endpoint: string, assetPath: string): { page: Asset; files: Map<string, Asset> } {
+  const files = new Map<string, Asset>();
+  const extract = (tag: "script" | "style", type: string, ext: string, link: (href: string) => string) => {
+    const pattern = new RegExp(`<${tag}>([\\s\\S]*?)</${tag}>`, "g");
+    return (html: string) =>
+      html.replace(pattern, (_all, body: string) => {
+        const name = `graphiql.${contentHash(body)}.${ext}`;
+        files.set(name, Asset.of(body, type, true));
+        return link(`${assetPath}/${name}`);
+      });
+  };
+  const scripts = extract(
+    "script",
+    "application/javascript; charset=utf-8",
+    "js",
+    (href) => `<script src="${href}"></script>`,
+  );
+  const styles = extract(
+    "style",
+    "text/css; charset=utf-8",
+    "css",
+    (href) => `<link rel="stylesheet" href="${href}" />`,
+  );
+  const page = styles(scripts(renderPlayground(endpoint)));
+  if (files.size === 0)
+    throw new Error("@graphql-yoga/render-graphiql changed its page: found no script to serve apart");
+  return { page: Asset.of(page, "text/html; charset=utf-8", false), files };
 }
 
 /**

@@ -22,7 +22,7 @@ import type { ClientInfo, GraphQLContext, Viewer } from "../graphql/context.js";
 import { buildHeraldSchema } from "../graphql/schema.js";
 import { LIMIT_RULES } from "../graphql/limits.js";
 import { DocumentGate, MAX_TOKENS, badVariables } from "../graphql/documents.js";
-import { renderPlayground } from "../graphql/playground.js";
+import { playgroundAssets } from "../graphql/playground.js";
 import type { Authenticator } from "../modules/user/authenticator.js";
 import type { LoginEnds } from "../modules/user/login-ends.js";
 import { BODY_LIMIT, clientAddress, requestId, sendError, type TrustProxy } from "./http.js";
@@ -30,6 +30,8 @@ import type { Limits, SocketLimits } from "../infra/limits.js";
 import { rateLimited } from "../graphql/errors.js";
 
 export const GRAPHQL_PATH = "/graphql";
+/** GraphiQL's script and styles, named by their content. */
+const PLAYGROUND_ASSETS = "/graphiql";
 /** Server pings keep idle mobile connections alive through proxies and reveal dead peers. */
 const WS_KEEPALIVE_MS = 12_000;
 /**
@@ -151,11 +153,16 @@ export async function startApi(deps: ApiDeps): Promise<() => Promise<void>> {
   });
   await apollo.start();
 
-  const playground = renderPlayground(GRAPHQL_PATH);
+  const playground = playgroundAssets(GRAPHQL_PATH, PLAYGROUND_ASSETS);
   deps.app.get(GRAPHQL_PATH, (req, res, next) => {
     if (req.accepts(["application/json", "application/graphql-response+json", "text/html"]) === "text/html") {
-      res.type("html").send(playground);
+      playground.page.send(req, res);
     } else next();
+  });
+  deps.app.get(`${PLAYGROUND_ASSETS}/:name`, (req, res, next) => {
+    const asset = playground.files.get(req.params.name);
+    if (asset) asset.send(req, res);
+    else next();
   });
   const observe = operationObserver(deps);
   deps.app.use(

@@ -189,6 +189,34 @@ describe("bad input gets a clear error and the process lives on", () => {
       assert.doesNotMatch(html, /@import\s+url\(["']?https?:/i);
     });
 
+    it("sends GraphiQL's script and styles apart, compressed and cacheable, and the page revalidated", async () => {
+      const res = await fetch(`${herald.url}/graphql`, { headers: { accept: "text/html", "accept-encoding": "gzip" } });
+      const html = await res.text();
+      assert.ok(html.length < 200_000, `the page is small (${html.length} characters), its code apart`);
+      assert.equal(res.headers.get("cache-control"), "no-cache");
+      const etag = res.headers.get("etag");
+      assert.ok(etag);
+      const again = await fetch(`${herald.url}/graphql`, { headers: { accept: "text/html", "if-none-match": etag } });
+      assert.equal(again.status, 304, "an unchanged page is not sent again");
+      const links = [...html.matchAll(/<(?:script src|link rel="stylesheet" href)="(\/graphiql\/[^"]+)"/g)].map(
+        (m) => m[1],
+      );
+      assert.equal(links.length, 2, "one script and one stylesheet");
+      for (const link of links) {
+        const asset = await fetch(`${herald.url}${link}`, { headers: { "accept-encoding": "br" } });
+        assert.equal(asset.status, 200);
+        assert.equal(asset.headers.get("content-encoding"), "br");
+        assert.equal(asset.headers.get("cache-control"), "public, max-age=31536000, immutable");
+        const body = await asset.text();
+        assert.ok(body.length > 100_000, `${link} is GraphiQL's code (${body.length} characters)`);
+        assert.doesNotMatch(body, /@import\s+url\(["']?https?:/i);
+        const gzipped = await fetch(`${herald.url}${link}`, { headers: { "accept-encoding": "gzip" } });
+        assert.equal(gzipped.headers.get("content-encoding"), "gzip");
+        assert.equal(await gzipped.text(), body);
+      }
+      assert.equal((await fetch(`${herald.url}/graphiql/graphiql.nothing.js`)).status, 404);
+    });
+
     it("answers introspection, which GraphiQL and client codegen rely on", async () => {
       const r = await postRaw<{ __schema: { subscriptionType: { name: string } } }>(herald.url, {
         query: "{ __schema { subscriptionType { name } } }",
