@@ -2,6 +2,7 @@ import "reflect-metadata";
 import type { Config } from "./config/config.js";
 import { agendaScheduler, createAgenda, drainAgenda, jobQueueMetrics } from "./infra/agenda.js";
 import { Metrics, type MetricSource } from "./infra/metrics.js";
+import { persistedQueryCache } from "./infra/query-cache.js";
 import type { Logger } from "./infra/logger.js";
 import { createOrm, pingMongo } from "./infra/orm.js";
 import { createPubSub } from "./infra/pubsub.js";
@@ -27,6 +28,7 @@ import { UserService } from "./modules/user/user.service.js";
 import { startApi } from "./roles/api.js";
 import { answerErrorsWithJson, createHttp, listen, runProbe, trustProxy, type Probe } from "./roles/http.js";
 import { defineWorkerJobs } from "./roles/worker.js";
+import { serveExampleApp } from "./roles/assets.js";
 
 type Stop = () => Promise<void>;
 
@@ -153,8 +155,10 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
         app: http.app,
         server: http.server,
         metrics,
+        persistedQueries: persistedQueryCache(redis, db.databaseName, logger),
       });
       onStop("api", stopApi);
+      if (!serveExampleApp(http.app)) logger.info("the example app is not built: /app says how to build it");
     }
 
     answerErrorsWithJson(http.app, logger);

@@ -23,6 +23,8 @@ export interface LimitSettings {
   readonly socketsPerAddress: number;
   /** WebSocket upgrades per client address per minute. */
   readonly socketAttemptsPerAddress: number;
+  /** Queries a client address registers as persisted queries (kept in Redis a day) per hour. */
+  readonly persistedQueriesPerAddress: number;
   /** Subscriptions one socket holds at once. */
   readonly subscriptionsPerSocket: number;
   /** Operations one socket starts per minute. */
@@ -72,6 +74,7 @@ export class Limits {
   private readonly recipients: RateLimiterAbstract;
   private readonly mutations: RateLimiterAbstract;
   private readonly socketAttempts: RateLimiterAbstract;
+  private readonly persistedQueries: RateLimiterAbstract;
 
   private readonly prefix: string;
   /** Each counter's name, for the refusals reported. */
@@ -107,6 +110,7 @@ export class Limits {
     this.recipients = counter("recipients", settings.recipientsPerKey, 60);
     this.mutations = counter("mutation", settings.mutationsPerUser, 60);
     this.socketAttempts = counter("socket-attempt", settings.socketAttemptsPerAddress, 60);
+    this.persistedQueries = counter("persisted-query", settings.persistedQueriesPerAddress, 3600);
     defineScripts(redis, [OPEN_SOCKET]);
   }
 
@@ -196,6 +200,20 @@ export class Limits {
       return 0;
     } catch (err) {
       if (err instanceof Error && "retryAfterSeconds" in err) return Number(err.retryAfterSeconds);
+      throw err;
+    }
+  }
+
+  /**
+   * A query to register as a persisted query, from `address`: whether it may be stored. Past the
+   * limit the query still runs, unstored; the client sends its text again next time.
+   */
+  async persistQuery(address: string | undefined): Promise<boolean> {
+    try {
+      await this.take(this.persistedQueries, address ?? "unknown", 1, "Too many persisted queries");
+      return true;
+    } catch (err) {
+      if (err instanceof Error && "retryAfterSeconds" in err) return false;
       throw err;
     }
   }

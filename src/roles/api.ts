@@ -15,6 +15,7 @@ import type { ContainerType } from "type-graphql";
 import type { Config } from "../config/config.js";
 import type { Logger } from "../infra/logger.js";
 import type { Metrics } from "../infra/metrics.js";
+import { PERSISTED_QUERY_TTL_SECONDS, type StringCache } from "../infra/query-cache.js";
 import type { MikroORM } from "../infra/orm.js";
 import type { PubSub } from "type-graphql";
 import { unauthenticated, formatError } from "../graphql/errors.js";
@@ -55,6 +56,7 @@ export interface ApiDeps {
   app: Express;
   server: Server;
   metrics: Metrics;
+  persistedQueries: StringCache;
 }
 
 /** Mounts GraphQL over HTTP and graphql-ws on one path; returns the function that stops both. */
@@ -107,6 +109,9 @@ export async function startApi(deps: ApiDeps): Promise<() => Promise<void>> {
     // checked in as schema/schema.graphql) and GraphiQL and client codegen need it.
     introspection: true,
     validationRules: [...LIMIT_RULES],
+    // Sent by hash after their first use, from any api instance (the queries are in Redis). A stored
+    // query passed the gate and validation when it was registered, and is validated again on use.
+    persistedQueries: { cache: boundedRegistrations(deps), ttl: PERSISTED_QUERY_TTL_SECONDS },
     // gateHttp parses first, with the same bound; this one keeps Apollo's own parse within it too.
     parseOptions: { maxTokens: MAX_TOKENS },
     // Herald authenticates with bearer tokens and API keys, never cookies, so a cross-site request
@@ -215,6 +220,26 @@ export async function startApi(deps: ApiDeps): Promise<() => Promise<void>> {
     }),
   );
   return () => apollo.stop();
+}
+
+/** The longest query kept as a persisted query: client queries are far shorter. */
+const MAX_PERSISTED_QUERY_CHARS = 16 * 1024;
+
+/**
+ * The persisted-query cache, with what one client may store in it bounded: the size of a query, and
+ * the queries an address registers per hour. Refused, a query runs all the same, unstored.
+ */
+function boundedRegistrations(deps: ApiDeps): StringCache {
+  const cache = deps.persistedQueries;
+  return {
+    get: (hash) => cache.get(hash),
+    delete: (hash) => cache.delete(hash),
+    set: async (hash, query, options) => {
+      if (query.length > MAX_PERSISTED_QUERY_CHARS) return;
+      // Apollo registers a query while it answers the request, in that request's slot.
+      if (await deps.limits.persistQuery(requestSlot.getStore()?.address)) await cache.set(hash, query, options);
+    },
+  };
 }
 
 /**

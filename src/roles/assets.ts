@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { brotliCompress, constants as zlib, gzip } from "node:zlib";
 import type { Express, Request, Response } from "express";
@@ -109,7 +110,8 @@ export function serveBuiltApp(app: Express, base: string, dir: string): boolean 
     files.set(relative, new Asset(readFileSync(file), type, relative.startsWith("assets/")));
   }
   const page = files.get("index.html") as Asset;
-  app.get(base, (_req, res) => res.redirect(301, `${base}/`));
+  // Express matches /app/ here too (routing is not strict): only the bare path is sent on.
+  app.get(base, (req, res, next) => (req.path === base ? res.redirect(301, `${base}/`) : next()));
   app.get(`${base}/{*path}`, (req, res) => {
     const relative = req.path.slice(base.length + 1);
     const file = files.get(relative);
@@ -130,3 +132,27 @@ function listFiles(dir: string): string[] {
     return entry.isDirectory() ? listFiles(full) : [full];
   });
 }
+
+/** Where the example web app's build is, beside this file's build: examples/web/dist. */
+export const EXAMPLE_APP_DIR = fileURLToPath(new URL("../../../examples/web/dist", import.meta.url));
+
+/**
+ * The example web app (examples/web) at /app, when it is built (`npm start` builds it); else a page
+ * that says how to build it.
+ */
+export function serveExampleApp(app: Express, dir = EXAMPLE_APP_DIR): boolean {
+  if (serveBuiltApp(app, "/app", dir)) return true;
+  const page = Asset.of(NOT_BUILT, "text/html; charset=utf-8", false);
+  app.get(["/app", "/app/{*path}"], (req, res) => {
+    res.status(404);
+    page.send(req, res);
+  });
+  return false;
+}
+
+const NOT_BUILT = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8" /><title>Herald: the example app is not built</title></head>
+<body><h1>The example app is not built</h1>
+<p>Run <code>npm start</code> from a checkout of Herald: it builds <code>examples/web</code> and serves it here.
+The API and GraphiQL are at <a href="/graphql">/graphql</a>.</p></body></html>
+`;

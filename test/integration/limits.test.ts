@@ -19,6 +19,7 @@ const SETTINGS: LimitSettings = {
   socketsPerUser: 2,
   socketsPerAddress: 10,
   socketAttemptsPerAddress: 100,
+  persistedQueriesPerAddress: 2,
   subscriptionsPerSocket: 10,
   operationsPerSocket: 10,
   messagesPerSocket: 10,
@@ -86,6 +87,21 @@ describe("limits, counted in Redis", () => {
     // release() tells Redis without waiting: the next ZREM it sends comes after it.
     await redis.ping();
     assert.ok(await limits.openSocket("s3", user, "198.51.100.9"));
+  });
+
+  it("stores an address's persisted queries up to its hourly allowance, other addresses unaffected", async () => {
+    const refused: string[] = [];
+    const counted = new Limits(redis, SETTINGS, logger, uniqueDatabase("it_limits"), (limit) => refused.push(limit));
+    assert.deepEqual(
+      [
+        await counted.persistQuery("198.51.100.7"),
+        await counted.persistQuery("198.51.100.7"),
+        await counted.persistQuery("198.51.100.7"),
+        await counted.persistQuery("198.51.100.8"),
+      ],
+      [true, true, false, true],
+    );
+    assert.deepEqual(refused, ["persisted-query"]);
   });
 
   it("lets requests through, and says so in the log, when Redis does not answer", async () => {
