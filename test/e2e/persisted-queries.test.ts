@@ -77,7 +77,10 @@ describe("automatic persisted queries", () => {
   it("works with Apollo Client's persisted-query link", async () => {
     const calls: { url: string; body: string }[] = [];
     const fetchSpy: typeof fetch = (input, init) => {
-      calls.push({ url: String(input), body: String(init?.body ?? "") });
+      calls.push({
+        url: input instanceof Request ? input.url : input.toString(),
+        body: typeof init?.body === "string" ? init.body : "",
+      });
       return fetch(input, init);
     };
     const client = (url: string) =>
