@@ -5,6 +5,7 @@ import { RedisNotificationChannel } from "@agendajs/redis-backend";
 import { RedisJobStore } from "./job-store.js";
 import type { Logger } from "./logger.js";
 import type { MetricSource, Metrics } from "./metrics.js";
+import { SpanKind, contextOf, inSpan, traceCarrier } from "./tracing.js";
 import type { Redis } from "./redis.js";
 
 export type { Agenda };
@@ -179,13 +180,24 @@ function announceWhatARunLeavesDue(agenda: Agenda, channel: RedisNotificationCha
 export function agendaScheduler(agenda: Agenda): JobScheduler {
   return {
     now: async (name, data) => {
-      await agenda.now(name, data);
+      await agenda.now(name, traced(data));
     },
     at: async (when, name, data) => {
-      await agenda.schedule(when, name, data);
+      await agenda.schedule(when, name, traced(data));
     },
   };
 }
+
+/**
+ * A job's data with the trace context of whoever schedules it (when tracing is on), so that its run
+ * continues that trace. Handlers never read the field.
+ */
+function traced<Data>(data: Data): Data {
+  const carrier = traceCarrier();
+  return carrier && typeof data === "object" && data !== null ? { ...data, [TRACE_FIELD]: carrier } : data;
+}
+
+const TRACE_FIELD = "traceContext";
 
 /**
  * Schedules one job per item after a commit, all at once (their Redis commands share round trips).
@@ -275,15 +287,21 @@ export function defineJob<Name extends JobName>(
         metrics?.jobSeconds.observe({ job: name, outcome }, seconds);
         return Math.round(seconds * 1000);
       };
+      const data = job.attrs.data as JobPayloads[Name] & { [TRACE_FIELD]?: unknown };
+      const span = { kind: SpanKind.CONSUMER, parent: contextOf(data[TRACE_FIELD]), attributes: spanAttributes(line) };
       try {
-        const outcome = await running.track(id, () =>
-          handler(job.attrs.data, {
-            touch: () => job.touch(),
-            get stopping() {
-              return running.stopping;
-            },
-          }),
-        );
+        const outcome = await inSpan(`job ${name}`, span, async (active) => {
+          const result = await running.track(id, () =>
+            handler(data, {
+              touch: () => job.touch(),
+              get stopping() {
+                return running.stopping;
+              },
+            }),
+          );
+          active.setAttribute("herald.job.outcome", result);
+          return result;
+        });
         logger.info({ ...line, outcome, ms: ended(outcome) }, "job finished");
       } catch (err) {
         logger.warn({ ...line, err, outcome: "failed", ms: ended("failed") }, "job failed");
@@ -298,6 +316,13 @@ export function defineJob<Name extends JobName>(
         ? { concurrency: options.concurrency, lockLimit: options.concurrency * LOCKED_AHEAD }
         : {}),
     },
+  );
+}
+
+/** A run's log fields as span attributes, namespaced (herald.job, herald.job.postId, …). */
+function spanAttributes(line: Record<string, string | number>): Record<string, string | number> {
+  return Object.fromEntries(
+    Object.entries(line).map(([key, value]) => [key === "job" ? "herald.job" : `herald.job.${key}`, value]),
   );
 }
 

@@ -7,7 +7,16 @@ import { ApolloServerPluginDrainHttpServer } from "@apollo/server/plugin/drainHt
 import { ApolloServerPluginLandingPageDisabled } from "@apollo/server/plugin/disabled";
 import cors from "cors";
 import express, { type Express, type RequestHandler } from "express";
-import { GraphQLError, Kind, OperationTypeNode, getOperationAST, type DocumentNode, type GraphQLSchema } from "graphql";
+import {
+  GraphQLError,
+  Kind,
+  OperationTypeNode,
+  execute,
+  getOperationAST,
+  subscribe,
+  type DocumentNode,
+  type GraphQLSchema,
+} from "graphql";
 import { CloseCode, type ServerOptions } from "graphql-ws";
 import { useServer, type Extra } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
@@ -16,6 +25,8 @@ import type { Config } from "../config/config.js";
 import type { Logger } from "../infra/logger.js";
 import type { Metrics } from "../infra/metrics.js";
 import { PERSISTED_QUERY_TTL_SECONDS, type StringCache } from "../infra/query-cache.js";
+import { SpanKind, failed, openSpan, within, type Span } from "../infra/tracing.js";
+import type { Context as TraceContext } from "@opentelemetry/api";
 import type { MikroORM } from "../infra/orm.js";
 import type { PubSub } from "type-graphql";
 import { unauthenticated, formatError } from "../graphql/errors.js";
@@ -178,6 +189,7 @@ export async function startApi(deps: ApiDeps): Promise<() => Promise<void>> {
         transport: "http",
         started: performance.now(),
         address: req.ip,
+        ...traced(req.method === "OPTIONS" ? undefined : "http"),
       };
       // A CORS preflight asks whether it may send an operation: it is not one.
       if (req.method !== "OPTIONS") res.once("finish", () => observe(record, { status: res.statusCode }));
@@ -194,7 +206,7 @@ export async function startApi(deps: ApiDeps): Promise<() => Promise<void>> {
     // Entered here, after the body is read (a stream's callbacks would leave the slot).
     (req, _res, next) => {
       const record = records.get(req);
-      if (record) requestSlot.run(record, next);
+      if (record) requestSlot.run(record, () => (record.trace ? within(record.trace.context, next) : next()));
       else next();
     },
     expressMiddleware(apollo, {
@@ -265,6 +277,14 @@ interface OperationRecord {
   /** The root field of a running subscription (counted in herald_subscriptions_active). */
   live?: string;
   observed?: boolean;
+  /** Its span, ended with it, and the context in which it runs. */
+  trace?: { span: Span; context: TraceContext };
+}
+
+/** An operation's span: named once its operation is known; a no-op span when tracing is off. */
+function traced(transport: "http" | "ws" | undefined): Pick<OperationRecord, "trace"> {
+  if (!transport) return {};
+  return { trace: openSpan("graphql", SpanKind.SERVER, { "herald.transport": transport }) };
 }
 
 /** Codes that say the request was refused: the log keeps one line of each. */
@@ -301,6 +321,18 @@ function operationObserver(deps: ApiDeps): (record: OperationRecord, extra?: { s
     };
     deps.metrics.operations.inc(labels);
     deps.metrics.operationSeconds.observe(labels, (performance.now() - record.started) / 1000);
+    const span = record.trace?.span;
+    if (span) {
+      span.updateName(`graphql ${labels.type} ${labels.operation}`);
+      span.setAttributes({
+        "graphql.operation.name": labels.operation,
+        "graphql.operation.type": labels.type,
+        "herald.outcome": outcome,
+        "herald.request_id": record.requestId,
+      });
+      if (outcome !== "ok") failed(span, new Error(record.reason ?? outcome));
+      span.end();
+    }
     if (!REFUSALS.has(outcome)) return;
     const viewer = record.viewer;
     deps.logger.info(
@@ -461,8 +493,16 @@ function websocketOptions(
   const observe = operationObserver(deps);
   const refused = (request: IncomingMessage, code: number, reason: string) =>
     deps.logger.info({ address: clientAddress(request, deps.trustProxy), code, reason }, "socket refused");
+  // graphql-ws runs the operation after onSubscribe returns: it runs in the operation's trace here.
+  const traceOf = new WeakMap<object, TraceContext>();
+  const inTrace = <T>(contextValue: unknown, run: () => T): T => {
+    const ctx = typeof contextValue === "object" && contextValue !== null ? traceOf.get(contextValue) : undefined;
+    return ctx ? within(ctx, run) : run();
+  };
   return {
     schema,
+    execute: (args) => inTrace(args.contextValue, () => execute(args)),
+    subscribe: (args) => inTrace(args.contextValue, () => subscribe(args)),
     // Auth happens once, at connection_init: 4401 without a token, 4403 with a bad one.
     onConnect: async (ctx) => {
       const raw = ctx.connectionParams?.["authorization"] ?? ctx.connectionParams?.["Authorization"];
@@ -512,6 +552,7 @@ function websocketOptions(
         address: ctx.extra.client?.address,
         viewer: ctx.extra.viewer ?? { kind: "anonymous" },
         name: payload.operationName ?? null,
+        ...traced("ws"),
       };
       (ctx.extra.operations ??= new Map()).set(operationId, record);
       const wait = (await socketLimits.get(ctx.extra.socket)?.operation()) ?? 0;
@@ -558,6 +599,7 @@ function websocketOptions(
             logger,
           }
         : { em: deps.orm.em.fork(), viewer, client, requestId: id, logger };
+      if (record.trace) traceOf.set(contextValue, record.trace.context);
       return {
         schema,
         document,

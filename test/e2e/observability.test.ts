@@ -53,6 +53,10 @@ describe("metrics and logs, as an operator scrapes and reads them", () => {
     await herald.stop();
   });
 
+  /** Waits for a line: the process's output reaches this one through a pipe, after its answers may. */
+  const logged = (match: (line: Record<string, unknown>) => boolean, what: string) =>
+    eventually(() => Promise.resolve(logLines(herald).find(match)), { timeoutMs: 5000, what });
+
   const scrape = async () => {
     const res = await fetch(`${herald.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
     assert.equal(res.status, 200);
@@ -62,7 +66,7 @@ describe("metrics and logs, as an operator scrapes and reads them", () => {
   it("refuses /metrics without the token", async () => {
     const res = await fetch(`${herald.url}/metrics`);
     assert.equal(res.status, 401);
-    assert.ok(logLines(herald).some((l) => l["msg"] === "request refused" && l["path"] === "/metrics"));
+    await logged((l) => l["msg"] === "request refused" && l["path"] === "/metrics", "the refusal's log line");
   });
 
   it("counts operations, sockets, subscriptions, pushes, jobs and refusals", async () => {
@@ -140,10 +144,13 @@ describe("metrics and logs, as an operator scrapes and reads them", () => {
     );
   });
 
-  it("leaves one log line per job run and per refused request, with their ids", () => {
+  it("leaves one log line per job run and per refused request, with their ids", async () => {
+    const request = await logged(
+      (l) => l["msg"] === "job finished" && l["job"] === "notification.deliver",
+      "a line for the request's job",
+    );
+    await logged((l) => l["msg"] === "request refused" && l["code"] === "RATE_LIMITED", "the rate limit's line");
     const lines = logLines(herald);
-    const request = lines.find((l) => l["msg"] === "job finished" && l["job"] === "notification.deliver");
-    assert.ok(request, "a line for the request's job");
     assert.equal(typeof request["requestId"], "string");
     assert.equal(request["outcome"], "done");
     assert.equal(typeof request["ms"], "number");

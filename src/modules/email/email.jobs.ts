@@ -14,6 +14,7 @@ import type { UnsubscribeTokens } from "../user/token.service.js";
 import { User } from "../user/user.entity.js";
 import { EmailAttempt } from "./email-attempt.entity.js";
 import { renderNotificationEmail } from "./email.templates.js";
+import { SpanKind, inSpan } from "../../infra/tracing.js";
 
 /** Bulk mail: notifications written in batches (a fan-out, a request to many recipients). */
 export const EMAIL_JOB = "email.send";
@@ -201,14 +202,17 @@ async function sendOne(deps: EmailJobDeps, notificationId: string, lane: EmailLa
     open: `${deps.publicUrl}/notifications/${notification.id}`,
     ...(unsubscribe ? { unsubscribe } : {}),
   });
+  const mailer = deps.mailer;
+  const message = {
+    // An address of its own when the notice is for another one (an email changed: the old address).
+    to: notification.emailTo ?? recipient.email,
+    ...rendered,
+    messageId: `<${notification.id}.${notification.kind.toLowerCase()}@herald>`,
+    headers: unsubscribe ? unsubscribeHeaders(unsubscribe) : {},
+  };
+  const attributes = { "herald.notification.id": notification.id, "herald.email.attempt": attempt };
   try {
-    await deps.mailer.send({
-      // An address of its own when the notice is for another one (an email changed: the old address).
-      to: notification.emailTo ?? recipient.email,
-      ...rendered,
-      messageId: `<${notification.id}.${notification.kind.toLowerCase()}@herald>`,
-      headers: unsubscribe ? unsubscribeHeaders(unsubscribe) : {},
-    });
+    await inSpan("email.send", { kind: SpanKind.CLIENT, attributes }, () => mailer.send(message));
   } catch (err) {
     // A send that outlived its claim may have been made again by another run, and recorded SENT:
     // a late failure must not overwrite that.

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { defineScripts, runScript, type Redis, type RedisScript } from "../../infra/redis.js";
 import { channelName } from "../../infra/pubsub.js";
 import { INBOX, InboxEventType, type InboxChange, type InboxPosition, type StoredInboxEvent } from "./inbox-events.js";
+import { SpanKind, inSpan } from "../../infra/tracing.js";
 
 /** Counts unread notifications in the database: the truth the counters stand for. */
 export type Recount = (userIds: readonly string[]) => Promise<Map<string, number>>;
@@ -138,7 +139,13 @@ export class InboxLog {
    * write, so the count includes it) and their events carry that count. Answers each user's
    * count after the write, where one was logged.
    */
-  async commit(commits: readonly InboxCommit[], recount: Recount): Promise<Map<string, number>> {
+  commit(commits: readonly InboxCommit[], recount: Recount): Promise<Map<string, number>> {
+    // The push: what subscribers on every api instance receive leaves here.
+    const attributes = { "herald.inbox.users": commits.length };
+    return inSpan("inbox.commit", { kind: SpanKind.PRODUCER, attributes }, () => this.commitNow(commits, recount));
+  }
+
+  private async commitNow(commits: readonly InboxCommit[], recount: Recount): Promise<Map<string, number>> {
     const counts = new Map<string, number>();
     const pipeline = this.redis.pipeline();
     for (const c of commits) void this.run(pipeline, c, "delta", 0, 0);
