@@ -40,7 +40,18 @@ const moduleLayers = moduleOrder.map((name, i) => ({
 }));
 
 export default tseslint.config(
-  { ignores: ["dist/", "node_modules/", ".tools/", ".data/", "test/generated/"] },
+  {
+    ignores: [
+      "dist/",
+      "node_modules/",
+      ".tools/",
+      ".data/",
+      "test/generated/",
+      "examples/web/dist/",
+      "examples/web/node_modules/",
+      "examples/web/src/generated/",
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
