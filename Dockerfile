@@ -18,7 +18,11 @@ COPY schema ./schema
 COPY test ./test
 COPY dev ./dev
 COPY src ./src
-RUN npm run build
+# The example web app, served at /app: its own dependencies, and its typed operations from the build.
+COPY examples/web/package.json examples/web/package-lock.json ./examples/web/
+RUN npm ci --prefix examples/web --no-audit --no-fund
+COPY examples/web ./examples/web
+RUN npm run build && npm run build --prefix examples/web
 
 # ---- prod-deps: runtime dependencies only -----------------------------------
 FROM ${NODE_IMAGE} AS prod-deps
@@ -37,6 +41,7 @@ WORKDIR /app
 COPY package.json ./
 COPY --from=prod-deps /app/node_modules ./node_modules
 COPY --from=build /app/dist/src ./dist/src
+COPY --from=build /app/examples/web/dist ./examples/web/dist
 USER node
 EXPOSE 4000
 # Liveness only; docker-compose.yml checks readiness (/readyz) instead.

@@ -1,9 +1,10 @@
 #!/bin/sh
 # Entry of `npm start`, `npm test`, `npm run bench`, `npm run check` and `npm run schema`:
 #   sh scripts/herald.sh start|test|bench|check|schema [args]
-# It prepares what a bare machine lacks (Node 24, node_modules, FerretDB, redis-server, the build)
-# and then hands over to the compiled entry. Everything it installs stays under .tools/ except
-# redis-server, which comes from apt.
+# It prepares what a bare machine lacks (Node 24, node_modules, FerretDB, redis-server, the build,
+# the example web app, and for the tests Chromium) and then hands over to the compiled entry.
+# Everything it installs stays in the project (.tools/, node_modules/) except redis-server and
+# chromium, which come from apt.
 set -eu
 
 # The entries and npm resolve paths from the project root; npm runs scripts there anyway.
@@ -75,6 +76,45 @@ ensure_redis() {
   command -v redis-server >/dev/null 2>&1 || die "redis-server is still not on PATH after apt-get install"
 }
 
+# The example web app (examples/web) has dependencies of its own; its build needs the typed
+# operations the root build generates, so it comes after that.
+APP=examples/web
+APP_STAMP=$APP/dist/.herald-build-stamp
+
+app_is_stale() {
+  [ ! -f "$APP_STAMP" ] ||
+    [ -n "$(find $APP/src $APP/index.html $APP/vite.config.ts $APP/package-lock.json schema/schema.graphql \
+      -newer "$APP_STAMP" ! -path "$APP/src/generated/*" 2>/dev/null | head -n 1)" ]
+}
+
+ensure_example_dependencies() {
+  if [ ! -f $APP/node_modules/.package-lock.json ] || [ $APP/package-lock.json -nt $APP/node_modules/.package-lock.json ]; then
+    say "installing the example app's dependencies (npm ci in $APP) …"
+    npm ci --prefix $APP --no-audit --no-fund >&2
+  fi
+}
+
+ensure_example_app() {
+  ensure_example_dependencies
+  if app_is_stale; then
+    say "building the example app ($APP) …"
+    npm run --silent --prefix $APP build >&2 || die "the example app's build failed (see above)"
+    touch "$APP_STAMP"
+  fi
+}
+
+# Debian's Chromium, for the browser tests (playwright-core drives it; no browser is downloaded).
+ensure_chromium() {
+  if [ -n "${CHROMIUM_PATH:-}" ] || command -v chromium >/dev/null 2>&1; then
+    return 0
+  fi
+  [ "$(id -u)" = 0 ] || die "chromium is missing: install it (apt-get install chromium) or set CHROMIUM_PATH"
+  say "installing chromium (apt-get) …"
+  apt-get update >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >&2
+  command -v chromium >/dev/null 2>&1 || die "chromium is still not on PATH after apt-get install"
+}
+
 # tsc -incremental rewrites only changed outputs, so dist/src/main.js's age says little: a stamp
 # written after each successful build records when the last one ran.
 build_is_stale() {
@@ -105,6 +145,8 @@ esac
 ensure_node
 ensure_dependencies
 if [ "$command" = check ]; then
+  # The lint reads the example app's sources with their types.
+  ensure_example_dependencies
   exec sh scripts/check.sh "$@"
 fi
 if [ "$command" != schema ]; then
@@ -113,6 +155,12 @@ if [ "$command" != schema ]; then
 fi
 if [ "$command" != start ] || build_is_stale; then
   build
+fi
+if [ "$command" = start ] || [ "$command" = test ]; then
+  ensure_example_app
+fi
+if [ "$command" = test ]; then
+  ensure_chromium
 fi
 
 exec node "$entry" "$@"
