@@ -2,7 +2,7 @@ import "reflect-metadata";
 import type { Config } from "./config/config.js";
 import { agendaScheduler, createAgenda, drainAgenda, jobQueueMetrics } from "./infra/agenda.js";
 import { Metrics, type MetricSource } from "./infra/metrics.js";
-import { persistedQueryCache } from "./infra/query-cache.js";
+import { MAX_PERSISTED_QUERIES, PERSISTED_QUERY_TTL_SECONDS, persistedQueryCache } from "./infra/query-cache.js";
 import type { Logger } from "./infra/logger.js";
 import { createOrm, pingMongo } from "./infra/orm.js";
 import { createPubSub } from "./infra/pubsub.js";
@@ -155,7 +155,12 @@ export async function start(config: Config, logger: Logger): Promise<{ port: num
         app: http.app,
         server: http.server,
         metrics,
-        persistedQueries: persistedQueryCache(redis, db.databaseName, logger),
+        persistedQueries: persistedQueryCache(redis, {
+          namespace: db.databaseName,
+          maxQueries: MAX_PERSISTED_QUERIES,
+          ttlSeconds: PERSISTED_QUERY_TTL_SECONDS,
+          logger,
+        }),
       });
       onStop("api", stopApi);
       if (!serveExampleApp(http.app)) logger.info("the example app is not built: /app says how to build it");
