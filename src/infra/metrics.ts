@@ -93,7 +93,9 @@ export class Metrics {
       registers: [this.registry],
       async collect() {
         gauge.reset();
-        for (const { labels, value } of await source.read()) gauge.set(labels ?? {}, value);
+        // A server that does not answer leaves its series out of this scrape, never the scrape hanging.
+        const values = await withinTime(source.read(), SOURCE_TIMEOUT_MS).catch(() => []);
+        for (const { labels, value } of values) gauge.set(labels ?? {}, value);
       },
     });
   }
@@ -120,4 +122,14 @@ export interface MetricSource {
 }
 
 const MAX_OPERATION_NAMES = 200;
+// Above the probes' own 2 s, so that a dependency that does not answer reads 0, not nothing.
+const SOURCE_TIMEOUT_MS = 3000;
+
+function withinTime<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
 const GRAPHQL_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;

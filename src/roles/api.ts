@@ -15,9 +15,10 @@ import {
   getOperationAST,
   subscribe,
   type DocumentNode,
+  type ExecutionArgs,
   type GraphQLSchema,
 } from "graphql";
-import { CloseCode, type ServerOptions } from "graphql-ws";
+import { CloseCode, type Context as WsContext, type ServerOptions, type SubscribePayload } from "graphql-ws";
 import { useServer, type Extra } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
 import type { ContainerType } from "type-graphql";
@@ -42,6 +43,7 @@ import type { Limits, SocketLimits } from "../infra/limits.js";
 import { rateLimited } from "../graphql/errors.js";
 
 export const GRAPHQL_PATH = "/graphql";
+const SUBSCRIPTION_OVER_HTTP = `Subscriptions run over WebSocket: connect to ${GRAPHQL_PATH} with graphql-ws`;
 /** GraphiQL's script and styles, named by their content. */
 const PLAYGROUND_ASSETS = "/graphiql";
 /** Server pings keep idle mobile connections alive through proxies and reveal dead peers. */
@@ -147,6 +149,12 @@ export async function startApi(deps: ApiDeps): Promise<() => Promise<void>> {
                 record.name = operation.name?.value ?? record.name ?? null;
                 record.type = operation.operation;
               }
+              // gateHttp refuses these already, unless the document came from the persisted queries.
+              if (operation?.operation === OperationTypeNode.SUBSCRIPTION) {
+                throw new GraphQLError(SUBSCRIPTION_OVER_HTTP, {
+                  extensions: { code: "BAD_REQUEST", http: { status: 400 } },
+                });
+              }
               if (operation?.operation === OperationTypeNode.MUTATION && contextValue.viewer.kind === "user") {
                 await deps.limits.mutation(contextValue.viewer.userId);
               }
@@ -192,7 +200,10 @@ export async function startApi(deps: ApiDeps): Promise<() => Promise<void>> {
         ...traced(req.method === "OPTIONS" ? undefined : "http"),
       };
       // A CORS preflight asks whether it may send an operation: it is not one.
-      if (req.method !== "OPTIONS") res.once("finish", () => observe(record, { status: res.statusCode }));
+      // "close" comes after the answer, or instead of it when the client went away first.
+      if (req.method !== "OPTIONS") {
+        res.once("close", () => observe(record, { status: res.writableFinished ? res.statusCode : undefined }));
+      }
       records.set(req, record);
       next();
     },
@@ -235,7 +246,7 @@ export async function startApi(deps: ApiDeps): Promise<() => Promise<void>> {
 }
 
 /** The longest query kept as a persisted query: client queries are far shorter. */
-const MAX_PERSISTED_QUERY_CHARS = 16 * 1024;
+const MAX_PERSISTED_QUERY_CHARS = 8 * 1024;
 
 /**
  * The persisted-query cache, with what one client may store in it bounded: the size of a query, and
@@ -300,6 +311,13 @@ const REFUSALS = new Set([
   "OPERATION_RESOLUTION_FAILURE",
 ]);
 
+/** An operation's outcome from its HTTP answer alone: no GraphQL error was seen on the way. */
+function httpOutcome(record: OperationRecord, status: number | undefined): string {
+  if (record.transport === "http" && status === undefined) return "aborted";
+  if (status === undefined || status < 400) return "ok";
+  return status >= 500 ? "INTERNAL_SERVER_ERROR" : "BAD_REQUEST";
+}
+
 function noteError(record: OperationRecord, error: { message: string; extensions?: Record<string, unknown> }): void {
   if (record.code !== undefined) return;
   const code = error.extensions?.["code"];
@@ -312,9 +330,10 @@ function operationObserver(deps: ApiDeps): (record: OperationRecord, extra?: { s
   return (record, extra = {}) => {
     if (record.observed) return;
     record.observed = true;
-    const outcome = record.code ?? (extra.status !== undefined && extra.status >= 400 ? "BAD_REQUEST" : "ok");
+    const outcome = record.code ?? httpOutcome(record, extra.status);
     const labels = {
-      operation: deps.metrics.operationName(record.name),
+      // A client names its operations: only a document that was read gets its name counted.
+      operation: record.type ? deps.metrics.operationName(record.name) : "unresolved",
       type: record.type ?? "unknown",
       transport: record.transport,
       outcome,
@@ -333,7 +352,8 @@ function operationObserver(deps: ApiDeps): (record: OperationRecord, extra?: { s
       if (outcome !== "ok") failed(span, new Error(record.reason ?? outcome));
       span.end();
     }
-    if (!REFUSALS.has(outcome)) return;
+    // An answer Express's last handlers gave (a body that is not JSON) has been logged by them.
+    if (!REFUSALS.has(outcome) || record.code === undefined) return;
     const viewer = record.viewer;
     deps.logger.info(
       {
@@ -409,7 +429,12 @@ function gateHttp(gate: DocumentGate): RequestHandler {
     const params: unknown = req.method === "GET" ? req.query : req.body;
     if (!params || typeof params !== "object" || Array.isArray(params)) return next();
     const { query, operationName, variables } = params as Record<string, unknown>;
-    if (typeof query !== "string") return next();
+    if (typeof query !== "string") {
+      // A persisted query, sent by its hash: its variables are checked here all the same, its
+      // document (parsed and validated when it was stored) by Apollo and the plugin.
+      const problem = badVariables(variables);
+      return problem ? refuse(400, "BAD_USER_INPUT", problem) : next();
+    }
     const gated = gate.check(query);
     if ("errors" in gated) {
       const record = records.get(req);
@@ -423,10 +448,8 @@ function gateHttp(gate: DocumentGate): RequestHandler {
       record.name = operation.name?.value ?? null;
       record.type = operation.operation;
     }
-    if (operation?.operation === OperationTypeNode.SUBSCRIPTION) {
-      const message = `Subscriptions run over WebSocket: connect to ${GRAPHQL_PATH} with graphql-ws`;
-      return refuse(400, "BAD_REQUEST", message);
-    }
+    if (operation?.operation === OperationTypeNode.SUBSCRIPTION)
+      return refuse(400, "BAD_REQUEST", SUBSCRIPTION_OVER_HTTP);
     const problem = badVariables(variables);
     if (problem) return refuse(400, "BAD_USER_INPUT", problem);
     next();
@@ -499,6 +522,78 @@ function websocketOptions(
     const ctx = typeof contextValue === "object" && contextValue !== null ? traceOf.get(contextValue) : undefined;
     return ctx ? within(ctx, run) : run();
   };
+  // Parse and validate here so WebSocket errors carry the same codes as HTTP ones.
+  const admit = async (
+    ctx: WsContext<Record<string, unknown>, SocketExtra>,
+    operationId: string,
+    payload: SubscribePayload,
+  ): Promise<ExecutionArgs | readonly GraphQLError[]> => {
+    // Named before anything can fail, so that an error answered by onError names it too.
+    const id = randomUUID();
+    const record: OperationRecord = {
+      requestId: id,
+      transport: "ws",
+      started: performance.now(),
+      address: ctx.extra.client?.address,
+      viewer: ctx.extra.viewer ?? { kind: "anonymous" },
+      name: payload.operationName ?? null,
+      ...traced("ws"),
+    };
+    (ctx.extra.operations ??= new Map()).set(operationId, record);
+    const wait = (await socketLimits.get(ctx.extra.socket)?.operation()) ?? 0;
+    if (wait > 0) return [rateLimited("Too many operations on this socket", wait)];
+    const gated = gate.check(payload.query);
+    if ("errors" in gated) return gated.errors;
+    const problem = badVariables(payload.variables);
+    if (problem) return [new GraphQLError(problem, { extensions: { code: "BAD_USER_INPUT" } })];
+    const document = gated.document;
+    const viewer = ctx.extra.viewer ?? { kind: "anonymous" as const };
+    const client = ctx.extra.client ?? {};
+    const logger = deps.logger.child({ requestId: id });
+    const definition = getOperationAST(document, payload.operationName);
+    const operation = definition?.operation;
+    record.name = definition?.name?.value ?? record.name ?? null;
+    if (operation) record.type = operation;
+    const isSubscription = operation === OperationTypeNode.SUBSCRIPTION;
+    if (isSubscription) {
+      const live = (ctx.extra.live ??= new Set());
+      if (live.size >= deps.limits.settings.subscriptionsPerSocket) {
+        deps.metrics.refusals.inc({ limit: "subscriptions-per-socket" });
+        return [rateLimited("Too many subscriptions on this socket: complete one first", 1)];
+      }
+      live.add(operationId);
+    }
+    if (operation === OperationTypeNode.MUTATION && viewer.kind === "user") {
+      try {
+        await deps.limits.mutation(viewer.userId);
+      } catch (err) {
+        if (err instanceof GraphQLError) return [err];
+        throw err;
+      }
+    }
+    // A subscription lives for hours: each event resolves in a unit of work of its own, so
+    // entities never pile up in one identity map. A query or mutation keeps one, as over HTTP.
+    const contextValue: GraphQLContext = isSubscription
+      ? {
+          get em() {
+            return deps.orm.em.fork();
+          },
+          viewer,
+          client,
+          requestId: id,
+          logger,
+        }
+      : { em: deps.orm.em.fork(), viewer, client, requestId: id, logger };
+    if (record.trace) traceOf.set(contextValue, record.trace.context);
+    return {
+      schema,
+      document,
+      operationName: payload.operationName ?? null,
+      variableValues: payload.variables ?? null,
+      contextValue,
+    };
+  };
+
   return {
     schema,
     execute: (args) => inTrace(args.contextValue, () => execute(args)),
@@ -541,72 +636,12 @@ function websocketOptions(
       socket.once("close", unwatch);
       return true;
     },
-    // Parse and validate here so WebSocket errors carry the same codes as HTTP ones.
     onSubscribe: async (ctx, operationId, payload) => {
-      // Named before anything can fail, so that an error answered by onError names it too.
-      const id = randomUUID();
-      const record: OperationRecord = {
-        requestId: id,
-        transport: "ws",
-        started: performance.now(),
-        address: ctx.extra.client?.address,
-        viewer: ctx.extra.viewer ?? { kind: "anonymous" },
-        name: payload.operationName ?? null,
-        ...traced("ws"),
-      };
-      (ctx.extra.operations ??= new Map()).set(operationId, record);
-      const wait = (await socketLimits.get(ctx.extra.socket)?.operation()) ?? 0;
-      if (wait > 0) return [rateLimited("Too many operations on this socket", wait)];
-      const gated = gate.check(payload.query);
-      if ("errors" in gated) return gated.errors;
-      const problem = badVariables(payload.variables);
-      if (problem) return [new GraphQLError(problem, { extensions: { code: "BAD_USER_INPUT" } })];
-      const document = gated.document;
-      const viewer = ctx.extra.viewer ?? { kind: "anonymous" as const };
-      const client = ctx.extra.client ?? {};
-      const logger = deps.logger.child({ requestId: id });
-      const definition = getOperationAST(document, payload.operationName);
-      const operation = definition?.operation;
-      record.name = definition?.name?.value ?? record.name ?? null;
-      if (operation) record.type = operation;
-      const isSubscription = operation === OperationTypeNode.SUBSCRIPTION;
-      if (isSubscription) {
-        const live = (ctx.extra.live ??= new Set());
-        if (live.size >= deps.limits.settings.subscriptionsPerSocket) {
-          deps.metrics.refusals.inc({ limit: "subscriptions-per-socket" });
-          return [rateLimited("Too many subscriptions on this socket: complete one first", 1)];
-        }
-        live.add(operationId);
-      }
-      if (operation === OperationTypeNode.MUTATION && viewer.kind === "user") {
-        try {
-          await deps.limits.mutation(viewer.userId);
-        } catch (err) {
-          if (err instanceof GraphQLError) return [err];
-          throw err;
-        }
-      }
-      // A subscription lives for hours: each event resolves in a unit of work of its own, so
-      // entities never pile up in one identity map. A query or mutation keeps one, as over HTTP.
-      const contextValue: GraphQLContext = isSubscription
-        ? {
-            get em() {
-              return deps.orm.em.fork();
-            },
-            viewer,
-            client,
-            requestId: id,
-            logger,
-          }
-        : { em: deps.orm.em.fork(), viewer, client, requestId: id, logger };
-      if (record.trace) traceOf.set(contextValue, record.trace.context);
-      return {
-        schema,
-        document,
-        operationName: payload.operationName ?? null,
-        variableValues: payload.variables ?? null,
-        contextValue,
-      };
+      const answer = await admit(ctx, operationId, payload);
+      // graphql-ws answers a refusal only while the operation is open: one its client completed
+      // meanwhile gets neither onError nor onComplete, so it ends here.
+      if (Array.isArray(answer) && !(operationId in ctx.subscriptions)) finishOperation(ctx.extra, operationId);
+      return answer;
     },
     // A subscription is answered once it listens: its lifetime is no operation's duration.
     onOperation: (ctx, operationId, _payload, args, result) => {

@@ -12,7 +12,8 @@ import type { Express, Request, Response } from "express";
  * asset (its name holds a hash of its content) is also `immutable`: never asked for again.
  */
 export class Asset {
-  readonly etag: string;
+  /** Of the content; each encoding's ETag adds its name (a representation has its own tag). */
+  readonly hash: string;
   private readonly encoded = new Map<Encoding, Promise<Buffer>>();
 
   constructor(
@@ -20,7 +21,7 @@ export class Asset {
     readonly type: string,
     readonly fingerprinted: boolean,
   ) {
-    this.etag = `"${contentHash(body)}"`;
+    this.hash = contentHash(body);
   }
 
   static of(text: string, type: string, fingerprinted: boolean): Asset {
@@ -28,15 +29,15 @@ export class Asset {
   }
 
   send(req: Request, res: Response): void {
+    const encoding = COMPRESSIBLE.test(this.type) && this.body.length > 1024 ? acceptedEncoding(req) : undefined;
     res.setHeader("content-type", this.type);
-    res.setHeader("etag", this.etag);
+    res.setHeader("etag", `"${this.hash}${encoding ? `.${encoding}` : ""}"`);
     res.setHeader("vary", "accept-encoding");
     res.setHeader("cache-control", this.fingerprinted ? "public, max-age=31536000, immutable" : "no-cache");
-    if (req.headers["if-none-match"]?.split(/\s*,\s*/).includes(this.etag)) {
+    if (this.matches(req.headers["if-none-match"])) {
       res.status(304).end();
       return;
     }
-    const encoding = COMPRESSIBLE.test(this.type) && this.body.length > 1024 ? acceptedEncoding(req) : undefined;
     if (!encoding) {
       res.send(this.body);
       return;
@@ -48,6 +49,15 @@ export class Asset {
       },
       () => res.send(this.body),
     );
+  }
+
+  /** Whether the client holds this content already, in whichever encoding (weak tags count: it is a GET). */
+  private matches(header: string | undefined): boolean {
+    if (!header) return false;
+    return header.split(",").some((tag) => {
+      const value = tag.trim().replace(/^W\//, "");
+      return value === "*" || value.replace(/^"|"$/g, "").replace(/\.(br|gzip)$/, "") === this.hash;
+    });
   }
 
   private compressed(encoding: Encoding): Promise<Buffer> {

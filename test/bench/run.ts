@@ -10,15 +10,15 @@
 // then what the rate limits cost on the latency figure, and how many failed sign-ins one api
 // process absorbs while a legitimate client keeps its p99 (test/bench/limits.ts); then how long a
 // post that reached 10,000 inboxes and an account with 100,000 notifications take to delete
-// (test/bench/deletion.ts).
+// (test/bench/deletion.ts); then what the example app costs a browser (test/bench/browser.ts).
 //
-//   node dist/test/bench/run.js [--only=channel,polling,fanout10k,email,latency,throughput,fanout,storm,limits,deletion]
+//   node dist/test/bench/run.js [--only=channel,polling,fanout10k,email,latency,throughput,fanout,storm,limits,deletion,browser]
 //                               [--count=N] [--polling-count=N] [--fanout-followers=N] [--fanout-connected=N]
 //                               [--emails=N] [--latency-n=N] [--throughput-n=N] [--concurrency=N]
 //                               [--fanout-n=N] [--fanout-rounds=N] [--soak-minutes=N] [--soak-rate=R]
 //                               [--storm-clients=N] [--storm-apis=N] [--limits-n=N] [--flood-levels=N,N,…]
 //                               [--flood-seconds=N] [--flood-accounts=N] [--flood-addresses=N] [--flood-rate=N]
-//                               [--deletion-inboxes=N] [--deletion-notifications=N]
+//                               [--deletion-inboxes=N] [--deletion-notifications=N] [--browser-sends=N]
 //
 // Starts a throwaway FerretDB and Redis unless MONGO_URL / REDIS_URL name servers to use (each
 // scenario then gets a fresh database, dropped afterwards). Figures go to stdout, progress to stderr.
@@ -51,6 +51,7 @@ import { measureLatency, measureThroughput, message, type LoadOptions } from "./
 import { measureLoadFanout } from "./load-fanout.js";
 import { reportSoak, runSoak } from "./soak.js";
 import { measureDeletion, reportDeletion, type DeletionResult } from "./deletion.js";
+import { measureBrowser, reportBrowser, type BrowserResult } from "./browser.js";
 import { measureStorm, reportStorm, type StormOptions, type StormResult } from "./storm.js";
 import {
   FLOOD_ADDRESS_SPACE,
@@ -89,6 +90,7 @@ const SCENARIOS = [
   "storm",
   "limits",
   "deletion",
+  "browser",
 ] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 // The Django-workload defaults are the reference benchmark's own.
@@ -120,6 +122,7 @@ const DEFAULT_STORM_APIS = 2;
 const DEFAULT_LIMITS_N = 500;
 const DEFAULT_DELETION_INBOXES = 10_000;
 const DEFAULT_DELETION_NOTIFICATIONS = 100_000;
+const DEFAULT_BROWSER_SENDS = 30;
 const LIMITS_LATENCY_BUDGET_MS = 90_000;
 // From a trickle to more than one api process's main thread answers: where the p99 gives way lies between.
 const DEFAULT_FLOOD_LEVELS = [2, 8, 64];
@@ -253,6 +256,12 @@ async function main(): Promise<number> {
   if (options.deletionInboxes > 0 && options.deletionNotifications > 0 && options.only.has("deletion")) {
     await attempt("deletion", async () => {
       const lines = reportDeletion(await measureDeletionScenario(options));
+      process.stdout.write(`\n${lines.join("\n")}\n`);
+    });
+  }
+  if (options.browserSends > 0 && options.only.has("browser")) {
+    await attempt("browser", async () => {
+      const lines = reportBrowser(await measureBrowserScenario(options));
       process.stdout.write(`\n${lines.join("\n")}\n`);
     });
   }
@@ -455,6 +464,25 @@ async function measureFanoutScenario(options: Options): Promise<FanoutResult> {
 }
 
 /** One worker and one api process on a fresh database: a post, then an account, deleted. */
+async function measureBrowserScenario(options: Options): Promise<BrowserResult> {
+  const keep = cleanup.size;
+  try {
+    const database = uniqueDatabase("bench_browser");
+    const env = baseEnv(database);
+    if (process.env["MONGO_URL"]) cleanup.add(`database ${database}`, () => dropDatabase(testMongoUrl(database)));
+    await startOwned({ ...env, ROLES: "worker" });
+    const api = await startOwned({ ...env, ROLES: "api" });
+    return await measureBrowser({
+      api,
+      sends: options.browserSends,
+      log,
+      onCleanup: (name, stop) => cleanup.add(name, stop),
+    });
+  } finally {
+    await cleanup.unwind(keep);
+  }
+}
+
 async function measureDeletionScenario(options: Options): Promise<DeletionResult> {
   const keep = cleanup.size;
   try {
@@ -589,6 +617,8 @@ interface Options {
   deletionInboxes: number;
   /** Notifications of the deleted account. */
   deletionNotifications: number;
+  /** Notifications timed to the example app's page. */
+  browserSends: number;
 }
 
 type CountOption = Exclude<keyof Options, "only" | "soakRate" | "floodLevels">;
@@ -598,7 +628,7 @@ const USAGE =
   "[--fanout-connected=N] [--emails=N] [--latency-n=N] [--throughput-n=N] [--concurrency=N] [--fanout-n=N] " +
   "[--fanout-rounds=N] [--soak-minutes=N] [--soak-rate=R] [--storm-clients=N] [--storm-apis=N] " +
   "[--limits-n=N] [--flood-levels=N,N,…] [--flood-seconds=N] [--flood-accounts=N] [--flood-addresses=N] " +
-  "[--flood-rate=N] [--deletion-inboxes=N] [--deletion-notifications=N] (every scenario runs by default; --count, --polling-count, --fanout-followers, --emails, " +
+  "[--flood-rate=N] [--deletion-inboxes=N] [--deletion-notifications=N] [--browser-sends=N] (every scenario runs by default; --count, --polling-count, --fanout-followers, --emails, " +
   "--latency-n, --throughput-n, --fanout-n or --storm-clients of 0 skips that scenario, --limits-n=0 and " +
   "--flood-seconds=0 the two parts of limits; the soak runs only with --soak-minutes)";
 
@@ -627,6 +657,7 @@ function parseArgs(args: readonly string[]): Options {
     floodRate: DEFAULT_FLOOD_RATE,
     deletionInboxes: DEFAULT_DELETION_INBOXES,
     deletionNotifications: DEFAULT_DELETION_NOTIFICATIONS,
+    browserSends: DEFAULT_BROWSER_SENDS,
   };
   const keys: Record<string, CountOption> = {
     count: "count",
@@ -649,6 +680,7 @@ function parseArgs(args: readonly string[]): Options {
     "flood-rate": "floodRate",
     "deletion-inboxes": "deletionInboxes",
     "deletion-notifications": "deletionNotifications",
+    "browser-sends": "browserSends",
   };
   for (const arg of args) {
     const only = /^--only=([a-z0-9,]+)$/.exec(arg)?.[1];

@@ -213,6 +213,11 @@ describe("bad input gets a clear error and the process lives on", () => {
         const gzipped = await fetch(`${herald.url}${link}`, { headers: { "accept-encoding": "gzip" } });
         assert.equal(gzipped.headers.get("content-encoding"), "gzip");
         assert.equal(await gzipped.text(), body);
+        assert.notEqual(gzipped.headers.get("etag"), asset.headers.get("etag"), "each encoding has its own tag");
+        const cached = await fetch(`${herald.url}${link}`, {
+          headers: { "accept-encoding": "gzip", "if-none-match": `W/${asset.headers.get("etag") ?? ""}` },
+        });
+        assert.equal(cached.status, 304, "a client holding the content in another encoding has it");
       }
       assert.equal((await fetch(`${herald.url}/graphiql/graphiql.nothing.js`)).status, 404);
     });
