@@ -13,14 +13,15 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 # codegen reads schema/ and test/operations/*.graphql; tsc compiles src/, dev/ and test/ (the
 # tests import the development stack), but only dist/src reaches the runtime image.
+# The example web app, served at /app, has dependencies of its own (installed before the sources
+# come, so that a change of source reuses this layer).
+COPY examples/web/package.json examples/web/package-lock.json ./examples/web/
+RUN npm ci --prefix examples/web --no-audit --no-fund
 COPY tsconfig.json codegen.yml ./
 COPY schema ./schema
 COPY test ./test
 COPY dev ./dev
 COPY src ./src
-# The example web app, served at /app: its own dependencies, and its typed operations from the build.
-COPY examples/web/package.json examples/web/package-lock.json ./examples/web/
-RUN npm ci --prefix examples/web --no-audit --no-fund
 COPY examples/web ./examples/web
 RUN npm run build && npm run build --prefix examples/web
 
