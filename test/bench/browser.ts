@@ -3,7 +3,9 @@
 // both served by the same api process; then how long a notification takes from sendNotification
 // to its list item in the app's page, next to a plain graphql-ws client in Node subscribed at the
 // same time (the difference is what Apollo Client, React and the DOM add).
+import { createServer } from "node:http";
 import type { Browser, BrowserContext, Page } from "playwright-core";
+import { renderPlayground } from "../../src/graphql/playground.js";
 import {
   NotificationAddedDocument,
   RegisterDocument,
@@ -29,6 +31,8 @@ export interface PageLoad {
 export interface BrowserResult {
   app: { cold: PageLoad; warm: PageLoad };
   graphiql: { cold: PageLoad; warm: PageLoad };
+  /** GraphiQL as it was served before: one page, scripts inlined, no compression or caching headers. */
+  graphiqlWhole: { cold: PageLoad; warm: PageLoad };
   /** sendNotification to the list item in the page, ms. */
   page: Summary;
   /** sendNotification to the event at a graphql-ws client in Node, ms. */
@@ -57,8 +61,15 @@ export async function measureBrowser(options: {
   options.onCleanup("chromium", () => browser.close());
 
   options.log("browser: loading the app and GraphiQL, cold and warm …");
+  const whole = await servePageWhole(renderPlayground("/graphql"));
+  options.onCleanup("GraphiQL as one page", () => whole.close());
+  // Once first: Herald compresses each file on its first request, which a browser's first visit
+  // after a deploy pays once; the figures are a browser's, so that is left out.
+  await coldAndWarm(browser, `${url}/app/`, session, true);
+  await coldAndWarm(browser, `${url}/graphql`, session, false);
   const app = await coldAndWarm(browser, `${url}/app/`, session, true);
   const graphiql = await coldAndWarm(browser, `${url}/graphql`, session, false);
+  const graphiqlWhole = await coldAndWarm(browser, whole.url, session, false);
 
   options.log(`browser: ${options.sends} notifications to the page and to a Node client …`);
   const context = await browser.newContext();
@@ -104,7 +115,7 @@ export async function measureBrowser(options: {
     toPage.push(((await shown.jsonValue()) as number) - sent);
   }
   await context.close();
-  return { app, graphiql, page: summarize(toPage), node: summarize(toNode) };
+  return { app, graphiql, graphiqlWhole, page: summarize(toPage), node: summarize(toNode) };
 }
 
 async function coldAndWarm(
@@ -146,6 +157,21 @@ async function load(page: Page, navigate: () => Promise<unknown>, isApp: boolean
   return { ...figures, ...(liveMs === undefined ? {} : { liveMs }) };
 }
 
+/** A page served whole with no caching headers and no compression, on a port of its own. */
+async function servePageWhole(html: string): Promise<{ url: string; close: () => Promise<void> }> {
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+    res.end(html);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : 0;
+  return {
+    url: `http://127.0.0.1:${port}/graphql`,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
 /** The app's stored session (examples/web/src/auth.ts), so each page opens signed in. */
 async function signedIn(context: BrowserContext, session: object): Promise<void> {
   await context.addInitScript((value) => localStorage.setItem("herald.session", value), JSON.stringify(session));
@@ -171,6 +197,8 @@ export function reportBrowser(r: BrowserResult): string[] {
     row("example app, reload", r.app.warm),
     row("GraphiQL, cold", r.graphiql.cold),
     row("GraphiQL, reload", r.graphiql.warm),
+    row("GraphiQL as one page (as served before), cold", r.graphiqlWhole.cold),
+    row("GraphiQL as one page (as served before), reload", r.graphiqlWhole.warm),
     `sendNotification to the item in the app's page: ${ms(r.page)}`,
     `sendNotification to a graphql-ws client in Node, same sends: ${ms(r.node)}`,
   ];
