@@ -441,67 +441,58 @@ function loadHeader(): string {
   ].join("\n");
 }
 
-/** One worker and one api process on a fresh database, then the post. */
-async function measureFanoutScenario(options: Options): Promise<FanoutResult> {
+/**
+ * One worker and one api process on a fresh database for `run`, stopped (and the database dropped,
+ * on a given server) once it is done, with whatever it registered for cleanup.
+ */
+async function onFreshStack<T>(prefix: string, run: (api: HeraldProcess, database: string) => Promise<T>): Promise<T> {
   const keep = cleanup.size;
   try {
-    const database = uniqueDatabase("bench_fanout");
+    const database = uniqueDatabase(prefix);
     const env = baseEnv(database);
     if (process.env["MONGO_URL"]) cleanup.add(`database ${database}`, () => dropDatabase(testMongoUrl(database)));
     await startOwned({ ...env, ROLES: "worker" });
-    const api = await startOwned({ ...env, ROLES: "api" });
-    return await measureFanout({
+    return await run(await startOwned({ ...env, ROLES: "api" }), database);
+  } finally {
+    await cleanup.unwind(keep);
+  }
+}
+
+const addCleanup = (name: string, stop: () => Promise<unknown>) => cleanup.add(name, stop);
+
+/** One post to many seeded followers. */
+function measureFanoutScenario(options: Options): Promise<FanoutResult> {
+  return onFreshStack("bench_fanout", (api, database) =>
+    measureFanout({
       api,
       mongoUrl: testMongoUrl(database),
       followers: options.fanoutFollowers,
       connected: Math.min(options.fanoutConnected, options.fanoutFollowers),
       log,
-      onCleanup: (name, stop) => cleanup.add(name, stop),
-    });
-  } finally {
-    await cleanup.unwind(keep);
-  }
+      onCleanup: addCleanup,
+    }),
+  );
 }
 
-/** One worker and one api process on a fresh database: a post, then an account, deleted. */
-async function measureBrowserScenario(options: Options): Promise<BrowserResult> {
-  const keep = cleanup.size;
-  try {
-    const database = uniqueDatabase("bench_browser");
-    const env = baseEnv(database);
-    if (process.env["MONGO_URL"]) cleanup.add(`database ${database}`, () => dropDatabase(testMongoUrl(database)));
-    await startOwned({ ...env, ROLES: "worker" });
-    const api = await startOwned({ ...env, ROLES: "api" });
-    return await measureBrowser({
-      api,
-      sends: options.browserSends,
-      log,
-      onCleanup: (name, stop) => cleanup.add(name, stop),
-    });
-  } finally {
-    await cleanup.unwind(keep);
-  }
+/** The example app and GraphiQL in Chromium. */
+function measureBrowserScenario(options: Options): Promise<BrowserResult> {
+  return onFreshStack("bench_browser", (api) =>
+    measureBrowser({ api, sends: options.browserSends, log, onCleanup: addCleanup }),
+  );
 }
 
-async function measureDeletionScenario(options: Options): Promise<DeletionResult> {
-  const keep = cleanup.size;
-  try {
-    const database = uniqueDatabase("bench_deletion");
-    const env = baseEnv(database);
-    if (process.env["MONGO_URL"]) cleanup.add(`database ${database}`, () => dropDatabase(testMongoUrl(database)));
-    await startOwned({ ...env, ROLES: "worker" });
-    const api = await startOwned({ ...env, ROLES: "api" });
-    return await measureDeletion({
+/** A post, then an account, deleted. */
+function measureDeletionScenario(options: Options): Promise<DeletionResult> {
+  return onFreshStack("bench_deletion", (api, database) =>
+    measureDeletion({
       api,
       mongoUrl: testMongoUrl(database),
       inboxes: options.deletionInboxes,
       notifications: options.deletionNotifications,
       log,
-      onCleanup: (name, stop) => cleanup.add(name, stop),
-    });
-  } finally {
-    await cleanup.unwind(keep);
-  }
+      onCleanup: addCleanup,
+    }),
+  );
 }
 
 /** One worker and --storm-apis api processes on a fresh database, and the storm's clients. */

@@ -117,6 +117,34 @@ describe("the example app in a browser", () => {
     t.diagnostic(`screenshot of the inbox: ${screenshot}`);
   });
 
+  it("schedules and cancels a reminder, and keeps a preference, through the app's forms", async () => {
+    const dora = await signUp(api(0).url, "Dora");
+    const tab = await openSignedIn(api(0).url, dora);
+    await tab.getByRole("link", { name: "Reminders" }).click();
+    await tab.getByLabel("Title").fill("Water the plants");
+    await tab.getByLabel("Body").fill("The ficus too");
+    await tab.getByRole("button", { name: "Schedule reminder" }).click();
+    const pending = tab.getByRole("list", { name: "Pending reminders" });
+    await pending.getByRole("listitem").filter({ hasText: "Water the plants" }).waitFor({ timeout: WAIT_MS });
+    await tab.getByRole("button", { name: 'Cancel "Water the plants"' }).click();
+    await pending.getByRole("listitem").filter({ hasText: "Water the plants" }).waitFor({ state: "detached" });
+
+    await tab.getByRole("link", { name: "Preferences" }).click();
+    const email = tab.getByRole("checkbox", { name: "Email for New follower" });
+    assert.equal(await email.isChecked(), true, "on by default");
+    // The box changes at once (an optimistic answer); the reload must wait for the server's.
+    const stored = tab.waitForResponse((r) => r.request().postData()?.includes('"UpdatePreferences"') === true);
+    await email.uncheck();
+    assert.equal((await stored).status(), 200);
+    // Stored, not just shown: a new page reads it back from the server.
+    await tab.reload();
+    await live(tab);
+    await tab.getByRole("link", { name: "Preferences" }).click();
+    await tab.getByRole("checkbox", { name: "Email for New follower" }).waitFor({ timeout: WAIT_MS });
+    assert.equal(await tab.getByRole("checkbox", { name: "Email for New follower" }).isChecked(), false);
+    await tab.context().close();
+  });
+
   it("runs a GraphiQL subscription with every other host blocked", async () => {
     const url = api(0).url;
     const carol = await signUp(url, "Carol");

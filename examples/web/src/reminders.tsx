@@ -3,7 +3,7 @@ import type { Reference } from "@apollo/client";
 import { useMutation, useQuery } from "@apollo/client/react";
 import { CancelReminderDocument, RemindersDocument, ScheduleReminderDocument } from "./generated/graphql";
 import { formatTime } from "./labels";
-import { ErrorAlert, Note } from "./ui";
+import { ErrorAlert, Note, TitleAndBody } from "./ui";
 
 /** A datetime-local value (local time, to the minute) some minutes from now. */
 function localInputValue(minutesAhead: number): string {
@@ -37,23 +37,7 @@ function ScheduleForm({ onScheduled }: { onScheduled: (title: string) => void })
   return (
     <form className="card" aria-labelledby={`${id}-title`} onSubmit={(event) => void submit(event)}>
       <h3 id={`${id}-title`}>Schedule a reminder</h3>
-      <label htmlFor={`${id}-reminder-title`}>Title</label>
-      <input
-        id={`${id}-reminder-title`}
-        required
-        maxLength={200}
-        value={title}
-        onChange={(event) => setTitle(event.target.value)}
-      />
-      <label htmlFor={`${id}-body`}>Body</label>
-      <textarea
-        id={`${id}-body`}
-        required
-        maxLength={5000}
-        rows={3}
-        value={body}
-        onChange={(event) => setBody(event.target.value)}
-      />
+      <TitleAndBody title={title} onTitle={setTitle} body={body} onBody={setBody} bodyMaxLength={5000} rows={3} />
       <label htmlFor={`${id}-send-at`}>Send at</label>
       <input
         id={`${id}-send-at`}

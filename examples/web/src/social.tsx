@@ -1,7 +1,7 @@
 import { useId, useState, type FormEvent } from "react";
 import { useMutation, useQuery } from "@apollo/client/react";
 import { CreatePostDocument, FollowDocument, MeDocument } from "./generated/graphql";
-import { ErrorAlert, Note } from "./ui";
+import { ErrorAlert, Note, TitleAndBody } from "./ui";
 
 function FollowForm() {
   const id = useId();
@@ -59,23 +59,7 @@ function PostComposer() {
   return (
     <form className="card" aria-labelledby={`${id}-title`} onSubmit={(event) => void submit(event)}>
       <h3 id={`${id}-title`}>Write a post</h3>
-      <label htmlFor={`${id}-post-title`}>Title</label>
-      <input
-        id={`${id}-post-title`}
-        required
-        maxLength={200}
-        value={title}
-        onChange={(event) => setTitle(event.target.value)}
-      />
-      <label htmlFor={`${id}-body`}>Body</label>
-      <textarea
-        id={`${id}-body`}
-        required
-        maxLength={20000}
-        rows={4}
-        value={body}
-        onChange={(event) => setBody(event.target.value)}
-      />
+      <TitleAndBody title={title} onTitle={setTitle} body={body} onBody={setBody} bodyMaxLength={20000} rows={4} />
       <ErrorAlert error={error} />
       <Note>{note}</Note>
       <button type="submit" className="primary" disabled={loading}>

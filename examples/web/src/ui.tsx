@@ -1,4 +1,4 @@
-import type { ReactNode } from "react";
+import { useId, type ReactNode } from "react";
 import { describeError } from "./errors";
 
 /** An API or network error, read out as soon as it appears. */
@@ -21,5 +21,38 @@ export function Note({ children }: { children?: ReactNode }) {
     <p aria-live="polite" className="note">
       {children}
     </p>
+  );
+}
+
+/** A title and a body, labelled, as a reminder and a post both have (limits as the API's). */
+export function TitleAndBody(props: {
+  title: string;
+  onTitle: (value: string) => void;
+  body: string;
+  onBody: (value: string) => void;
+  bodyMaxLength: number;
+  rows: number;
+}) {
+  const id = useId();
+  return (
+    <>
+      <label htmlFor={`${id}-title`}>Title</label>
+      <input
+        id={`${id}-title`}
+        required
+        maxLength={200}
+        value={props.title}
+        onChange={(event) => props.onTitle(event.target.value)}
+      />
+      <label htmlFor={`${id}-body`}>Body</label>
+      <textarea
+        id={`${id}-body`}
+        required
+        maxLength={props.bodyMaxLength}
+        rows={props.rows}
+        value={props.body}
+        onChange={(event) => props.onBody(event.target.value)}
+      />
+    </>
   );
 }
