@@ -120,6 +120,18 @@ describe("the example app in a browser", () => {
   it("schedules and cancels a reminder, and keeps a preference, through the app's forms", async () => {
     const dora = await signUp(api(0).url, "Dora");
     const tab = await openSignedIn(api(0).url, dora);
+    // A page load asks for the inbox once: the bell and the list read what that answer put in the cache.
+    const asked: string[] = [];
+    tab.on("request", (r) => {
+      const body = r.url().endsWith("/graphql") ? r.postData() : null;
+      if (body) asked.push((JSON.parse(body) as { operationName?: string }).operationName ?? "?");
+    });
+    await tab.reload();
+    await live(tab);
+    await tab.getByRole("button", { name: /^Notifications: / }).waitFor({ timeout: WAIT_MS });
+    await tab.getByRole("list", { name: "Inbox" }).waitFor({ timeout: WAIT_MS });
+    assert.deepEqual(asked, ["InboxStart"]);
+
     await tab.getByRole("link", { name: "Reminders" }).click();
     await tab.getByLabel("Title").fill("Water the plants");
     await tab.getByLabel("Body").fill("The ficus too");

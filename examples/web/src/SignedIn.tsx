@@ -1,4 +1,4 @@
-import { useEffect, useSyncExternalStore } from "react";
+import { useEffect, useState, useSyncExternalStore } from "react";
 import { useApolloClient } from "@apollo/client/react";
 import { clearSession, keepSessionFresh, type Session } from "./auth";
 import type { Connection, HeraldClient } from "./client";
@@ -30,7 +30,9 @@ export function SignedIn({ herald, session }: { herald: HeraldClient; session: S
   const client = useApolloClient();
   const [view, go] = useView();
 
-  useEffect(() => followInbox(client), [client]);
+  // The views wait for the inbox's first read, which fills the cache they read from.
+  const [started, setStarted] = useState(false);
+  useEffect(() => followInbox(client, () => setStarted(true)), [client]);
   useEffect(() => keepSessionFresh(session), [session]);
 
   const showInbox = () => {
@@ -54,7 +56,7 @@ export function SignedIn({ herald, session }: { herald: HeraldClient; session: S
         <h1>Herald</h1>
         <ConnectionStatus connection={herald.connection} />
         <div className="account">
-          <Bell onClick={showInbox} />
+          <Bell onClick={showInbox} ready={started} />
           <span className="who">{session.user.displayName}</span>
           <button type="button" onClick={() => void signOut()}>
             Sign out
@@ -69,7 +71,7 @@ export function SignedIn({ herald, session }: { herald: HeraldClient; session: S
         ))}
       </nav>
       <main>
-        {view === "inbox" && <InboxView />}
+        {view === "inbox" && (started ? <InboxView /> : <p aria-busy="true">Loading your inbox…</p>)}
         {view === "preferences" && <PreferencesView />}
         {view === "reminders" && <RemindersView />}
         {view === "social" && <SocialView />}

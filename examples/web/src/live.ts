@@ -76,11 +76,13 @@ const MAX_RESTART_WAIT_MS = 10_000;
 
 /**
  * Follows the inbox for as long as the tab is signed in: reads the first page together with its
- * streamCursor, subscribes from that cursor, and keeps the last event's cursor. graphql-ws itself
- * reconnects forever and resumes through `resumeInboxEvents`; when the subscription ends anyway
- * (a fatal close, an error), it is started again from the last cursor received.
+ * streamCursor and the unread count (the bell and the inbox then read both from the cache, so a
+ * page load costs one request; `onStarted` says when they may), subscribes from that cursor, and
+ * keeps the last event's cursor. graphql-ws itself reconnects forever and resumes through
+ * `resumeInboxEvents`; when the subscription ends anyway (a fatal close, an error), it is started
+ * again from the last cursor received.
  */
-export function followInbox(client: ApolloClient): () => void {
+export function followInbox(client: ApolloClient, onStarted: () => void = () => undefined): () => void {
   let stopped = false;
   let cursor: string | null = null;
   let subscription: Subscription | undefined;
@@ -103,6 +105,7 @@ export function followInbox(client: ApolloClient): () => void {
         if (stopped) return;
         if (!data) throw new Error("no inbox");
         cursor = data.notifications.streamCursor;
+        onStarted();
         follow();
       })
       .catch(() => later(start));

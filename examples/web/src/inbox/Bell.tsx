@@ -6,9 +6,12 @@ export function bellLabel(count: number | undefined): string {
   return count === 0 ? "Notifications: no unread" : `Notifications: ${count} unread`;
 }
 
-/** The unread count: read once, then set by every inbox event (see live.ts). */
-export function Bell({ onClick }: { onClick: () => void }) {
-  const { data } = useQuery(UnreadCountDocument);
+/**
+ * The unread count: read once the inbox's first read has put it in the cache (`ready`), then set by
+ * every inbox event (see live.ts).
+ */
+export function Bell({ onClick, ready }: { onClick: () => void; ready: boolean }) {
+  const { data } = useQuery(UnreadCountDocument, { skip: !ready });
   const count = data?.unreadCount;
   return (
     <button type="button" className="bell" aria-label={bellLabel(count)} onClick={onClick}>
