@@ -194,14 +194,8 @@ export class Limits {
   }
 
   /** A WebSocket upgrade from `address`; answers the seconds to wait, or 0 when it may go on. */
-  async socketAttempt(address: string | undefined): Promise<number> {
-    try {
-      await this.take(this.socketAttempts, address ?? "unknown", 1, "Too many connections");
-      return 0;
-    } catch (err) {
-      if (err instanceof Error && "retryAfterSeconds" in err) return Number(err.retryAfterSeconds);
-      throw err;
-    }
+  socketAttempt(address: string | undefined): Promise<number> {
+    return this.waitOf(this.socketAttempts, address ?? "unknown", 1);
   }
 
   /**
@@ -209,13 +203,7 @@ export class Limits {
    * limit the query still runs, unstored; the client sends its text again next time.
    */
   async persistQuery(address: string | undefined): Promise<boolean> {
-    try {
-      await this.take(this.persistedQueries, address ?? "unknown", 1, "Too many persisted queries");
-      return true;
-    } catch (err) {
-      if (err instanceof Error && "retryAfterSeconds" in err) return false;
-      throw err;
-    }
+    return (await this.waitOf(this.persistedQueries, address ?? "unknown", 1)) === 0;
   }
 
   /**
@@ -256,16 +244,25 @@ export class Limits {
     return new SocketLimits(this.settings, this.refused);
   }
 
+  /** Counts `points` against `key`; refused, throws RATE_LIMITED with `message`. */
   private async take(limiter: RateLimiterAbstract, key: string, points: number, message: string): Promise<void> {
-    if (!this.settings.enabled) return;
+    const wait = await this.waitOf(limiter, key, points);
+    if (wait > 0) throw rateLimited(message, wait);
+  }
+
+  /** Counts `points` against `key`: the seconds to wait when refused, else 0 (also when Redis fails). */
+  private async waitOf(limiter: RateLimiterAbstract, key: string, points: number): Promise<number> {
+    if (!this.settings.enabled) return 0;
     try {
       await limiter.consume(key, points);
+      return 0;
     } catch (err) {
       if (err instanceof RateLimiterRes) {
         this.refused(this.names.get(limiter) ?? "unknown");
-        throw rateLimited(message, err.msBeforeNext / 1000);
+        return secondsToWait(err);
       }
       this.logger.warn({ err }, "a limit could not be counted; the request goes on");
+      return 0;
     }
   }
 
@@ -321,11 +318,16 @@ async function waitFor(limiter: RateLimiterMemory): Promise<number> {
     await limiter.consume("socket");
     return 0;
   } catch (err) {
-    if (err instanceof RateLimiterRes) return Math.max(1, Math.ceil(err.msBeforeNext / 1000));
+    if (err instanceof RateLimiterRes) return secondsToWait(err);
     throw err;
   }
 }
 
 function loginKey(account: string, address: string | undefined): string {
   return address === undefined ? account : `${account}|${address}`;
+}
+
+/** When a refused caller may come back, in whole seconds and at least 1, as `retryAfterSeconds` says. */
+function secondsToWait(refusal: RateLimiterRes): number {
+  return Math.max(1, Math.ceil(refusal.msBeforeNext / 1000));
 }
