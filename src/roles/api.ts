@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from "node:async_hooks";
-import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import type { IncomingMessage, Server } from "node:http";
 import { ApolloServer } from "@apollo/server";
 import { expressMiddleware } from "@as-integrations/express5";
@@ -38,6 +38,7 @@ import { DocumentGate, MAX_TOKENS, badVariables } from "../graphql/documents.js"
 import { playgroundAssets } from "../graphql/playground.js";
 import type { Authenticator } from "../modules/user/authenticator.js";
 import type { LoginEnds } from "../modules/user/login-ends.js";
+import { secretMatcher } from "../common/secrets.js";
 import { BODY_LIMIT, clientAddress, requestId, sendError, type TrustProxy } from "./http.js";
 import type { Limits, SocketLimits } from "../infra/limits.js";
 import { rateLimited } from "../graphql/errors.js";
@@ -189,6 +190,8 @@ export async function startApi(deps: ApiDeps): Promise<() => Promise<void>> {
     else next();
   });
   const observe = operationObserver(deps);
+  // Which service key sent a request (x-api-key), compared in constant time with every key.
+  const serviceKeyName = secretMatcher(deps.config.serviceKeys.map(({ name, key }) => ({ name, secret: key })));
   deps.app.use(
     GRAPHQL_PATH,
     (req, res, next) => {
@@ -223,7 +226,7 @@ export async function startApi(deps: ApiDeps): Promise<() => Promise<void>> {
     expressMiddleware(apollo, {
       context: async ({ req }) => {
         const id = requestId(req);
-        const viewer = await httpViewer(req.headers, deps);
+        const viewer = await httpViewer(req.headers, deps, serviceKeyName);
         const record = requestSlot.getStore();
         if (record) record.viewer = viewer;
         if (viewer.kind === "service")
@@ -373,10 +376,14 @@ function operationObserver(deps: ApiDeps): (record: OperationRecord, extra?: { s
   };
 }
 
-async function httpViewer(headers: Record<string, string | string[] | undefined>, deps: ApiDeps): Promise<Viewer> {
+async function httpViewer(
+  headers: Record<string, string | string[] | undefined>,
+  deps: ApiDeps,
+  serviceKeyName: (given: string) => string | undefined,
+): Promise<Viewer> {
   const apiKey = headers["x-api-key"];
   if (apiKey !== undefined) {
-    const keyName = typeof apiKey === "string" ? serviceKeyName(apiKey, deps.config.serviceKeys) : undefined;
+    const keyName = typeof apiKey === "string" ? serviceKeyName(apiKey) : undefined;
     if (keyName) return { kind: "service", keyName };
     throw unauthenticated("The x-api-key header does not hold a valid service key");
   }
@@ -384,19 +391,6 @@ async function httpViewer(headers: Record<string, string | string[] | undefined>
   const claims = await deps.auth.authenticate(headers.authorization);
   if (!claims) throw unauthenticated("The bearer token is invalid or expired");
   return { kind: "user", userId: claims.userId, loginId: claims.loginId };
-}
-
-/**
- * The name of the service key `given` is, compared in constant time with every key (as digests, so
- * that neither the length of a key nor which one matched shows in the timing).
- */
-function serviceKeyName(given: string, keys: readonly { name: string; key: string }[]): string | undefined {
-  const digest = createHash("sha256").update(given).digest();
-  let found: string | undefined;
-  for (const { name, key } of keys) {
-    if (timingSafeEqual(digest, createHash("sha256").update(key).digest()) && found === undefined) found = name;
-  }
-  return found;
 }
 
 type SocketExtra = Extra & {

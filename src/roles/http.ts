@@ -1,9 +1,10 @@
-import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import proxyAddr from "proxy-addr";
 import express, { type ErrorRequestHandler, type Express, type Request, type Response } from "express";
 import type { Logger } from "../infra/logger.js";
 import type { Metrics } from "../infra/metrics.js";
+import { secretMatcher } from "../common/secrets.js";
 
 export interface Probe {
   name: string;
@@ -47,10 +48,11 @@ export function createHttp(options: {
       checks: Object.fromEntries(results.map((r) => [r.name, r.ok ? "ok" : "failing"])),
     });
   });
-  const allowed = options.metricsToken === undefined ? undefined : digest(`Bearer ${options.metricsToken}`);
+  const token = options.metricsToken;
+  const isToken = token === undefined ? undefined : secretMatcher([{ name: true, secret: `Bearer ${token}` }]);
   app.get("/metrics", async (req, res) => {
     const given = req.headers.authorization;
-    if (allowed && (given === undefined || !timingSafeEqual(digest(given), allowed))) {
+    if (isToken && (given === undefined || !isToken(given))) {
       refuse(options.logger, req, res, 401, "UNAUTHENTICATED", "Send Authorization: Bearer <METRICS_TOKEN>");
       return;
     }
@@ -58,11 +60,6 @@ export function createHttp(options: {
     res.type(contentType).send(body);
   });
   return { app, server: createServer(app) };
-}
-
-/** Compared as digests, so that neither the token's length nor a matching prefix shows in the timing. */
-function digest(value: string): Buffer {
-  return createHash("sha256").update(value).digest();
 }
 
 /**
