@@ -17,6 +17,7 @@ import {
   type DocumentNode,
   type ExecutionArgs,
   type GraphQLSchema,
+  type OperationDefinitionNode,
 } from "graphql";
 import { CloseCode, type Context as WsContext, type ServerOptions, type SubscribePayload } from "graphql-ws";
 import { useServer, type Extra } from "graphql-ws/use/ws";
@@ -146,10 +147,7 @@ export async function startApi(deps: ApiDeps): Promise<() => Promise<void>> {
           if (record) record.name = request.operationName ?? null;
           return Promise.resolve({
             async didResolveOperation({ operation, contextValue }) {
-              if (record && operation) {
-                record.name = operation.name?.value ?? record.name ?? null;
-                record.type = operation.operation;
-              }
+              if (record) readOperation(record, operation);
               // gateHttp refuses these already, unless the document came from the persisted queries.
               if (operation?.operation === OperationTypeNode.SUBSCRIPTION) {
                 throw new GraphQLError(SUBSCRIPTION_OVER_HTTP, {
@@ -195,18 +193,11 @@ export async function startApi(deps: ApiDeps): Promise<() => Promise<void>> {
   deps.app.use(
     GRAPHQL_PATH,
     (req, res, next) => {
-      const record: OperationRecord = {
-        requestId: requestId(req),
-        transport: "http",
-        started: performance.now(),
-        address: req.ip,
-        ...traced(req.method === "OPTIONS" ? undefined : "http"),
-      };
       // A CORS preflight asks whether it may send an operation: it is not one.
+      if (req.method === "OPTIONS") return next();
+      const record = openRecord("http", requestId(req), { address: req.ip });
       // "close" comes after the answer, or instead of it when the client went away first.
-      if (req.method !== "OPTIONS") {
-        res.once("close", () => observe(record, { status: res.writableFinished ? res.statusCode : undefined }));
-      }
+      res.once("close", () => observe(record, { status: res.writableFinished ? res.statusCode : undefined }));
       records.set(req, record);
       next();
     },
@@ -220,7 +211,7 @@ export async function startApi(deps: ApiDeps): Promise<() => Promise<void>> {
     // Entered here, after the body is read (a stream's callbacks would leave the slot).
     (req, _res, next) => {
       const record = records.get(req);
-      if (record) requestSlot.run(record, () => (record.trace ? within(record.trace.context, next) : next()));
+      if (record) requestSlot.run(record, () => within(record.trace.context, next));
       else next();
     },
     expressMiddleware(apollo, {
@@ -292,13 +283,24 @@ interface OperationRecord {
   live?: string;
   observed?: boolean;
   /** Its span, ended with it, and the context in which it runs. */
-  trace?: { span: Span; context: TraceContext };
+  readonly trace: { span: Span; context: TraceContext };
 }
 
-/** An operation's span: named once its operation is known; a no-op span when tracing is off. */
-function traced(transport: "http" | "ws" | undefined): Pick<OperationRecord, "trace"> {
-  if (!transport) return {};
-  return { trace: openSpan("graphql", SpanKind.SERVER, { "herald.transport": transport }) };
+/** A new operation's record, with its span (named once its operation is known; a no-op when tracing is off). */
+function openRecord(
+  transport: OperationRecord["transport"],
+  requestId: string,
+  known: Pick<OperationRecord, "address" | "viewer" | "name">,
+): OperationRecord {
+  const trace = openSpan("graphql", SpanKind.SERVER, { "herald.transport": transport });
+  return { requestId, transport, started: performance.now(), ...known, trace };
+}
+
+/** What the document says of the operation: its name (the client's, when the document gives none) and type. */
+function readOperation(record: OperationRecord, operation: OperationDefinitionNode | null | undefined): void {
+  if (!operation) return;
+  record.name = operation.name?.value ?? record.name ?? null;
+  record.type = operation.operation;
 }
 
 /** Codes that say the request was refused: the log keeps one line of each. */
@@ -343,18 +345,16 @@ function operationObserver(deps: ApiDeps): (record: OperationRecord, extra?: { s
     };
     deps.metrics.operations.inc(labels);
     deps.metrics.operationSeconds.observe(labels, (performance.now() - record.started) / 1000);
-    const span = record.trace?.span;
-    if (span) {
-      span.updateName(`graphql ${labels.type} ${labels.operation}`);
-      span.setAttributes({
-        "graphql.operation.name": labels.operation,
-        "graphql.operation.type": labels.type,
-        "herald.outcome": outcome,
-        "herald.request_id": record.requestId,
-      });
-      if (outcome !== "ok") failed(span, new Error(record.reason ?? outcome));
-      span.end();
-    }
+    const span = record.trace.span;
+    span.updateName(`graphql ${labels.type} ${labels.operation}`);
+    span.setAttributes({
+      "graphql.operation.name": labels.operation,
+      "graphql.operation.type": labels.type,
+      "herald.outcome": outcome,
+      "herald.request_id": record.requestId,
+    });
+    if (outcome !== "ok") failed(span, new Error(record.reason ?? outcome));
+    span.end();
     // An answer Express's last handlers gave (a body that is not JSON) has been logged by them.
     if (!REFUSALS.has(outcome) || record.code === undefined) return;
     const viewer = record.viewer;
@@ -411,8 +411,8 @@ type SocketExtra = Extra & {
  */
 function gateHttp(gate: DocumentGate): RequestHandler {
   return (req, res, next) => {
+    const record = records.get(req);
     const refuse = (status: number, code: string, message: string) => {
-      const record = records.get(req);
       if (record) noteError(record, { message, extensions: { code } });
       sendError(req, res, status, code, message);
     };
@@ -431,17 +431,12 @@ function gateHttp(gate: DocumentGate): RequestHandler {
     }
     const gated = gate.check(query);
     if ("errors" in gated) {
-      const record = records.get(req);
       if (record && gated.errors[0]) noteError(record, gated.errors[0]);
       res.status(400).json({ errors: gated.errors.map((e) => e.toJSON()) });
       return;
     }
     const operation = getOperationAST(gated.document, typeof operationName === "string" ? operationName : undefined);
-    const record = records.get(req);
-    if (record && operation) {
-      record.name = operation.name?.value ?? null;
-      record.type = operation.operation;
-    }
+    if (record) readOperation(record, operation);
     if (operation?.operation === OperationTypeNode.SUBSCRIPTION)
       return refuse(400, "BAD_REQUEST", SUBSCRIPTION_OVER_HTTP);
     const problem = badVariables(variables);
@@ -524,15 +519,11 @@ function websocketOptions(
   ): Promise<ExecutionArgs | readonly GraphQLError[]> => {
     // Named before anything can fail, so that an error answered by onError names it too.
     const id = randomUUID();
-    const record: OperationRecord = {
-      requestId: id,
-      transport: "ws",
-      started: performance.now(),
+    const record = openRecord("ws", id, {
       address: ctx.extra.client?.address,
       viewer: ctx.extra.viewer ?? { kind: "anonymous" },
       name: payload.operationName ?? null,
-      ...traced("ws"),
-    };
+    });
     (ctx.extra.operations ??= new Map()).set(operationId, record);
     const wait = (await socketLimits.get(ctx.extra.socket)?.operation()) ?? 0;
     if (wait > 0) return [rateLimited("Too many operations on this socket", wait)];
@@ -546,8 +537,7 @@ function websocketOptions(
     const logger = deps.logger.child({ requestId: id });
     const definition = getOperationAST(document, payload.operationName);
     const operation = definition?.operation;
-    record.name = definition?.name?.value ?? record.name ?? null;
-    if (operation) record.type = operation;
+    readOperation(record, definition);
     const isSubscription = operation === OperationTypeNode.SUBSCRIPTION;
     if (isSubscription) {
       const live = (ctx.extra.live ??= new Set());
@@ -578,7 +568,7 @@ function websocketOptions(
           logger,
         }
       : { em: deps.orm.em.fork(), viewer, client, requestId: id, logger };
-    if (record.trace) traceOf.set(contextValue, record.trace.context);
+    traceOf.set(contextValue, record.trace.context);
     return {
       schema,
       document,
