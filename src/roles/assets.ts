@@ -114,7 +114,9 @@ export function serveBuiltApp(app: Express, base: string, dir: string): boolean 
   const index = path.join(dir, "index.html");
   if (!existsSync(index)) return false;
   const files = new Map<string, Asset>();
-  for (const file of listFiles(dir)) {
+  for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const file = path.join(entry.parentPath, entry.name);
     const relative = path.relative(dir, file).split(path.sep).join("/");
     const type = TYPES[path.extname(file)] ?? "application/octet-stream";
     files.set(relative, new Asset(readFileSync(file), type, relative.startsWith("assets/")));
@@ -134,13 +136,6 @@ export function serveBuiltApp(app: Express, base: string, dir: string): boolean 
     page.send(req, res);
   });
   return true;
-}
-
-function listFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
-    const full = path.join(dir, entry.name);
-    return entry.isDirectory() ? listFiles(full) : [full];
-  });
 }
 
 /** Where the example web app's build is, beside this file's build: examples/web/dist. */
