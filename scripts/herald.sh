@@ -41,13 +41,27 @@ ensure_node() {
   export PATH
 }
 
-ensure_dependencies() {
-  # npm writes node_modules/.package-lock.json on every install: it is older than the lock file
-  # exactly when the lock changed since.
-  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-    say "installing dependencies (npm ci) …"
-    npm ci >&2
+# `npm ci` in a folder (the project's own, or the example app's) when its lock changed since the
+# last install: npm writes node_modules/.package-lock.json on every install, so it is older than
+# the lock file exactly then.
+npm_ci_when_stale() {
+  if [ ! -f "$1/node_modules/.package-lock.json" ] || [ "$1/package-lock.json" -nt "$1/node_modules/.package-lock.json" ]; then
+    say "installing $2 (npm ci in $1) …"
+    npm ci --prefix "$1" --no-audit --no-fund >&2
   fi
+}
+
+ensure_dependencies() {
+  npm_ci_when_stale . "dependencies"
+}
+
+# Installs the Debian package that provides command $1 (as root), or answers 1 when it may not.
+apt_install() {
+  [ "$(id -u)" = 0 ] || return 1
+  say "installing $1 (apt-get) …"
+  apt-get update >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y "$1" >&2
+  command -v "$1" >/dev/null 2>&1 || die "$1 is still not on PATH after apt-get install"
 }
 
 ensure_ferretdb() {
@@ -69,11 +83,7 @@ ensure_redis() {
   if [ -n "${REDIS_URL:-}" ] || command -v redis-server >/dev/null 2>&1; then
     return 0
   fi
-  [ "$(id -u)" = 0 ] || die "redis-server is missing: install it (apt-get install redis-server) or set REDIS_URL"
-  say "installing redis-server (apt-get) …"
-  apt-get update >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server >&2
-  command -v redis-server >/dev/null 2>&1 || die "redis-server is still not on PATH after apt-get install"
+  apt_install redis-server || die "redis-server is missing: install it (apt-get install redis-server) or set REDIS_URL"
 }
 
 # The example web app (examples/web) has dependencies of its own; its build needs the typed
@@ -88,10 +98,7 @@ app_is_stale() {
 }
 
 ensure_example_dependencies() {
-  if [ ! -f $APP/node_modules/.package-lock.json ] || [ $APP/package-lock.json -nt $APP/node_modules/.package-lock.json ]; then
-    say "installing the example app's dependencies (npm ci in $APP) …"
-    npm ci --prefix $APP --no-audit --no-fund >&2
-  fi
+  npm_ci_when_stale $APP "the example app's dependencies"
 }
 
 ensure_example_app() {
@@ -109,15 +116,9 @@ ensure_example_app() {
 # Without it (and without root to install it) only the browser tests fail, saying so.
 ensure_chromium() {
   [ -z "${CHROMIUM_PATH:-}" ] || return 0
-  if ! command -v chromium >/dev/null 2>&1; then
-    if [ "$(id -u)" != 0 ]; then
-      say "chromium is missing, so the browser tests will fail: apt-get install chromium, or set CHROMIUM_PATH"
-      return 0
-    fi
-    say "installing chromium (apt-get) …"
-    apt-get update >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >&2
-    command -v chromium >/dev/null 2>&1 || die "chromium is still not on PATH after apt-get install"
+  if ! command -v chromium >/dev/null 2>&1 && ! apt_install chromium; then
+    say "chromium is missing, so the browser tests will fail: apt-get install chromium, or set CHROMIUM_PATH"
+    return 0
   fi
   # The tests run Debian's binary itself (/usr/lib/chromium), not its launcher; any other install by its path.
   if [ ! -x /usr/lib/chromium/chromium ]; then

@@ -12,7 +12,7 @@ import {
   SendNotificationDocument,
   type NotificationAddedSubscription,
 } from "../generated/graphql.js";
-import { launchChromium } from "../helpers/browser.js";
+import { launchChromium, untilLive } from "../helpers/browser.js";
 import { connectWs, gqlOk, Subscription } from "../helpers/graphql-client.js";
 import { TEST_SERVICE_KEY, type HeraldProcess } from "../helpers/herald.js";
 import { summarize, type Summary } from "./stats.js";
@@ -178,10 +178,7 @@ async function signedIn(context: BrowserContext, session: object): Promise<void>
 }
 
 function live(page: Page): Promise<void> {
-  return page
-    .getByRole("status")
-    .filter({ hasText: /^Live$/ })
-    .waitFor({ timeout: 30_000 });
+  return untilLive(page, 30_000);
 }
 
 export function reportBrowser(r: BrowserResult): string[] {

@@ -7,7 +7,7 @@ import {
   InboxStartDocument,
   SendNotificationDocument,
 } from "../generated/graphql.js";
-import { launchChromium, Relay, testOutput } from "../helpers/browser.js";
+import { launchChromium, Relay, testOutput, untilLive } from "../helpers/browser.js";
 import { gqlOk } from "../helpers/graphql-client.js";
 import { startCluster, TEST_SERVICE_KEY, type Cluster } from "../helpers/herald.js";
 import { signUp, untilUnread, type TestUser } from "../helpers/users.js";
@@ -60,11 +60,7 @@ describe("the example app in a browser", () => {
     return page;
   }
 
-  const live = (page: Page) =>
-    page
-      .getByRole("status")
-      .filter({ hasText: /^Live$/ })
-      .waitFor({ timeout: WAIT_MS });
+  const live = (page: Page) => untilLive(page, WAIT_MS);
   const bell = (page: Page, label: string) =>
     page.getByRole("button", { name: label, exact: true }).waitFor({ timeout: WAIT_MS });
   const items = (page: Page, text: string) =>

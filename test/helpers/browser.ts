@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { createServer, connect, type Server, type Socket } from "node:net";
 import path from "node:path";
-import { chromium, type Browser } from "playwright-core";
+import { chromium, type Browser, type Page } from "playwright-core";
 import { projectRoot } from "../../dev/local-stack.js";
 
 /**
@@ -21,6 +21,14 @@ export function chromiumPath(): string {
 export function launchChromium(): Promise<Browser> {
   // Tests run as root on CI machines, where Chromium's sandbox cannot start.
   return chromium.launch({ executablePath: chromiumPath(), headless: true, args: ["--no-sandbox"] });
+}
+
+/** Until the example app's connection state reads "Live" (its only `role="status"` element). */
+export function untilLive(page: Page, timeoutMs: number): Promise<void> {
+  return page
+    .getByRole("status")
+    .filter({ hasText: /^Live$/ })
+    .waitFor({ timeout: timeoutMs });
 }
 
 /** Where tests leave what a person may want to look at (screenshots): test-output/ in the project. */
