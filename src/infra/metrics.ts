@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { withinTime } from "../common/time.js";
 
 /**
  * What a process reports at `GET /metrics`, in Prometheus's text format (docs/operations.md lists
@@ -125,11 +126,4 @@ const MAX_OPERATION_NAMES = 200;
 // Above the probes' own 2 s, so that a dependency that does not answer reads 0, not nothing.
 const SOURCE_TIMEOUT_MS = 3000;
 
-function withinTime<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
-}
 const GRAPHQL_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;

@@ -5,6 +5,7 @@ import express, { type ErrorRequestHandler, type Express, type Request, type Res
 import type { Logger } from "../infra/logger.js";
 import type { Metrics } from "../infra/metrics.js";
 import { secretMatcher } from "../common/secrets.js";
+import { withinTime } from "../common/time.js";
 
 export interface Probe {
   name: string;
@@ -155,19 +156,11 @@ export function requestId(req: Request): string {
 }
 
 export async function runProbe(probe: Probe): Promise<{ name: string; ok: boolean; error?: string }> {
-  let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([
-      probe.check(),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${PROBE_TIMEOUT_MS} ms`)), PROBE_TIMEOUT_MS);
-      }),
-    ]);
+    await withinTime(probe.check(), PROBE_TIMEOUT_MS);
     return { name: probe.name, ok: true };
   } catch (err) {
     return { name: probe.name, ok: false, error: err instanceof Error ? err.message : String(err) };
-  } finally {
-    clearTimeout(timer);
   }
 }
 
